@@ -1,0 +1,260 @@
+//! The pure half of the connection-table ageing pass.
+//!
+//! The data path never removes flows by time: it only refreshes
+//! `last_seen_ns`. Periodically the daemon reads the whole table, asks
+//! [`plan`] which entries are idle past their timeout, deletes those, and
+//! rewrites the per-real active counts from what is left.
+//!
+//! The rewrite is needed because the counts are maintained incrementally by
+//! the data path (+1 on a new flow, −1 when the client sends FIN/RST), and
+//! several ways a flow disappears never reach that −1: the LRU map evicting an
+//! entry under pressure, a flow simply going quiet (UDP always ends that way),
+//! or a racing decrement that the data path skips to avoid wrapping below 0.
+//! Left alone, least-connection would steer traffic by counts that drift
+//! further from reality every hour.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, PROTO_TCP};
+
+/// How long a flow may stay idle before it is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Established TCP flow.
+    pub tcp: Duration,
+    /// TCP flow after the client's FIN or RST: kept a while so the last
+    /// packets of the close still reach the same real.
+    pub tcp_closing: Duration,
+    /// UDP (and anything else without connection state).
+    pub udp: Duration,
+}
+
+impl Default for Timeouts {
+    /// The Linux IPVS defaults (`ipvsadm --set 900 120 300`: 15 min, 2 min,
+    /// 5 min), which operators coming from IPVS already expect.
+    fn default() -> Self {
+        Self {
+            tcp: Duration::from_mins(15),
+            tcp_closing: Duration::from_mins(2),
+            udp: Duration::from_mins(5),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The timeout that applies to a flow. A TCP state other than
+    /// [`FLOW_ACTIVE`] gets the closing timeout: the shorter one is the safe
+    /// choice for a state this build does not know. Protocols other than TCP
+    /// have no closing handshake, so their state never shortens the timeout.
+    #[must_use]
+    pub fn for_flow(&self, proto: u8, state: u32) -> Duration {
+        match (proto, state) {
+            (PROTO_TCP, FLOW_ACTIVE) => self.tcp,
+            (PROTO_TCP, _) => self.tcp_closing,
+            _ => self.udp,
+        }
+    }
+}
+
+/// What one ageing pass should do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgeingPlan {
+    /// Flows to delete from the connection table, in the order seen.
+    pub expired: Vec<FlowKey>,
+    /// Surviving [`FLOW_ACTIVE`] flows per real id; reals with none are
+    /// absent (see [`repaired_counts`]).
+    pub active_per_real: HashMap<u32, u64>,
+}
+
+/// Sorts a snapshot of the connection table into expired flows and per-real
+/// active counts.
+///
+/// A flow expires when it has been idle for strictly longer than its timeout
+/// ([`Timeouts::for_flow`]). `last_seen_ns` later than `now_ns` (the snapshot
+/// raced with the data path, or clocks of different CPUs disagree slightly)
+/// counts as idle for 0 ns rather than wrapping into a huge age. Note that the
+/// data path refreshes `last_seen_ns` only every
+/// `LAST_SEEN_GRANULARITY_NS`, so a busy flow can look up to that much older
+/// than it is; timeouts are minutes, so that is not compensated for here.
+///
+/// Every surviving flow in [`FLOW_ACTIVE`] state, TCP or UDP, counts 1 toward
+/// its real: that is exactly what the data path would have counted had it
+/// seen every flow end.
+pub fn plan(
+    now_ns: u64,
+    flows: impl IntoIterator<Item = (FlowKey, FlowValue)>,
+    t: &Timeouts,
+) -> AgeingPlan {
+    let mut plan = AgeingPlan::default();
+    for (key, flow) in flows {
+        let idle = now_ns.saturating_sub(flow.last_seen_ns);
+        if u128::from(idle) > t.for_flow(key.proto, flow.state).as_nanos() {
+            plan.expired.push(key);
+        } else if flow.state == FLOW_ACTIVE {
+            *plan.active_per_real.entry(flow.real).or_insert(0) += 1;
+        }
+    }
+    plan
+}
+
+/// The count to write for every configured real, in the order given, with 0
+/// for reals that have no surviving active flow. Writing the zeros matters:
+/// a real whose last flows expired would otherwise keep its stale count.
+/// Reals that appear in the plan but are not known (removed since the flow was
+/// created) are left out; their slots are not used by least-connection.
+#[must_use]
+pub fn repaired_counts(
+    plan: &AgeingPlan,
+    known_reals: impl IntoIterator<Item = u32>,
+) -> Vec<(u32, u64)> {
+    known_reals
+        .into_iter()
+        .map(|id| (id, plan.active_per_real.get(&id).copied().unwrap_or(0)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lb_common::{FAMILY_V4, FLOW_CLOSING, PROTO_UDP};
+
+    const SEC: u64 = 1_000_000_000;
+    const NOW: u64 = 10_000 * SEC;
+
+    fn key(proto: u8, src_port: u16) -> FlowKey {
+        FlowKey {
+            src: [0x0100_000a, 0, 0, 0],
+            dst: [0x0200_000a, 0, 0, 0],
+            src_port,
+            dst_port: 80,
+            proto,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        }
+    }
+
+    fn flow(real: u32, state: u32, last_seen_ns: u64) -> FlowValue {
+        FlowValue {
+            real,
+            state,
+            last_seen_ns,
+        }
+    }
+
+    #[test]
+    fn ipvs_defaults() {
+        let t = Timeouts::default();
+        assert_eq!(t.tcp, Duration::from_mins(15));
+        assert_eq!(t.tcp_closing, Duration::from_mins(2));
+        assert_eq!(t.udp, Duration::from_mins(5));
+    }
+
+    #[test]
+    fn timeout_per_protocol_and_state() {
+        let t = Timeouts::default();
+        assert_eq!(t.for_flow(PROTO_TCP, FLOW_ACTIVE), t.tcp);
+        assert_eq!(t.for_flow(PROTO_TCP, FLOW_CLOSING), t.tcp_closing);
+        assert_eq!(t.for_flow(PROTO_TCP, 0), t.tcp_closing);
+        assert_eq!(t.for_flow(PROTO_UDP, FLOW_ACTIVE), t.udp);
+        assert_eq!(t.for_flow(PROTO_UDP, FLOW_CLOSING), t.udp);
+    }
+
+    #[test]
+    fn each_timeout_boundary() {
+        let t = Timeouts::default();
+        let cases = [
+            (PROTO_TCP, FLOW_ACTIVE, 900 * SEC),
+            (PROTO_TCP, FLOW_CLOSING, 120 * SEC),
+            (PROTO_UDP, FLOW_ACTIVE, 300 * SEC),
+            (PROTO_UDP, FLOW_CLOSING, 300 * SEC),
+        ];
+        for (proto, state, timeout) in cases {
+            let at = plan(NOW, [(key(proto, 1), flow(1, state, NOW - timeout))], &t);
+            assert!(
+                at.expired.is_empty(),
+                "proto {proto} state {state} at timeout"
+            );
+            let past = plan(
+                NOW,
+                [(key(proto, 1), flow(1, state, NOW - timeout - 1))],
+                &t,
+            );
+            assert_eq!(
+                past.expired,
+                [key(proto, 1)],
+                "proto {proto} state {state} past"
+            );
+            assert!(past.active_per_real.is_empty());
+        }
+    }
+
+    #[test]
+    fn counts_only_live_active_flows() {
+        let t = Timeouts::default();
+        let flows = [
+            (key(PROTO_TCP, 1), flow(1, FLOW_ACTIVE, NOW - SEC)),
+            (key(PROTO_TCP, 2), flow(1, FLOW_ACTIVE, NOW - 901 * SEC)), // expired
+            (key(PROTO_TCP, 3), flow(1, FLOW_CLOSING, NOW - SEC)),      // closing
+            (key(PROTO_UDP, 4), flow(2, FLOW_ACTIVE, NOW - 299 * SEC)), // UDP alive
+            (key(PROTO_UDP, 5), flow(2, FLOW_ACTIVE, NOW - 301 * SEC)), // UDP idle
+            (key(PROTO_TCP, 6), flow(3, FLOW_CLOSING, NOW)),
+            (key(PROTO_TCP, 7), flow(2, FLOW_ACTIVE, NOW)),
+        ];
+        let p = plan(NOW, flows, &t);
+        assert_eq!(p.expired, [key(PROTO_TCP, 2), key(PROTO_UDP, 5)]);
+        assert_eq!(p.active_per_real, HashMap::from([(1, 1), (2, 2)]));
+        assert_eq!(
+            repaired_counts(&p, [3, 2, 1, 4]),
+            [(3, 0), (2, 2), (1, 1), (4, 0)]
+        );
+    }
+
+    #[test]
+    fn clock_going_backwards_does_not_expire() {
+        let t = Timeouts {
+            tcp: Duration::ZERO,
+            tcp_closing: Duration::ZERO,
+            udp: Duration::ZERO,
+        };
+        let flows = [
+            (key(PROTO_TCP, 1), flow(1, FLOW_ACTIVE, NOW + SEC)),
+            (key(PROTO_UDP, 2), flow(1, FLOW_ACTIVE, u64::MAX)),
+            (key(PROTO_TCP, 3), flow(1, FLOW_ACTIVE, NOW)),
+        ];
+        let p = plan(NOW, flows, &t);
+        assert!(p.expired.is_empty());
+        assert_eq!(p.active_per_real[&1], 3);
+        // Zero timeout: one nanosecond idle is too much.
+        let p = plan(
+            NOW,
+            [(key(PROTO_TCP, 1), flow(1, FLOW_ACTIVE, NOW - 1))],
+            &t,
+        );
+        assert_eq!(p.expired.len(), 1);
+    }
+
+    #[test]
+    fn huge_timeouts_never_expire() {
+        let t = Timeouts {
+            tcp: Duration::MAX,
+            tcp_closing: Duration::MAX,
+            udp: Duration::MAX,
+        };
+        let p = plan(
+            u64::MAX,
+            [(key(PROTO_TCP, 1), flow(1, FLOW_CLOSING, 0))],
+            &t,
+        );
+        assert!(p.expired.is_empty());
+        assert!(p.active_per_real.is_empty());
+    }
+
+    #[test]
+    fn empty_table() {
+        let p = plan(NOW, [], &Timeouts::default());
+        assert_eq!(p, AgeingPlan::default());
+        assert_eq!(repaired_counts(&p, [7, 8]), [(7, 0), (8, 0)]);
+        assert!(repaired_counts(&p, []).is_empty());
+    }
+}

@@ -1,0 +1,431 @@
+//! Turns service specs into map contents and keeps them consistent: ids,
+//! scheduling tables, least-connection sets, retired reals, ageing.
+//!
+//! Every change is made so the data path never sees a half-built state: new
+//! reals are written first, then a new table in a fresh range, then the
+//! service value that points at it (one atomic map update), and only then is
+//! the old range freed. A real removed from a service keeps its slot, still
+//! valid, until no flow refers to it, so established flows finish where they
+//! started.
+
+mod alloc;
+pub mod model;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    time::Duration,
+};
+
+use lb_common::{
+    FlowKey, FlowValue, LcMember, LcSet, MAX_LC_REALS, NO_REAL, REAL_F_VALID, RealValue,
+    ServiceValue,
+};
+
+use crate::{
+    ageing::{self, Timeouts},
+    dataplane::{Dataplane, DataplaneError},
+    sched::{Backend, maglev, wrr},
+};
+pub use alloc::{IdAllocator, RangeAllocator};
+use model::{RealSpec, Scheduler, ServiceAddr, ServiceSpec};
+
+/// Longest weighted round-robin cycle kept in the table; longer cycles are
+/// scaled down (see `wrr::sequence`).
+pub const MAX_WRR_SEQUENCE: usize = 65_536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BalancerError {
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error("no free {what} slot (limit reached)")]
+    Exhausted { what: &'static str },
+    #[error("service {service}: {scheduler} supports at most {MAX_LC_REALS} reals, {count} given")]
+    TooManyLcReals {
+        service: ServiceAddr,
+        scheduler: Scheduler,
+        count: usize,
+    },
+    #[error("service {service}: duplicate real {real}")]
+    DuplicateReal { service: ServiceAddr, real: String },
+    #[error("service {service}: {source}")]
+    Maglev {
+        service: ServiceAddr,
+        #[source]
+        source: maglev::MaglevError,
+    },
+    #[error("service {0} is not configured")]
+    UnknownService(ServiceAddr),
+}
+
+/// A service as programmed into the maps.
+#[derive(Debug)]
+struct Programmed {
+    spec: ServiceSpec,
+    value: ServiceValue,
+    /// Real name (`IP:PORT`) -> real slot.
+    real_ids: BTreeMap<String, u32>,
+}
+
+/// What one ageing pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AgeingReport {
+    pub flows_seen: usize,
+    pub expired: usize,
+    /// Slots of removed reals given back because their last flow ended.
+    pub released_reals: usize,
+}
+
+/// The userspace owner of a loaded data path.
+pub struct Balancer {
+    dp: Dataplane,
+    services: BTreeMap<ServiceAddr, Programmed>,
+    service_ids: IdAllocator,
+    real_ids: IdAllocator,
+    lc_ids: IdAllocator,
+    tables: RangeAllocator,
+    /// Removed reals whose slot some flow may still use: (service, name) -> slot.
+    retired: BTreeMap<(ServiceAddr, String), u32>,
+}
+
+impl Balancer {
+    #[must_use]
+    pub fn new(dp: Dataplane) -> Self {
+        let limits = dp.limits();
+        Self {
+            dp,
+            services: BTreeMap::new(),
+            service_ids: IdAllocator::new(limits.max_services),
+            real_ids: IdAllocator::new(limits.max_reals),
+            lc_ids: IdAllocator::new(limits.lc_sets),
+            tables: RangeAllocator::new(limits.sched_table_size),
+            retired: BTreeMap::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn dataplane(&self) -> &Dataplane {
+        &self.dp
+    }
+
+    pub fn dataplane_mut(&mut self) -> &mut Dataplane {
+        &mut self.dp
+    }
+
+    /// The service's data-path value (id, table range), if configured.
+    #[must_use]
+    pub fn service_value(&self, addr: &ServiceAddr) -> Option<ServiceValue> {
+        self.services.get(addr).map(|p| p.value)
+    }
+
+    /// The slot of a real of a service (also while retired).
+    #[must_use]
+    pub fn real_id(&self, service: &ServiceAddr, real_name: &str) -> Option<u32> {
+        self.services
+            .get(service)
+            .and_then(|p| p.real_ids.get(real_name).copied())
+            .or_else(|| self.retired.get(&(*service, real_name.to_owned())).copied())
+    }
+
+    /// Creates or updates a service so the maps match `spec`. Flows already
+    /// established keep their reals.
+    pub fn apply(&mut self, spec: &ServiceSpec) -> Result<(), BalancerError> {
+        self.validate(spec)?;
+        let addr = spec.addr;
+        let previous = self.services.remove(&addr);
+        let (id, mut real_ids) = match &previous {
+            Some(p) => (p.value.id, p.real_ids.clone()),
+            None => {
+                let id = self
+                    .service_ids
+                    .allocate()
+                    .ok_or(BalancerError::Exhausted { what: "service" })?;
+                self.dp.reset_cursor(id)?;
+                (id, BTreeMap::new())
+            }
+        };
+        match self.program(
+            spec,
+            id,
+            &mut real_ids,
+            previous.as_ref().map(|p| (&p.spec, p.value)),
+        ) {
+            Ok(value) => {
+                self.services.insert(
+                    addr,
+                    Programmed {
+                        spec: spec.clone(),
+                        value,
+                        real_ids,
+                    },
+                );
+                self.dp.add_vip(&addr.vip_key())?;
+                Ok(())
+            }
+            Err(e) => {
+                // The service value was not switched: the old state is still
+                // what the data path sees. Slots given to new reals are
+                // retired, so ageing frees them.
+                let kept: BTreeSet<&String> = previous
+                    .as_ref()
+                    .map(|p| p.real_ids.keys().collect())
+                    .unwrap_or_default();
+                for (name, slot) in &real_ids {
+                    if !kept.contains(name) {
+                        self.retired.insert((addr, name.clone()), *slot);
+                    }
+                }
+                match previous {
+                    Some(p) => {
+                        self.services.insert(addr, p);
+                    }
+                    None => self.service_ids.free(id),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes a service: new packets to it go to the kernel again. Its real
+    /// slots are retired until their flows age out.
+    pub fn remove(&mut self, addr: &ServiceAddr) -> Result<(), BalancerError> {
+        let programmed = self
+            .services
+            .remove(addr)
+            .ok_or(BalancerError::UnknownService(*addr))?;
+        self.dp.remove_service(&addr.key())?;
+        self.release_table(&programmed.spec, &programmed.value);
+        for (name, id) in programmed.real_ids {
+            self.retired.insert((*addr, name), id);
+        }
+        self.service_ids.free(programmed.value.id);
+        if !self.services.keys().any(|other| other.vip == addr.vip) {
+            self.dp.remove_vip(&addr.vip_key())?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, spec: &ServiceSpec) -> Result<(), BalancerError> {
+        let mut seen = HashSet::new();
+        for real in &spec.reals {
+            if !seen.insert(real.name()) {
+                return Err(BalancerError::DuplicateReal {
+                    service: spec.addr,
+                    real: real.name(),
+                });
+            }
+        }
+        if spec.scheduler.uses_lc_set() && spec.reals.len() > MAX_LC_REALS {
+            return Err(BalancerError::TooManyLcReals {
+                service: spec.addr,
+                scheduler: spec.scheduler,
+                count: spec.reals.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes reals, a new table and the service value; frees the old table.
+    fn program(
+        &mut self,
+        spec: &ServiceSpec,
+        id: u32,
+        real_ids: &mut BTreeMap<String, u32>,
+        old: Option<(&ServiceSpec, ServiceValue)>,
+    ) -> Result<ServiceValue, BalancerError> {
+        // 1. Real slots for every real in the spec.
+        let mut backends = Vec::new();
+        let wanted: BTreeSet<String> = spec.reals.iter().map(RealSpec::name).collect();
+        for real in &spec.reals {
+            let name = real.name();
+            let slot = match real_ids.get(&name) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = self.adopt_or_allocate_real(spec.addr, &name)?;
+                    real_ids.insert(name.clone(), slot);
+                    slot
+                }
+            };
+            self.dp.set_real(slot, &real_value(real))?;
+            if real.weight > 0 && real.mac.is_some() {
+                backends.push(Backend {
+                    id: slot,
+                    name,
+                    weight: real.weight,
+                });
+            }
+        }
+        // 2. A fresh table (or lc set) for the usable ones.
+        let (offset, len) = self.build_table(spec, &backends)?;
+        let value = ServiceValue {
+            id,
+            scheduler: spec.scheduler.id(),
+            table_offset: offset,
+            table_len: len,
+            fallback_real: NO_REAL,
+            flags: 0,
+        };
+        // 3. Switch atomically, then free what the old value pointed at.
+        self.dp.set_service(&spec.addr.key(), &value)?;
+        if let Some((old_spec, old_value)) = old {
+            self.release_table(old_spec, &old_value);
+        }
+        // 4. Reals no longer in the spec keep their slot until their flows end.
+        let removed: Vec<String> = real_ids
+            .keys()
+            .filter(|n| !wanted.contains(*n))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(slot) = real_ids.remove(&name) {
+                self.retired.insert((spec.addr, name), slot);
+            }
+        }
+        Ok(value)
+    }
+
+    /// A removed real that comes back gets its old slot (its flows and
+    /// counters continue); otherwise a fresh, zeroed slot.
+    fn adopt_or_allocate_real(
+        &mut self,
+        service: ServiceAddr,
+        name: &str,
+    ) -> Result<u32, BalancerError> {
+        if let Some(slot) = self.retired.remove(&(service, name.to_owned())) {
+            return Ok(slot);
+        }
+        let slot = self
+            .real_ids
+            .allocate()
+            .ok_or(BalancerError::Exhausted { what: "real" })?;
+        self.dp.clear_real_stats(slot)?;
+        self.dp.set_real_connections(slot, 0)?;
+        Ok(slot)
+    }
+
+    fn build_table(
+        &mut self,
+        spec: &ServiceSpec,
+        backends: &[Backend],
+    ) -> Result<(u32, u32), BalancerError> {
+        if spec.scheduler.uses_lc_set() {
+            let index = self.lc_ids.allocate().ok_or(BalancerError::Exhausted {
+                what: "least-connection set",
+            })?;
+            let mut set = LcSet {
+                count: backends.len() as u32,
+                ..LcSet::default()
+            };
+            for (member, backend) in set.members.iter_mut().zip(backends) {
+                *member = LcMember {
+                    real: backend.id,
+                    weight: backend.weight,
+                };
+            }
+            if let Err(e) = self.dp.set_lc_set(index, &set) {
+                self.lc_ids.free(index);
+                return Err(e.into());
+            }
+            return Ok((index, set.count));
+        }
+        let ids = match spec.scheduler {
+            Scheduler::RoundRobin => wrr::rr_sequence(backends),
+            Scheduler::WeightedRoundRobin => wrr::sequence(backends, MAX_WRR_SEQUENCE),
+            Scheduler::Maglev | Scheduler::SourceHash => {
+                maglev::build_table(backends, spec.table_size).map_err(|source| {
+                    BalancerError::Maglev {
+                        service: spec.addr,
+                        source,
+                    }
+                })?
+            }
+            Scheduler::LeastConnection | Scheduler::WeightedLeastConnection => {
+                unreachable!("handled above")
+            }
+        };
+        let len = ids.len() as u32;
+        let offset = self.tables.allocate(len).ok_or(BalancerError::Exhausted {
+            what: "scheduling table",
+        })?;
+        if let Err(e) = self.dp.write_table(offset, &ids) {
+            self.tables.free(offset, len);
+            return Err(e.into());
+        }
+        Ok((offset, len))
+    }
+
+    fn release_table(&mut self, spec: &ServiceSpec, value: &ServiceValue) {
+        if spec.scheduler.uses_lc_set() {
+            self.lc_ids.free(value.table_offset);
+        } else {
+            self.tables.free(value.table_offset, value.table_len);
+        }
+    }
+
+    /// One ageing pass: removes idle flows, repairs the least-connection
+    /// counts from what is left, and releases slots of removed reals that no
+    /// flow uses any more.
+    pub fn age(&mut self, now_ns: u64, timeouts: &Timeouts) -> Result<AgeingReport, BalancerError> {
+        let flows = self.dp.flows()?;
+        let flows_seen = flows.len();
+        let plan = ageing::plan(now_ns, flows.iter().copied(), timeouts);
+        let expired: HashSet<FlowKey> = plan.expired.iter().copied().collect();
+        for key in &plan.expired {
+            self.dp.remove_flow(key)?;
+        }
+        let known: Vec<u32> = self
+            .services
+            .values()
+            .flat_map(|p| p.real_ids.values().copied())
+            .chain(self.retired.values().copied())
+            .collect();
+        for (real, count) in ageing::repaired_counts(&plan, known) {
+            self.dp.set_real_connections(real, count)?;
+        }
+        let still_used: HashSet<u32> = flows
+            .iter()
+            .filter(|(key, _)| !expired.contains(key))
+            .map(|(_, value): &(FlowKey, FlowValue)| value.real)
+            .collect();
+        let released: Vec<(ServiceAddr, String)> = self
+            .retired
+            .iter()
+            .filter(|(_, slot)| !still_used.contains(slot))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &released {
+            if let Some(slot) = self.retired.remove(key) {
+                self.dp.set_real(slot, &RealValue::default())?;
+                self.real_ids.free(slot);
+            }
+        }
+        Ok(AgeingReport {
+            flows_seen,
+            expired: plan.expired.len(),
+            released_reals: released.len(),
+        })
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock the data path stamps flows
+/// with (`bpf_ktime_get_coarse_ns`).
+#[must_use]
+pub fn monotonic_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32).as_nanos() as u64
+}
+
+fn real_value(real: &RealSpec) -> RealValue {
+    match real.mac {
+        Some(mac) => RealValue {
+            mac,
+            flags: REAL_F_VALID,
+            ..RealValue::default()
+        },
+        None => RealValue::default(),
+    }
+}

@@ -1,0 +1,190 @@
+//! What the operator asks for: services and their reals, as typed values.
+
+use std::{fmt, net::IpAddr, str::FromStr};
+
+use lb_common::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, ServiceKey, VipKey, sched};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    #[must_use]
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => PROTO_TCP,
+            Protocol::Udp => PROTO_UDP,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// How a service picks a real for a new flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheduler {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConnection,
+    WeightedLeastConnection,
+    Maglev,
+    SourceHash,
+}
+
+impl Scheduler {
+    pub const ALL: [Scheduler; 6] = [
+        Scheduler::RoundRobin,
+        Scheduler::WeightedRoundRobin,
+        Scheduler::LeastConnection,
+        Scheduler::WeightedLeastConnection,
+        Scheduler::Maglev,
+        Scheduler::SourceHash,
+    ];
+
+    /// Name in config files and the CLI (the ipvsadm names).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::RoundRobin => "rr",
+            Scheduler::WeightedRoundRobin => "wrr",
+            Scheduler::LeastConnection => "lc",
+            Scheduler::WeightedLeastConnection => "wlc",
+            Scheduler::Maglev => "maglev",
+            Scheduler::SourceHash => "sh",
+        }
+    }
+
+    /// The data path's id for it.
+    #[must_use]
+    pub fn id(self) -> u32 {
+        match self {
+            Scheduler::RoundRobin => sched::RR,
+            Scheduler::WeightedRoundRobin => sched::WRR,
+            Scheduler::LeastConnection => sched::LC,
+            Scheduler::WeightedLeastConnection => sched::WLC,
+            Scheduler::Maglev => sched::MAGLEV,
+            Scheduler::SourceHash => sched::SH,
+        }
+    }
+
+    /// lc and wlc scan a member set instead of indexing a table.
+    #[must_use]
+    pub fn uses_lc_set(self) -> bool {
+        matches!(
+            self,
+            Scheduler::LeastConnection | Scheduler::WeightedLeastConnection
+        )
+    }
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown scheduler name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown scheduler `{0}` (expected one of rr, wrr, lc, wlc, maglev, sh)")]
+pub struct UnknownScheduler(pub String);
+
+impl FromStr for Scheduler {
+    type Err = UnknownScheduler;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scheduler::ALL
+            .into_iter()
+            .find(|sched| sched.name() == s)
+            .ok_or_else(|| UnknownScheduler(s.to_owned()))
+    }
+}
+
+/// A service's identity: (VIP, port, protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceAddr {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl ServiceAddr {
+    /// The `SERVICES` map key.
+    #[must_use]
+    pub fn key(&self) -> ServiceKey {
+        let (addr, family) = addr_words(self.vip);
+        ServiceKey {
+            addr,
+            port: lb_common::port_wire(self.port),
+            proto: self.protocol.number(),
+            family,
+        }
+    }
+
+    #[must_use]
+    pub fn vip_key(&self) -> VipKey {
+        let (addr, family) = addr_words(self.vip);
+        VipKey {
+            addr,
+            family: u32::from(family),
+        }
+    }
+}
+
+impl fmt::Display for ServiceAddr {
+    /// `VIP:PORT/PROTO`, the `service` label of the metrics.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.vip {
+            IpAddr::V4(v4) => write!(f, "{v4}:{}/{}", self.port, self.protocol),
+            IpAddr::V6(v6) => write!(f, "[{v6}]:{}/{}", self.port, self.protocol),
+        }
+    }
+}
+
+/// Address words and family of an IP address, as the maps store them.
+#[must_use]
+pub fn addr_words(ip: IpAddr) -> ([u32; 4], u8) {
+    match ip {
+        IpAddr::V4(v4) => (lb_common::addr_words_v4(v4.octets()), FAMILY_V4),
+        IpAddr::V6(v6) => (lb_common::addr_words_v6(v6.octets()), FAMILY_V6),
+    }
+}
+
+/// One real server of a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealSpec {
+    pub addr: IpAddr,
+    /// The service port on the real (DR cannot translate ports: it is used by
+    /// health checks and as the real's identity).
+    pub port: u16,
+    /// 0 takes the real out of rotation for new flows; existing flows stay.
+    pub weight: u32,
+    /// Resolved MAC; `None` keeps the real out of rotation until known.
+    pub mac: Option<[u8; 6]>,
+}
+
+impl RealSpec {
+    /// `IP:PORT`, the `real` label of the metrics and the real's identity
+    /// (Maglev hashes it, so two directors agree).
+    #[must_use]
+    pub fn name(&self) -> String {
+        std::net::SocketAddr::new(self.addr, self.port).to_string()
+    }
+}
+
+/// Everything about one service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub addr: ServiceAddr,
+    pub scheduler: Scheduler,
+    /// Maglev/sh ring size (prime).
+    pub table_size: u32,
+    pub reals: Vec<RealSpec>,
+}

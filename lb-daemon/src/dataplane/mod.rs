@@ -1,0 +1,464 @@
+//! The loaded XDP program and typed access to its maps. This is the only
+//! module that talks to the kernel's BPF interface; everything above it works
+//! with `lb_common` values.
+
+mod mmap;
+mod object;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
+    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    util::nr_cpus,
+};
+use lb_common::{
+    FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey, ServiceValue,
+    Settings, TrafficStats, VipKey, map_names as names, program_names,
+};
+
+pub use mmap::MappedTable;
+pub use object::xdp_object;
+
+/// Sizes of the maps, fixed when the program is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataplaneLimits {
+    /// Connection-table capacity (flows).
+    pub conntrack_size: u32,
+    /// Real slots (a real in two services uses two).
+    pub max_reals: u32,
+    /// Services.
+    pub max_services: u32,
+    /// Slots of the shared scheduling table (rr/wrr sequences, Maglev rings).
+    pub sched_table_size: u32,
+    /// Least-connection member sets (two per lc service).
+    pub lc_sets: u32,
+}
+
+impl Default for DataplaneLimits {
+    fn default() -> Self {
+        Self {
+            conntrack_size: 1_000_000,
+            max_reals: 65_536,
+            max_services: 1024,
+            // Room for 32 Maglev rings of 65537 slots, double-buffered twice
+            // over, in 16 MiB.
+            sched_table_size: 1 << 22,
+            lc_sets: 512,
+        }
+    }
+}
+
+/// Errors from loading the program or touching its maps.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error(
+        "this binary was built without the XDP object; build it with `cargo xtask build` \
+         (which sets LB_XDP_OBJECT)"
+    )]
+    NoObject,
+    #[error("loading the XDP object")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("program `{name}`")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("map `{name}` is missing from the XDP object")]
+    MissingMap { name: &'static str },
+    #[error("map `{name}`")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: Box<MapError>,
+    },
+    #[error("mapping `{name}` into memory")]
+    Mmap {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} {index} is out of range (limit {limit})")]
+    OutOfRange {
+        what: &'static str,
+        index: u64,
+        limit: u64,
+    },
+    #[error("at most {MAX_IFACES} interfaces are supported, {count} given")]
+    TooManyInterfaces { count: usize },
+    #[error("counting CPUs: {0}")]
+    Cpus(String),
+}
+
+fn map_err(name: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map {
+        name,
+        source: Box::new(source),
+    }
+}
+
+/// The load balancer's program and maps, loaded into the kernel.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    limits: DataplaneLimits,
+    cpus: usize,
+    services: HashMap<MapData, ServiceKey, ServiceValue>,
+    vips: HashMap<MapData, VipKey, u32>,
+    reals: Array<MapData, RealValue>,
+    real_conns: Array<MapData, u64>,
+    real_stats: PerCpuArray<MapData, TrafficStats>,
+    service_stats: PerCpuArray<MapData, TrafficStats>,
+    global_stats: PerCpuArray<MapData, u64>,
+    sched_table: MappedTable,
+    lc_sets: Array<MapData, LcSet>,
+    rr_cursor: PerCpuArray<MapData, u32>,
+    conntrack: HashMap<MapData, FlowKey, FlowValue>,
+    settings: Array<MapData, Settings>,
+}
+
+impl Dataplane {
+    /// Loads the embedded object with the given map sizes and loads (but does
+    /// not attach) the programs.
+    pub fn load(limits: DataplaneLimits) -> Result<Self, DataplaneError> {
+        Self::load_object(xdp_object()?, limits)
+    }
+
+    /// Loads an explicit object (tests, benchmarks).
+    pub fn load_object(object: &[u8], limits: DataplaneLimits) -> Result<Self, DataplaneError> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(names::CONNTRACK, limits.conntrack_size)
+            .map_max_entries(names::REALS, limits.max_reals)
+            .map_max_entries(names::REAL_CONNS, limits.max_reals)
+            .map_max_entries(names::REAL_STATS, limits.max_reals)
+            .map_max_entries(names::SERVICES, limits.max_services)
+            .map_max_entries(names::VIPS, limits.max_services)
+            .map_max_entries(names::SERVICE_STATS, limits.max_services)
+            .map_max_entries(names::RR_CURSOR, limits.max_services)
+            .map_max_entries(names::SCHED_TABLE, limits.sched_table_size)
+            .map_max_entries(names::LC_SETS, limits.lc_sets)
+            .load(object)
+            .map_err(|e| DataplaneError::Load(Box::new(e)))?;
+        for name in [program_names::LB, program_names::FLOOR] {
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(DataplaneError::Program {
+                    name,
+                    source: Box::new(ProgramError::NotLoaded),
+                })?
+                .try_into()
+                .map_err(|e| DataplaneError::Program {
+                    name,
+                    source: Box::new(e),
+                })?;
+            program.load().map_err(|e| DataplaneError::Program {
+                name,
+                source: Box::new(e),
+            })?;
+        }
+        let cpus = nr_cpus().map_err(|(what, e)| DataplaneError::Cpus(format!("{what}: {e}")))?;
+
+        let sched_data = match take(&mut ebpf, names::SCHED_TABLE)? {
+            Map::Array(data) => data,
+            _ => {
+                return Err(DataplaneError::MissingMap {
+                    name: names::SCHED_TABLE,
+                });
+            }
+        };
+        let sched_table =
+            MappedTable::new(sched_data, limits.sched_table_size).map_err(|source| {
+                DataplaneError::Mmap {
+                    name: names::SCHED_TABLE,
+                    source,
+                }
+            })?;
+
+        Ok(Self {
+            services: typed(&mut ebpf, names::SERVICES)?,
+            vips: typed(&mut ebpf, names::VIPS)?,
+            reals: typed(&mut ebpf, names::REALS)?,
+            real_conns: typed(&mut ebpf, names::REAL_CONNS)?,
+            real_stats: typed(&mut ebpf, names::REAL_STATS)?,
+            service_stats: typed(&mut ebpf, names::SERVICE_STATS)?,
+            global_stats: typed(&mut ebpf, names::GLOBAL_STATS)?,
+            lc_sets: typed(&mut ebpf, names::LC_SETS)?,
+            rr_cursor: typed(&mut ebpf, names::RR_CURSOR)?,
+            conntrack: typed(&mut ebpf, names::CONNTRACK)?,
+            settings: typed(&mut ebpf, names::SETTINGS)?,
+            sched_table,
+            ebpf,
+            limits,
+            cpus,
+        })
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> DataplaneLimits {
+        self.limits
+    }
+
+    /// A loaded program, for attaching or `BPF_PROG_TEST_RUN`.
+    pub fn program(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::Program {
+                name,
+                source: Box::new(ProgramError::NotLoaded),
+            })?
+            .try_into()
+            .map_err(|e| DataplaneError::Program {
+                name,
+                source: Box::new(e),
+            })
+    }
+
+    /// Attaches the balancer to an interface (in the caller's network
+    /// namespace). The program stays attached while `self` lives.
+    pub fn attach(&mut self, ifname: &str, mode: XdpMode) -> Result<XdpLinkId, DataplaneError> {
+        let name = program_names::LB;
+        self.program(name)?
+            .attach(ifname, mode)
+            .map_err(|e| DataplaneError::Program {
+                name,
+                source: Box::new(e),
+            })
+    }
+
+    /// The interfaces the program forwards on, with the MAC each sends from.
+    pub fn set_interfaces(&mut self, ifaces: &[(u32, [u8; 6])]) -> Result<(), DataplaneError> {
+        if ifaces.len() > MAX_IFACES {
+            return Err(DataplaneError::TooManyInterfaces {
+                count: ifaces.len(),
+            });
+        }
+        let mut settings = Settings {
+            iface_count: ifaces.len() as u32,
+            ..Settings::default()
+        };
+        for (slot, (ifindex, mac)) in settings.ifaces.iter_mut().zip(ifaces) {
+            *slot = IfaceMac {
+                ifindex: *ifindex,
+                mac: *mac,
+                _pad: [0; 2],
+            };
+        }
+        self.settings
+            .set(0, settings, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    pub fn set_real(&mut self, id: u32, value: &RealValue) -> Result<(), DataplaneError> {
+        self.check(id, "real", self.limits.max_reals)?;
+        self.reals.set(id, value, 0).map_err(map_err(names::REALS))
+    }
+
+    pub fn real(&self, id: u32) -> Result<RealValue, DataplaneError> {
+        self.reals.get(&id, 0).map_err(map_err(names::REALS))
+    }
+
+    pub fn set_service(
+        &mut self,
+        key: &ServiceKey,
+        value: &ServiceValue,
+    ) -> Result<(), DataplaneError> {
+        self.check(value.id, "service id", self.limits.max_services)?;
+        self.services
+            .insert(key, value, 0)
+            .map_err(map_err(names::SERVICES))
+    }
+
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), DataplaneError> {
+        self.services.remove(key).map_err(map_err(names::SERVICES))
+    }
+
+    pub fn service(&self, key: &ServiceKey) -> Result<Option<ServiceValue>, DataplaneError> {
+        match self.services.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(names::SERVICES)(e)),
+        }
+    }
+
+    /// Every programmed service.
+    pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceValue)>, DataplaneError> {
+        self.services
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(names::SERVICES))
+    }
+
+    pub fn add_vip(&mut self, key: &VipKey) -> Result<(), DataplaneError> {
+        self.vips.insert(key, 1, 0).map_err(map_err(names::VIPS))
+    }
+
+    pub fn remove_vip(&mut self, key: &VipKey) -> Result<(), DataplaneError> {
+        match self.vips.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err(names::VIPS)(e)),
+        }
+    }
+
+    /// Writes real ids into the shared scheduling table at `offset`.
+    pub fn write_table(&mut self, offset: u32, ids: &[u32]) -> Result<(), DataplaneError> {
+        let end = u64::from(offset) + ids.len() as u64;
+        if end > u64::from(self.limits.sched_table_size) {
+            return Err(DataplaneError::OutOfRange {
+                what: "scheduling table slot",
+                index: end,
+                limit: u64::from(self.limits.sched_table_size),
+            });
+        }
+        self.sched_table.write(offset as usize, ids);
+        Ok(())
+    }
+
+    /// Reads back a range of the scheduling table (tests, `trace`).
+    #[must_use]
+    pub fn read_table(&self, offset: u32, len: u32) -> Vec<u32> {
+        self.sched_table.read(offset as usize, len as usize)
+    }
+
+    pub fn set_lc_set(&mut self, index: u32, set: &LcSet) -> Result<(), DataplaneError> {
+        self.check(index, "lc set", self.limits.lc_sets)?;
+        self.lc_sets
+            .set(index, set, 0)
+            .map_err(map_err(names::LC_SETS))
+    }
+
+    /// Resets a service's round-robin positions on every CPU.
+    pub fn reset_cursor(&mut self, service: u32) -> Result<(), DataplaneError> {
+        let zeros = per_cpu(self.cpus, 0u32);
+        self.rr_cursor
+            .set(service, zeros, 0)
+            .map_err(map_err(names::RR_CURSOR))
+    }
+
+    /// Active connections of a real as the data path counts them.
+    pub fn real_connections(&self, id: u32) -> Result<u64, DataplaneError> {
+        self.real_conns
+            .get(&id, 0)
+            .map_err(map_err(names::REAL_CONNS))
+    }
+
+    pub fn set_real_connections(&mut self, id: u32, count: u64) -> Result<(), DataplaneError> {
+        self.check(id, "real", self.limits.max_reals)?;
+        self.real_conns
+            .set(id, count, 0)
+            .map_err(map_err(names::REAL_CONNS))
+    }
+
+    /// A real's counters summed over CPUs.
+    pub fn real_stats(&self, id: u32) -> Result<TrafficStats, DataplaneError> {
+        Ok(sum_stats(
+            &self
+                .real_stats
+                .get(&id, 0)
+                .map_err(map_err(names::REAL_STATS))?,
+        ))
+    }
+
+    /// Clears a real slot's counters (when the slot is given to a new real).
+    pub fn clear_real_stats(&mut self, id: u32) -> Result<(), DataplaneError> {
+        let zeros = per_cpu(self.cpus, TrafficStats::default());
+        self.real_stats
+            .set(id, zeros, 0)
+            .map_err(map_err(names::REAL_STATS))
+    }
+
+    /// A service's counters summed over CPUs.
+    pub fn service_stats(&self, id: u32) -> Result<TrafficStats, DataplaneError> {
+        Ok(sum_stats(
+            &self
+                .service_stats
+                .get(&id, 0)
+                .map_err(map_err(names::SERVICE_STATS))?,
+        ))
+    }
+
+    /// Packets per reason, summed over CPUs.
+    pub fn reason_counts(&self) -> Result<Vec<(Reason, u64)>, DataplaneError> {
+        Reason::ALL
+            .iter()
+            .map(|&reason| {
+                let per_cpu = self
+                    .global_stats
+                    .get(&(reason as u32), 0)
+                    .map_err(map_err(names::GLOBAL_STATS))?;
+                Ok((reason, per_cpu.iter().sum()))
+            })
+            .collect()
+    }
+
+    pub fn flow(&self, key: &FlowKey) -> Result<Option<FlowValue>, DataplaneError> {
+        match self.conntrack.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(names::CONNTRACK)(e)),
+        }
+    }
+
+    /// Every flow in the connection table. Entries that vanish while the
+    /// table is walked (LRU eviction) are skipped.
+    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+        let mut out = Vec::new();
+        for key in self.conntrack.keys() {
+            let key = key.map_err(map_err(names::CONNTRACK))?;
+            if let Some(value) = self.flow(&key)? {
+                out.push((key, value));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn insert_flow(&mut self, key: &FlowKey, value: &FlowValue) -> Result<(), DataplaneError> {
+        self.conntrack
+            .insert(key, value, 0)
+            .map_err(map_err(names::CONNTRACK))
+    }
+
+    pub fn remove_flow(&mut self, key: &FlowKey) -> Result<(), DataplaneError> {
+        match self.conntrack.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err(names::CONNTRACK)(e)),
+        }
+    }
+
+    fn check(&self, index: u32, what: &'static str, limit: u32) -> Result<(), DataplaneError> {
+        if index < limit {
+            Ok(())
+        } else {
+            Err(DataplaneError::OutOfRange {
+                what,
+                index: u64::from(index),
+                limit: u64::from(limit),
+            })
+        }
+    }
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
+    ebpf.take_map(name)
+        .ok_or(DataplaneError::MissingMap { name })
+}
+
+fn typed<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<Map, Error = MapError>,
+{
+    T::try_from(take(ebpf, name)?).map_err(map_err(name))
+}
+
+/// The same value for every CPU.
+fn per_cpu<T: aya::Pod>(cpus: usize, value: T) -> PerCpuValues<T> {
+    PerCpuValues::try_from(vec![value; cpus]).expect("exactly one value per possible CPU")
+}
+
+fn sum_stats(per_cpu: &PerCpuValues<TrafficStats>) -> TrafficStats {
+    per_cpu
+        .iter()
+        .fold(TrafficStats::default(), |acc, s| TrafficStats {
+            packets: acc.packets + s.packets,
+            bytes: acc.bytes + s.bytes,
+            new_flows: acc.new_flows + s.new_flows,
+        })
+}

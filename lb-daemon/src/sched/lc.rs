@@ -1,0 +1,167 @@
+//! The least-connection pick, exactly as the data path makes it.
+//!
+//! lc/wlc cannot be precomputed: the choice depends on live connection
+//! counts. The XDP program scans its member set itself, and this is the same
+//! rule written for userspace, so `lbctl trace` can say which real a new flow
+//! would get and tests can pin the rule the program must follow.
+
+use lb_common::MAX_LC_REALS;
+
+/// One member of a least-connection set with its current load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LcCandidate {
+    /// Real id.
+    pub id: u32,
+    /// Effective weight; 0 means the member takes no new flows.
+    pub weight: u32,
+    /// Active connections, as counted in `REAL_CONNS`.
+    pub active: u64,
+}
+
+/// Index (into `candidates`) of the member a new flow goes to, or `None`
+/// when no member has a nonzero weight.
+///
+/// The scan starts at `start % len` and wraps around; the first member in
+/// that order wins ties. The data path passes a per-CPU cursor that advances
+/// on every pick, so equally loaded members take turns instead of the first
+/// one always winning (which matters right after start-up, when every count
+/// is 0).
+///
+/// - lc (`weighted == false`): fewest `active` wins; weights only exclude 0.
+/// - wlc: `a` beats `b` iff `a.active / a.weight < b.active / b.weight`,
+///   compared as `a.active * b.weight < b.active * a.weight` so no division
+///   (and no rounding) is needed. The products are taken in u128 here; the
+///   data path uses u64, which agrees as long as counts stay below 2^32.
+///
+/// Only the first [`MAX_LC_REALS`] candidates are considered, because that
+/// is all a data-path member set can hold.
+#[must_use]
+pub fn pick(candidates: &[LcCandidate], start: usize, weighted: bool) -> Option<usize> {
+    let len = candidates.len().min(MAX_LC_REALS);
+    if len == 0 {
+        return None;
+    }
+    let first = start % len;
+    let mut best: Option<usize> = None;
+    for i in (first..len).chain(0..first) {
+        let c = &candidates[i];
+        if c.weight == 0 {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some(b) => beats(c, &candidates[b], weighted),
+        };
+        if better {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// Whether `a` is strictly less loaded than `b` (both have nonzero weights).
+fn beats(a: &LcCandidate, b: &LcCandidate, weighted: bool) -> bool {
+    if weighted {
+        u128::from(a.active) * u128::from(b.weight) < u128::from(b.active) * u128::from(a.weight)
+    } else {
+        a.active < b.active
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cands(list: &[(u32, u64)]) -> Vec<LcCandidate> {
+        list.iter()
+            .enumerate()
+            .map(|(i, &(weight, active))| LcCandidate {
+                id: 100 + i as u32,
+                weight,
+                active,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn picks_the_least_loaded() {
+        let c = cands(&[(1, 5), (1, 3), (1, 9), (1, 4)]);
+        for start in 0..8 {
+            assert_eq!(pick(&c, start, false), Some(1), "start {start}");
+        }
+    }
+
+    #[test]
+    fn ties_rotate_with_start() {
+        let c = cands(&[(1, 2), (1, 7), (1, 2), (1, 2)]);
+        let picks: Vec<_> = (0..8).map(|s| pick(&c, s, false).unwrap()).collect();
+        // Start on a tied member: it wins; start on the loaded one: the next
+        // tied member in scan order wins.
+        assert_eq!(picks, [0, 2, 2, 3, 0, 2, 2, 3]);
+        let idle = cands(&[(1, 0); 5]);
+        let picks: Vec<_> = (0..5).map(|s| pick(&idle, s, false).unwrap()).collect();
+        assert_eq!(picks, [0, 1, 2, 3, 4]);
+        assert_eq!(pick(&idle, usize::MAX, false), Some(usize::MAX % 5));
+    }
+
+    #[test]
+    fn weight_zero_is_skipped() {
+        let c = cands(&[(0, 0), (1, 10), (0, 1), (2, 11)]);
+        assert_eq!(pick(&c, 0, false), Some(1));
+        assert_eq!(pick(&c, 2, false), Some(1));
+        assert_eq!(pick(&c, 0, true), Some(3));
+    }
+
+    #[test]
+    fn nothing_to_pick() {
+        assert_eq!(pick(&[], 3, false), None);
+        assert_eq!(pick(&cands(&[(0, 0), (0, 5)]), 1, false), None);
+        assert_eq!(pick(&cands(&[(0, 0), (0, 5)]), 1, true), None);
+    }
+
+    #[test]
+    fn wlc_compares_load_per_weight() {
+        // 10/1 vs 19/2: the heavier member is relatively less loaded.
+        let c = cands(&[(1, 10), (2, 19)]);
+        assert_eq!(pick(&c, 0, true), Some(1));
+        assert_eq!(pick(&c, 0, false), Some(0));
+        // 10/1 == 20/2: a tie, decided by scan order.
+        let c = cands(&[(1, 10), (2, 20)]);
+        assert_eq!(pick(&c, 0, true), Some(0));
+        assert_eq!(pick(&c, 1, true), Some(1));
+        // Extreme values do not overflow.
+        let c = cands(&[(u32::MAX, u64::MAX), (1, u64::MAX - 1)]);
+        assert_eq!(pick(&c, 1, true), Some(0));
+    }
+
+    #[test]
+    fn wlc_fills_in_proportion_to_weight() {
+        let mut c = cands(&[(1, 0), (2, 0), (5, 0), (0, 0)]);
+        for step in 0..800 {
+            let i = pick(&c, step, true).unwrap();
+            c[i].active += 1;
+        }
+        assert_eq!(
+            c.iter().map(|c| c.active).collect::<Vec<_>>(),
+            [100, 200, 500, 0]
+        );
+    }
+
+    #[test]
+    fn lc_fills_evenly() {
+        let mut c = cands(&[(1, 0), (9, 0), (3, 0)]);
+        for step in 0..99 {
+            let i = pick(&c, step, false).unwrap();
+            c[i].active += 1;
+        }
+        assert!(c.iter().all(|c| c.active == 33));
+    }
+
+    #[test]
+    fn only_the_data_path_capacity_is_scanned() {
+        let mut c = cands(&[(1, 5); MAX_LC_REALS + 1]);
+        c[MAX_LC_REALS].active = 0;
+        assert_eq!(pick(&c, 0, false), Some(0));
+        assert_eq!(pick(&c, MAX_LC_REALS, false), Some(0));
+    }
+}

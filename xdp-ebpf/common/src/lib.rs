@@ -1,0 +1,283 @@
+//! Map layouts and constants shared by the XDP program and userspace.
+//!
+//! Every map value is `#[repr(C)]` with explicit padding so its byte layout is
+//! the same on both sides and contains no uninitialised bytes. Flags are `u32`,
+//! never `bool`. Addresses and ports are kept in *wire order*: the bytes as
+//! they appear in the packet, read as native-endian integers. Userspace
+//! converts with [`addr_words_v4`]/[`addr_words_v6`] and [`port_wire`].
+#![no_std]
+
+mod hash;
+mod reason;
+
+pub use hash::{flow_hash, fold_addr, mix32, source_hash};
+pub use reason::{Action, Reason};
+
+/// Largest number of reals a least-connection service may have: the data path
+/// scans all of them for every new flow.
+pub const MAX_LC_REALS: usize = 256;
+/// Interfaces the program may be attached to at once (their MACs live in
+/// [`Settings`]).
+pub const MAX_IFACES: usize = 8;
+/// Marks "no real" in `u32` real-id fields.
+pub const NO_REAL: u32 = u32::MAX;
+
+/// Map names, as the program declares them and userspace looks them up.
+pub mod map_names {
+    pub const SERVICES: &str = "SERVICES";
+    pub const VIPS: &str = "VIPS";
+    pub const REALS: &str = "REALS";
+    pub const REAL_CONNS: &str = "REAL_CONNS";
+    pub const REAL_STATS: &str = "REAL_STATS";
+    pub const SERVICE_STATS: &str = "SERVICE_STATS";
+    pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
+    pub const SCHED_TABLE: &str = "SCHED_TABLE";
+    pub const LC_SETS: &str = "LC_SETS";
+    pub const RR_CURSOR: &str = "RR_CURSOR";
+    pub const CONNTRACK: &str = "CONNTRACK";
+    pub const SETTINGS: &str = "SETTINGS";
+}
+
+/// Program names in the object file.
+pub mod program_names {
+    /// The load balancer.
+    pub const LB: &str = "lb_xdp";
+    /// Passes everything; the lab attaches it to the bridge-side veth peer so
+    /// frames sent with `XDP_TX` are received (see toolchain notes).
+    pub const PASS: &str = "xdp_pass";
+    /// Benchmark baseline: rewrites the MACs and returns `XDP_TX`, nothing else.
+    pub const FLOOR: &str = "bench_floor";
+}
+
+/// Address families as stored in keys.
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Scheduler ids stored in [`ServiceValue::scheduler`].
+pub mod sched {
+    /// Round-robin over `SCHED_TABLE[offset..offset+len]` (one entry per real).
+    pub const RR: u32 = 1;
+    /// Weighted round-robin: same walk over a precomputed weighted sequence.
+    pub const WRR: u32 = 2;
+    /// Least-connection over `LC_SETS[offset]`.
+    pub const LC: u32 = 3;
+    /// Weighted least-connection over `LC_SETS[offset]`.
+    pub const WLC: u32 = 4;
+    /// Maglev: `SCHED_TABLE[offset + flow_hash % len]`.
+    pub const MAGLEV: u32 = 5;
+    /// Source hashing: `SCHED_TABLE[offset + source_hash % len]`.
+    pub const SH: u32 = 6;
+}
+
+/// Key of the `SERVICES` hash map: (VIP, port, protocol).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// VIP in wire order; IPv4 uses word 0 and leaves 1..3 zero.
+    pub addr: [u32; 4],
+    /// Destination port in wire order.
+    pub port: u16,
+    /// `PROTO_TCP` or `PROTO_UDP`.
+    pub proto: u8,
+    /// `FAMILY_V4` or `FAMILY_V6`.
+    pub family: u8,
+}
+
+/// Value of the `SERVICES` map. Replaced as a whole by userspace, which makes
+/// switching to a new scheduling table atomic for the data path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceValue {
+    /// Index into the per-service arrays (`SERVICE_STATS`, `RR_CURSOR`).
+    pub id: u32,
+    /// One of [`sched`].
+    pub scheduler: u32,
+    /// `SCHED_TABLE` offset, or `LC_SETS` index for lc/wlc.
+    pub table_offset: u32,
+    /// Entries in the table (0 = no usable real).
+    pub table_len: u32,
+    /// Real used when the table is empty ("sorry server"), or [`NO_REAL`].
+    pub fallback_real: u32,
+    /// Reserved; zero.
+    pub flags: u32,
+}
+
+/// Key of the `VIPS` map: every address that has at least one service. Only
+/// consulted for IPv4 fragments, which carry no ports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    pub addr: [u32; 4],
+    pub family: u32,
+}
+
+/// `REALS[real_id]`: where to send a flow's frames.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealValue {
+    /// Destination MAC written into forwarded frames.
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+    /// [`REAL_F_VALID`] | [`REAL_F_REROUTE`].
+    pub flags: u32,
+    pub _pad2: u32,
+}
+
+/// The slot holds a configured real with a resolved MAC.
+pub const REAL_F_VALID: u32 = 1;
+/// Existing flows of this real are scheduled again on their next packet (the
+/// real is down and cannot finish them).
+pub const REAL_F_REROUTE: u32 = 2;
+
+/// Per-CPU counters kept per service and per real.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Flows scheduled to this service/real (including rescheduled ones).
+    pub new_flows: u64,
+}
+
+/// One member of a least-connection set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LcMember {
+    pub real: u32,
+    /// Effective weight; members with weight 0 are skipped.
+    pub weight: u32,
+}
+
+/// `LC_SETS[i]`: the reals a least-connection service picks from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LcSet {
+    pub count: u32,
+    pub _pad: u32,
+    pub members: [LcMember; MAX_LC_REALS],
+}
+
+impl Default for LcSet {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            _pad: 0,
+            members: [LcMember::default(); MAX_LC_REALS],
+        }
+    }
+}
+
+/// Connection-table key: the flow's 5-tuple as sent by the client.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Connection-table value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowValue {
+    /// Index into `REALS`.
+    pub real: u32,
+    /// [`FLOW_ACTIVE`] or [`FLOW_CLOSING`].
+    pub state: u32,
+    /// `CLOCK_MONOTONIC` (coarse) nanoseconds of the last packet, refreshed at
+    /// most every [`LAST_SEEN_GRANULARITY_NS`] to keep the hit path cheap.
+    pub last_seen_ns: u64,
+}
+
+/// A live flow: counted in its real's active connections.
+pub const FLOW_ACTIVE: u32 = 1;
+/// The client sent FIN or RST; no longer counted as active. A new SYN on this
+/// 5-tuple is a new connection and is scheduled again.
+pub const FLOW_CLOSING: u32 = 2;
+/// How stale `last_seen_ns` may get before the data path refreshes it.
+pub const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
+
+/// One interface the program runs on and the MAC it sends from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceMac {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// `SETTINGS[0]`: program-wide settings written by userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub iface_count: u32,
+    pub _pad: u32,
+    pub ifaces: [IfaceMac; MAX_IFACES],
+}
+
+/// IPv4 address as a key word (wire order).
+#[must_use]
+pub const fn addr_words_v4(octets: [u8; 4]) -> [u32; 4] {
+    [u32::from_ne_bytes(octets), 0, 0, 0]
+}
+
+/// IPv6 address as key words (wire order).
+#[must_use]
+pub const fn addr_words_v6(o: [u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([o[0], o[1], o[2], o[3]]),
+        u32::from_ne_bytes([o[4], o[5], o[6], o[7]]),
+        u32::from_ne_bytes([o[8], o[9], o[10], o[11]]),
+        u32::from_ne_bytes([o[12], o[13], o[14], o[15]]),
+    ]
+}
+
+/// Port in wire order.
+#[must_use]
+pub const fn port_wire(port: u16) -> u16 {
+    port.to_be()
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::{
+        FlowKey, FlowValue, LcSet, RealValue, ServiceKey, ServiceValue, Settings, TrafficStats,
+        VipKey,
+    };
+    // SAFETY: all of these are #[repr(C)], contain only integers and integer
+    // arrays, and have explicit padding fields, so every byte is initialised.
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for ServiceValue {}
+    unsafe impl aya::Pod for VipKey {}
+    unsafe impl aya::Pod for RealValue {}
+    unsafe impl aya::Pod for TrafficStats {}
+    unsafe impl aya::Pod for LcSet {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowValue {}
+    unsafe impl aya::Pod for Settings {}
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn sizes_have_no_implicit_padding() {
+        assert_eq!(size_of::<ServiceKey>(), 20);
+        assert_eq!(size_of::<ServiceValue>(), 24);
+        assert_eq!(size_of::<VipKey>(), 20);
+        assert_eq!(size_of::<RealValue>(), 16);
+        assert_eq!(size_of::<TrafficStats>(), 24);
+        assert_eq!(size_of::<LcSet>(), 8 + 8 * MAX_LC_REALS);
+        assert_eq!(size_of::<FlowKey>(), 40);
+        assert_eq!(size_of::<FlowValue>(), 16);
+        assert_eq!(size_of::<Settings>(), 8 + 12 * MAX_IFACES);
+    }
+}

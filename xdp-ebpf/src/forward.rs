@@ -1,0 +1,35 @@
+//! Direct-routing forwarding: rewrite the MACs, leave the IP packet alone.
+
+use crate::{maps::SETTINGS, parse::EthHdr, parse::ptr_at};
+use aya_ebpf::programs::XdpContext;
+use lb_common::MAX_IFACES;
+
+/// The MAC of the interface the frame arrived on (it leaves the same way), or
+/// `None` when userspace did not configure that interface.
+#[inline(always)]
+pub fn interface_mac(ifindex: u32) -> Option<[u8; 6]> {
+    let settings = SETTINGS.get(0)?;
+    for i in 0..MAX_IFACES {
+        if i as u32 >= settings.iface_count {
+            break;
+        }
+        let iface = &settings.ifaces[i];
+        if iface.ifindex == ifindex {
+            return Some(iface.mac);
+        }
+    }
+    None
+}
+
+/// Destination := the real's MAC, source := ours. Returns false when the frame
+/// is too short, which parsing already ruled out.
+#[inline(always)]
+pub fn rewrite_macs(ctx: &XdpContext, dst: &[u8; 6], src: &[u8; 6]) -> bool {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return false;
+    };
+    let eth = unsafe { &mut *eth };
+    eth.dst = *dst;
+    eth.src = *src;
+    true
+}

@@ -1,0 +1,176 @@
+//! The XDP direct-routing load balancer. `lb_xdp` is the program; the entry is
+//! a thin wrapper that counts the reason and returns the action it implies.
+#![no_std]
+#![no_main]
+// Atomic add on map values: see conntrack.rs.
+#![feature(core_intrinsics)]
+#![expect(
+    internal_features,
+    reason = "BPF has atomic add but no CAS; core::intrinsics reaches it"
+)]
+
+mod conntrack;
+mod forward;
+mod maps;
+mod parse;
+mod schedule;
+mod stats;
+
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
+};
+use lb_common::{
+    FLOW_ACTIVE, FLOW_CLOSING, FlowValue, LAST_SEEN_GRANULARITY_NS, NO_REAL, PROTO_TCP,
+    REAL_F_REROUTE, REAL_F_VALID, RealValue, Reason, ServiceKey, ServiceValue, VipKey,
+};
+use maps::{REALS, SERVICES, VIPS};
+use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+
+#[xdp]
+pub fn lb_xdp(ctx: XdpContext) -> u32 {
+    let reason = process(&ctx);
+    stats::count_reason(reason);
+    reason.action().xdp_code()
+}
+
+/// Decides what happens to one frame and, for service traffic, rewrites it.
+#[inline(always)]
+fn process(ctx: &XdpContext) -> Reason {
+    let packet = match parse::parse(ctx) {
+        Ok(p) => p,
+        Err(reason) => return reason,
+    };
+    let key = &packet.key;
+    if packet.fragment {
+        let vip = VipKey {
+            addr: key.dst,
+            family: u32::from(key.family),
+        };
+        return if unsafe { VIPS.get(&vip) }.is_some() {
+            Reason::FragmentToVip
+        } else {
+            Reason::FragmentNotVip
+        };
+    }
+    let service_key = ServiceKey {
+        addr: key.dst,
+        port: key.dst_port,
+        proto: key.proto,
+        family: key.family,
+    };
+    let Some(service) = (unsafe { SERVICES.get(&service_key) }) else {
+        return Reason::NoService;
+    };
+    let Some(our_mac) = forward::interface_mac(ctx.ingress_ifindex() as u32) else {
+        return Reason::UnknownInterface;
+    };
+    let (real_id, real, reason) = match choose_real(&packet, service) {
+        Ok(chosen) => chosen,
+        Err(reason) => return reason,
+    };
+    if !forward::rewrite_macs(ctx, &real.mac, &our_mac) {
+        return Reason::ShortEthernet;
+    }
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    stats::count_forward(service.id, real_id, bytes, reason != Reason::Established);
+    reason
+}
+
+/// The real for this packet: its flow's real while that flow lives, else a
+/// newly scheduled one (recorded in the connection table).
+#[inline(always)]
+fn choose_real(
+    packet: &Packet,
+    service: &ServiceValue,
+) -> Result<(u32, &'static RealValue, Reason), Reason> {
+    let key = &packet.key;
+    let is_tcp = key.proto == PROTO_TCP;
+    let flags = packet.tcp_flags;
+    let closes = is_tcp && flags & (TCP_FIN | TCP_RST) != 0;
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+
+    let mut reason = Reason::NewFlow;
+    if let Some(flow) = conntrack::lookup(key) {
+        let flow = unsafe { &mut *flow };
+        let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        let real = usable_real(flow.real);
+        match real {
+            // A SYN reusing the 5-tuple of a closing flow is a new connection.
+            Some(real) if !(pure_syn && flow.state == FLOW_CLOSING) => {
+                if closes && conntrack::is_active(flow) {
+                    flow.state = FLOW_CLOSING;
+                    conntrack::connection_closed(flow.real);
+                }
+                if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+                    flow.last_seen_ns = now;
+                }
+                return Ok((flow.real, real, Reason::Established));
+            }
+            _ => {
+                if conntrack::is_active(flow) {
+                    conntrack::connection_closed(flow.real);
+                }
+                reason = Reason::Rescheduled;
+            }
+        }
+    }
+
+    let real_id = match schedule::pick(service, key) {
+        Some(id) => id,
+        None if service.fallback_real != NO_REAL => service.fallback_real,
+        None => return Err(Reason::NoReal),
+    };
+    let real = usable_real(real_id).ok_or(Reason::NoReal)?;
+    let state = if closes { FLOW_CLOSING } else { FLOW_ACTIVE };
+    let flow = FlowValue {
+        real: real_id,
+        state,
+        last_seen_ns: now,
+    };
+    if conntrack::insert(key, &flow).is_err() {
+        return Err(Reason::ConntrackFull);
+    }
+    if state == FLOW_ACTIVE {
+        conntrack::connection_opened(real_id);
+    }
+    Ok((real_id, real, reason))
+}
+
+/// The real's forwarding entry when it may carry traffic: configured, MAC
+/// known, and not marked for rerouting.
+#[inline(always)]
+fn usable_real(id: u32) -> Option<&'static RealValue> {
+    let real = REALS.get(id)?;
+    if real.flags & (REAL_F_VALID | REAL_F_REROUTE) == REAL_F_VALID {
+        Some(real)
+    } else {
+        None
+    }
+}
+
+/// Passes everything. The lab attaches it to the bridge-side peer of a
+/// director's veth: a veth only delivers `XDP_TX` frames to a peer that runs
+/// XDP itself.
+#[xdp]
+pub fn xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// Benchmark baseline: rewrite both MACs and send the frame back, nothing
+/// else. Every other case is reported relative to this one.
+#[xdp]
+pub fn bench_floor(ctx: XdpContext) -> u32 {
+    const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+    const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+    if forward::rewrite_macs(&ctx, &DST, &SRC) {
+        xdp_action::XDP_TX
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,65 @@
+//! Every map the program uses. Sizes here are defaults; userspace sets the
+//! real `max_entries` at load time (connection-table size, real count, ...).
+
+use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use lb_common::{
+    FlowKey, FlowValue, LcSet, RealValue, Reason, ServiceKey, ServiceValue, Settings, TrafficStats,
+    VipKey,
+};
+
+/// (VIP, port, protocol) -> service. Userspace replaces a value as a whole to
+/// switch a service to a new table atomically.
+#[map]
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(1024, 0);
+
+/// Addresses that carry at least one service; consulted for fragments only.
+#[map]
+pub static VIPS: HashMap<VipKey, u32> = HashMap::with_max_entries(1024, 0);
+
+/// real id -> where to forward.
+#[map]
+pub static REALS: Array<RealValue> = Array::with_max_entries(65536, 0);
+
+/// real id -> active connections (shared by all CPUs, updated atomically;
+/// least-connection reads it, userspace ageing repairs it).
+#[map]
+pub static REAL_CONNS: Array<u64> = Array::with_max_entries(65536, 0);
+
+/// real id -> per-CPU traffic counters.
+#[map]
+pub static REAL_STATS: PerCpuArray<TrafficStats> = PerCpuArray::with_max_entries(65536, 0);
+
+/// service id -> per-CPU traffic counters.
+#[map]
+pub static SERVICE_STATS: PerCpuArray<TrafficStats> = PerCpuArray::with_max_entries(1024, 0);
+
+/// Reason slot -> per-CPU packet count.
+#[map]
+pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
+
+/// Real ids of every rr/wrr sequence and maglev/sh table, in ranges that
+/// userspace allocates (`ServiceValue::table_offset/len`). Memory-mappable so
+/// userspace writes a 65537-slot Maglev table with stores, not syscalls.
+#[map]
+pub static SCHED_TABLE: Array<u32> = Array::with_max_entries(1 << 20, BPF_F_MMAPABLE);
+
+/// Least-connection member sets; two per lc service so userspace can build
+/// the next one while the data path reads the current one.
+#[map]
+pub static LC_SETS: Array<LcSet> = Array::with_max_entries(256, 0);
+
+/// service id -> per-CPU round-robin position (also rotates lc tie-breaks).
+#[map]
+pub static RR_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1024, 0);
+
+/// 5-tuple -> flow. LRU: under pressure the least recently used flows go.
+#[map]
+pub static CONNTRACK: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 20, 0);
+
+/// Slot 0: interfaces and their MACs.
+#[map]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);

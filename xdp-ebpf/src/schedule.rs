@@ -1,0 +1,120 @@
+//! Picks a real for a new flow. The tables are built in userspace (Maglev
+//! rings, weighted sequences); per packet the program only indexes them, or,
+//! for least-connection, scans at most `MAX_LC_REALS` counters.
+
+use crate::maps::{LC_SETS, REAL_CONNS, RR_CURSOR, SCHED_TABLE};
+use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
+use lb_common::{
+    FlowKey, LcSet, MAX_LC_REALS, NO_REAL, ServiceValue, flow_hash, sched, source_hash,
+};
+
+/// The chosen real id, or `None` when the service has no usable real.
+#[inline(always)]
+pub fn pick(svc: &ServiceValue, key: &FlowKey) -> Option<u32> {
+    let len = svc.table_len;
+    if len == 0 {
+        return None;
+    }
+    let real = match svc.scheduler {
+        sched::RR | sched::WRR => table_at(svc, next_cursor(svc.id, len)?),
+        sched::MAGLEV => table_at(svc, flow_hash(key) % len),
+        sched::SH => table_at(svc, source_hash(&key.src) % len),
+        sched::LC => least_connection(svc, false),
+        sched::WLC => least_connection(svc, true),
+        _ => None,
+    }?;
+    if real == NO_REAL { None } else { Some(real) }
+}
+
+#[inline(always)]
+fn table_at(svc: &ServiceValue, index: u32) -> Option<u32> {
+    SCHED_TABLE
+        .get(svc.table_offset.wrapping_add(index))
+        .copied()
+}
+
+/// Advances this CPU's position for the service and returns the old one,
+/// kept below `len` without a division (a table may shrink under it).
+#[inline(always)]
+fn next_cursor(service: u32, len: u32) -> Option<u32> {
+    let cursor = RR_CURSOR.get_ptr_mut(service)?;
+    let cursor = unsafe { &mut *cursor };
+    let current = if *cursor >= len { 0 } else { *cursor };
+    *cursor = current + 1;
+    Some(current)
+}
+
+/// State of one least-connection scan, shared with the `bpf_loop` callback.
+#[repr(C)]
+struct LcScan {
+    set: *const LcSet,
+    start: u32,
+    count: u32,
+    weighted: u32,
+    best: u32,
+    best_active: u64,
+    best_weight: u64,
+}
+
+/// Exactly the least-loaded member (`active`, or `active / weight` when
+/// weighted), skipping weight 0. The scan starts at a rotating position so
+/// ties are shared fairly.
+///
+/// The scan runs under `bpf_loop`: the verifier checks the callback once,
+/// where an open-coded loop of 256 steps with data-dependent branches blows
+/// its one-million-instruction budget.
+#[inline(always)]
+fn least_connection(svc: &ServiceValue, weighted: bool) -> Option<u32> {
+    let set = LC_SETS.get_ptr(svc.table_offset)?;
+    let count = unsafe { (*set).count }
+        .min(svc.table_len)
+        .min(MAX_LC_REALS as u32);
+    if count == 0 {
+        return None;
+    }
+    let mut scan = LcScan {
+        set,
+        start: next_cursor(svc.id, count)?,
+        count,
+        weighted: u32::from(weighted),
+        best: NO_REAL,
+        best_active: 0,
+        best_weight: 0,
+    };
+    unsafe {
+        bpf_loop(count, lc_step as *mut c_void, (&raw mut scan).cast(), 0);
+    }
+    Some(scan.best)
+}
+
+/// One member of the scan: `i` counts from 0 to `count - 1`.
+#[inline(never)]
+extern "C" fn lc_step(i: u64, scan: *mut c_void) -> i64 {
+    let scan = unsafe { &mut *scan.cast::<LcScan>() };
+    let mut index = scan.start + i as u32;
+    if index >= scan.count {
+        index -= scan.count;
+    }
+    let member = unsafe { &(*scan.set).members[(index as usize) & (MAX_LC_REALS - 1)] };
+    if member.weight == 0 {
+        return 0;
+    }
+    let Some(active) = REAL_CONNS.get(member.real) else {
+        return 0;
+    };
+    let active = *active;
+    let weight = u64::from(member.weight);
+    let better = if scan.best == NO_REAL {
+        true
+    } else if scan.weighted != 0 {
+        active * scan.best_weight < scan.best_active * weight
+    } else {
+        active < scan.best_active
+    };
+    if better {
+        scan.best = member.real;
+        scan.best_active = active;
+        scan.best_weight = weight;
+    }
+    0
+}
