@@ -2,7 +2,6 @@
 //! real `max_entries` at load time (connection-table size, real count, ...).
 
 use aya_ebpf::{
-    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
@@ -42,10 +41,10 @@ pub static SERVICE_STATS: PerCpuArray<TrafficStats> = PerCpuArray::with_max_entr
 pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
 
 /// Real ids of every rr/wrr sequence and maglev/sh table, in ranges that
-/// userspace allocates (`ServiceValue::table_offset/len`). Memory-mappable so
-/// userspace writes a 65537-slot Maglev table with stores, not syscalls.
+/// userspace allocates (`ServiceValue::table_offset/len`) and fills with one
+/// batch update per table.
 #[map]
-pub static SCHED_TABLE: Array<u32> = Array::with_max_entries(1 << 20, BPF_F_MMAPABLE);
+pub static SCHED_TABLE: Array<u32> = Array::with_max_entries(1 << 20, 0);
 
 /// Least-connection member sets; two per lc service so userspace can build
 /// the next one while the data path reads the current one.

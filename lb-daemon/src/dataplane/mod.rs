@@ -2,12 +2,12 @@
 //! module that talks to the kernel's BPF interface; everything above it works
 //! with `lb_common` values.
 
-mod mmap;
+mod batch;
 mod object;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, IterableMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
     util::nr_cpus,
 };
@@ -16,7 +16,6 @@ use lb_common::{
     Settings, TrafficStats, VipKey, map_names as names, program_names,
 };
 
-pub use mmap::MappedTable;
 pub use object::xdp_object;
 
 /// Sizes of the maps, fixed when the program is loaded.
@@ -72,8 +71,8 @@ pub enum DataplaneError {
         #[source]
         source: Box<MapError>,
     },
-    #[error("mapping `{name}` into memory")]
-    Mmap {
+    #[error("batch update of `{name}`")]
+    Batch {
         name: &'static str,
         #[source]
         source: std::io::Error,
@@ -109,7 +108,7 @@ pub struct Dataplane {
     real_stats: PerCpuArray<MapData, TrafficStats>,
     service_stats: PerCpuArray<MapData, TrafficStats>,
     global_stats: PerCpuArray<MapData, u64>,
-    sched_table: MappedTable,
+    sched_table: Array<MapData, u32>,
     lc_sets: Array<MapData, LcSet>,
     rr_cursor: PerCpuArray<MapData, u32>,
     conntrack: HashMap<MapData, FlowKey, FlowValue>,
@@ -157,22 +156,6 @@ impl Dataplane {
         }
         let cpus = nr_cpus().map_err(|(what, e)| DataplaneError::Cpus(format!("{what}: {e}")))?;
 
-        let sched_data = match take(&mut ebpf, names::SCHED_TABLE)? {
-            Map::Array(data) => data,
-            _ => {
-                return Err(DataplaneError::MissingMap {
-                    name: names::SCHED_TABLE,
-                });
-            }
-        };
-        let sched_table =
-            MappedTable::new(sched_data, limits.sched_table_size).map_err(|source| {
-                DataplaneError::Mmap {
-                    name: names::SCHED_TABLE,
-                    source,
-                }
-            })?;
-
         Ok(Self {
             services: typed(&mut ebpf, names::SERVICES)?,
             vips: typed(&mut ebpf, names::VIPS)?,
@@ -185,7 +168,7 @@ impl Dataplane {
             rr_cursor: typed(&mut ebpf, names::RR_CURSOR)?,
             conntrack: typed(&mut ebpf, names::CONNTRACK)?,
             settings: typed(&mut ebpf, names::SETTINGS)?,
-            sched_table,
+            sched_table: typed(&mut ebpf, names::SCHED_TABLE)?,
             ebpf,
             limits,
             cpus,
@@ -308,14 +291,23 @@ impl Dataplane {
                 limit: u64::from(self.limits.sched_table_size),
             });
         }
-        self.sched_table.write(offset as usize, ids);
-        Ok(())
+        batch::update_u32_array(self.sched_table.map(), offset, ids).map_err(|source| {
+            DataplaneError::Batch {
+                name: names::SCHED_TABLE,
+                source,
+            }
+        })
     }
 
     /// Reads back a range of the scheduling table (tests, `trace`).
-    #[must_use]
-    pub fn read_table(&self, offset: u32, len: u32) -> Vec<u32> {
-        self.sched_table.read(offset as usize, len as usize)
+    pub fn read_table(&self, offset: u32, len: u32) -> Result<Vec<u32>, DataplaneError> {
+        (offset..offset + len)
+            .map(|i| {
+                self.sched_table
+                    .get(&i, 0)
+                    .map_err(map_err(names::SCHED_TABLE))
+            })
+            .collect()
     }
 
     pub fn set_lc_set(&mut self, index: u32, set: &LcSet) -> Result<(), DataplaneError> {

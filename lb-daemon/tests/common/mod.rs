@@ -44,6 +44,7 @@ impl Harness {
     }
 
     pub fn with_limits(limits: DataplaneLimits) -> Self {
+        pin_to_one_cpu();
         let object = xdp_object()
             .expect("the XDP object is embedded: run the tests with `cargo xtask test`");
         let mut dp =
@@ -116,6 +117,21 @@ impl Harness {
             &out[0..6]
         );
         (usize::from(out[4]) << 8) | usize::from(out[5])
+    }
+}
+
+/// Round-robin positions are per CPU, and a test run executes on the CPU of
+/// the calling thread: keep each test on one CPU so sequences are exact.
+fn pin_to_one_cpu() {
+    // SAFETY: a zeroed cpu_set_t is valid; the calls only affect this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0,
+            "pin to CPU 0"
+        );
     }
 }
 

@@ -1,0 +1,267 @@
+//! Connection-table behaviour through the real program: stickiness, port
+//! reuse, weight 0, rerouting, ageing and least-connection count repair.
+
+mod common;
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
+
+use common::{Harness, packets::*, service_spec};
+use lb_common::{
+    Action, FLOW_ACTIVE, FLOW_CLOSING, FlowKey, FlowValue, REAL_F_REROUTE, REAL_F_VALID, RealValue,
+    Reason,
+};
+use lb_daemon::{
+    ageing::Timeouts,
+    balancer::{
+        model::{Protocol, Scheduler, ServiceAddr},
+        monotonic_now_ns,
+    },
+};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+fn reals(n: usize) -> Vec<(IpAddr, u32)> {
+    (0..n)
+        .map(|i| (IpAddr::V4(Ipv4Addr::new(10, 0, 1, i as u8 + 1)), 1))
+        .collect()
+}
+
+/// Sends one TCP segment and returns the real index it went to.
+fn send(h: &mut Harness, sport: u16, flags: u8) -> usize {
+    let (action, out) = h.run(&tcp4(CLIENT, sport, VIP, 80, flags));
+    assert_eq!(
+        action,
+        Action::Tx,
+        "segment from port {sport} flags {flags:#x} forwarded"
+    );
+    Harness::real_of(&out)
+}
+
+fn flow_key(sport: u16) -> FlowKey {
+    FlowKey {
+        src: lb_common::addr_words_v4(CLIENT.octets()),
+        dst: lb_common::addr_words_v4(VIP.octets()),
+        src_port: sport.to_be(),
+        dst_port: 80u16.to_be(),
+        proto: 6,
+        family: 4,
+        _pad: [0; 2],
+    }
+}
+
+fn rr(h: &mut Harness, n: usize) -> ServiceAddr {
+    h.service(
+        VIP.into(),
+        80,
+        Protocol::Tcp,
+        Scheduler::RoundRobin,
+        &reals(n),
+    )
+}
+
+#[test]
+fn a_flow_sticks_to_its_real_and_retransmitted_syn_too() {
+    let mut h = Harness::new();
+    rr(&mut h, 3);
+    let first = send(&mut h, 1000, TCP_SYN);
+    assert_eq!(
+        send(&mut h, 1000, TCP_SYN),
+        first,
+        "retransmitted SYN goes to the same real"
+    );
+    for _ in 0..5 {
+        assert_eq!(send(&mut h, 1000, TCP_ACK | TCP_PSH), first);
+    }
+    assert_ne!(
+        send(&mut h, 1001, TCP_SYN),
+        first,
+        "the next flow goes elsewhere (rr)"
+    );
+}
+
+#[test]
+fn syn_reusing_a_closed_flows_tuple_is_scheduled_again() {
+    let mut h = Harness::new();
+    rr(&mut h, 2);
+    let first = send(&mut h, 2000, TCP_SYN);
+    send(&mut h, 2000, TCP_FIN | TCP_ACK);
+    let flow =
+        h.lb.dataplane()
+            .flow(&flow_key(2000))
+            .unwrap()
+            .expect("flow kept while closing");
+    assert_eq!(flow.state, FLOW_CLOSING);
+    let before = h.count(Reason::Rescheduled);
+    // Port reuse: a new connection on the same 5-tuple, scheduled anew
+    // (rr moves on to the other real).
+    let second = send(&mut h, 2000, TCP_SYN);
+    assert_eq!(h.count(Reason::Rescheduled), before + 1);
+    assert_ne!(second, first);
+    let flow = h.lb.dataplane().flow(&flow_key(2000)).unwrap().unwrap();
+    assert_eq!(flow.state, FLOW_ACTIVE);
+    // Segments that close the flow but are not SYNs keep going to its real.
+    assert_eq!(send(&mut h, 2000, TCP_RST), second);
+    assert_eq!(send(&mut h, 2000, TCP_ACK), second);
+}
+
+#[test]
+fn active_counts_follow_opens_and_closes() {
+    let mut h = Harness::new();
+    let svc = rr(&mut h, 1);
+    let real = h.lb.real_id(&svc, "10.0.1.1:80").unwrap();
+    for port in 0..5 {
+        send(&mut h, 3000 + port, TCP_SYN);
+    }
+    assert_eq!(h.lb.dataplane().real_connections(real).unwrap(), 5);
+    send(&mut h, 3000, TCP_FIN | TCP_ACK);
+    send(&mut h, 3000, TCP_FIN | TCP_ACK);
+    send(&mut h, 3001, TCP_RST);
+    assert_eq!(
+        h.lb.dataplane().real_connections(real).unwrap(),
+        3,
+        "a second FIN is not counted twice"
+    );
+}
+
+#[test]
+fn weight_zero_keeps_existing_flows_but_gets_no_new_ones() {
+    let mut h = Harness::new();
+    let vip: IpAddr = VIP.into();
+    let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(2));
+    h.lb.apply(&spec).unwrap();
+    let on_zero = (0..2)
+        .map(|p| (p, send(&mut h, 4000 + p, TCP_SYN)))
+        .find(|&(_, r)| r == 0)
+        .unwrap()
+        .0;
+    spec.reals[0].weight = 0;
+    h.lb.apply(&spec).unwrap();
+    for p in 100..120 {
+        assert_eq!(
+            send(&mut h, 4000 + p, TCP_SYN),
+            1,
+            "new flows avoid the weight-0 real"
+        );
+    }
+    assert_eq!(
+        send(&mut h, 4000 + on_zero, TCP_ACK),
+        0,
+        "its established flow stays"
+    );
+}
+
+#[test]
+fn removing_a_real_keeps_its_flows_until_they_age_out() {
+    let mut h = Harness::new();
+    let vip: IpAddr = VIP.into();
+    let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(2));
+    h.lb.apply(&spec).unwrap();
+    send(&mut h, 5000, TCP_SYN); // real 0
+    send(&mut h, 5001, TCP_SYN); // real 1
+    spec.reals.remove(1);
+    h.lb.apply(&spec).unwrap();
+    assert_eq!(
+        send(&mut h, 5001, TCP_ACK),
+        1,
+        "the removed real finishes its flow"
+    );
+    assert_eq!(
+        send(&mut h, 5002, TCP_SYN),
+        0,
+        "new flows go to the remaining real"
+    );
+    // Once the flow is gone the slot is released and no longer forwards.
+    let report =
+        h.lb.age(
+            monotonic_now_ns() + 3600 * 1_000_000_000,
+            &Timeouts::default(),
+        )
+        .unwrap();
+    assert_eq!(report.expired, 3);
+    assert_eq!(report.released_reals, 1);
+}
+
+#[test]
+fn flows_of_a_rerouted_real_move_on_their_next_packet() {
+    let mut h = Harness::new();
+    let vip: IpAddr = VIP.into();
+    let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(2));
+    h.lb.apply(&spec).unwrap();
+    send(&mut h, 6000, TCP_SYN); // real 0
+    // What the health checker will do for a dead real: out of the table, and
+    // its flows marked for rerouting.
+    spec.reals[0].weight = 0;
+    h.lb.apply(&spec).unwrap();
+    let slot = h.lb.real_id(&spec.addr, "10.0.1.1:80").unwrap();
+    let mut value: RealValue = h.lb.dataplane().real(slot).unwrap();
+    value.flags = REAL_F_VALID | REAL_F_REROUTE;
+    h.lb.dataplane_mut().set_real(slot, &value).unwrap();
+    let before = h.count(Reason::Rescheduled);
+    assert_eq!(send(&mut h, 6000, TCP_ACK), 1);
+    assert_eq!(h.count(Reason::Rescheduled), before + 1);
+    assert_eq!(send(&mut h, 6000, TCP_ACK), 1, "and stays on its new real");
+    assert_eq!(h.lb.dataplane().real_connections(slot).unwrap(), 0);
+}
+
+#[test]
+fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
+    let mut h = Harness::new();
+    let svc = rr(&mut h, 1);
+    let real = h.lb.real_id(&svc, "10.0.1.1:80").unwrap();
+    let now = monotonic_now_ns();
+    let t = Timeouts {
+        tcp: Duration::from_secs(100),
+        tcp_closing: Duration::from_secs(10),
+        udp: Duration::from_secs(50),
+    };
+    let secs = |s: u64| s * 1_000_000_000;
+    let flows = [
+        (7000, FLOW_ACTIVE, secs(99)),  // live
+        (7001, FLOW_ACTIVE, secs(101)), // idle too long
+        (7002, FLOW_CLOSING, secs(9)),  // closing, live
+        (7003, FLOW_CLOSING, secs(11)), // closing, expired
+    ];
+    for (port, state, age) in flows {
+        let value = FlowValue {
+            real,
+            state,
+            last_seen_ns: now - age,
+        };
+        h.lb.dataplane_mut()
+            .insert_flow(&flow_key(port), &value)
+            .unwrap();
+    }
+    // The count drifted (e.g. LRU evictions): ageing repairs it.
+    h.lb.dataplane_mut().set_real_connections(real, 42).unwrap();
+    let report = h.lb.age(now, &t).unwrap();
+    assert_eq!((report.flows_seen, report.expired), (4, 2));
+    assert!(h.lb.dataplane().flow(&flow_key(7000)).unwrap().is_some());
+    assert!(h.lb.dataplane().flow(&flow_key(7001)).unwrap().is_none());
+    assert!(h.lb.dataplane().flow(&flow_key(7002)).unwrap().is_some());
+    assert!(h.lb.dataplane().flow(&flow_key(7003)).unwrap().is_none());
+    assert_eq!(
+        h.lb.dataplane().real_connections(real).unwrap(),
+        1,
+        "only the live active flow counts"
+    );
+}
+
+#[test]
+fn the_data_path_stamps_flows_with_the_clock_ageing_uses() {
+    let mut h = Harness::new();
+    rr(&mut h, 1);
+    let before = monotonic_now_ns();
+    send(&mut h, 8000, TCP_SYN);
+    let after = monotonic_now_ns();
+    let flow = h.lb.dataplane().flow(&flow_key(8000)).unwrap().unwrap();
+    // The coarse clock may lag by a tick (a few ms).
+    assert!(
+        flow.last_seen_ns <= after && flow.last_seen_ns + 50_000_000 >= before,
+        "{before} <= {} <= {after}",
+        flow.last_seen_ns
+    );
+}
