@@ -138,6 +138,8 @@ mod tests {
         FlowValue {
             real,
             state,
+            service: 0,
+            _pad: 0,
             last_seen_ns,
         }
     }

@@ -229,6 +229,8 @@ fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
         let value = FlowValue {
             real,
             state,
+            service: 0,
+            _pad: 0,
             last_seen_ns: now - age,
         };
         h.lb.dataplane_mut()

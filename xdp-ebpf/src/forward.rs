@@ -28,8 +28,12 @@ pub fn rewrite_macs(ctx: &XdpContext, dst: &[u8; 6], src: &[u8; 6]) -> bool {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return false;
     };
-    let eth = unsafe { &mut *eth };
-    eth.dst = *dst;
-    eth.src = *src;
+    // Copy through locals: assigning from one pointer to another makes LLVM
+    // call a byte-by-byte memmove, since it cannot rule out overlap.
+    let (dst, src) = (*dst, *src);
+    unsafe {
+        (*eth).dst = dst;
+        (*eth).src = src;
+    }
     true
 }

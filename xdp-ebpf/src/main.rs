@@ -52,6 +52,31 @@ fn process(ctx: &XdpContext) -> Reason {
             Reason::FragmentNotVip
         };
     }
+    let Some(our_mac) = forward::interface_mac(ctx.ingress_ifindex() as u32) else {
+        return Reason::UnknownInterface;
+    };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+
+    // A packet of a known flow goes where its flow goes: one lookup.
+    let mut reason = Reason::NewFlow;
+    if let Some(flow) = conntrack::lookup(key) {
+        let flow = unsafe { &mut *flow };
+        match continue_flow(flow, &packet, now) {
+            Some(real) => {
+                return forward(
+                    ctx,
+                    flow.service,
+                    flow.real,
+                    real,
+                    &our_mac,
+                    Reason::Established,
+                );
+            }
+            None => reason = Reason::Rescheduled,
+        }
+    }
+
+    // A new connection (or one whose real is gone): find its service.
     let service_key = ServiceKey {
         addr: key.dst,
         port: key.dst_port,
@@ -61,70 +86,77 @@ fn process(ctx: &XdpContext) -> Reason {
     let Some(service) = (unsafe { SERVICES.get(&service_key) }) else {
         return Reason::NoService;
     };
-    let Some(our_mac) = forward::interface_mac(ctx.ingress_ifindex() as u32) else {
-        return Reason::UnknownInterface;
-    };
-    let (real_id, real, reason) = match choose_real(&packet, service) {
-        Ok(chosen) => chosen,
-        Err(reason) => return reason,
-    };
-    if !forward::rewrite_macs(ctx, &real.mac, &our_mac) {
+    match schedule_flow(&packet, service, now) {
+        Ok((real_id, real)) => forward(ctx, service.id, real_id, real, &our_mac, reason),
+        Err(reason) => reason,
+    }
+}
+
+/// Rewrites the frame for `real` and counts it.
+#[inline(always)]
+fn forward(
+    ctx: &XdpContext,
+    service: u32,
+    real_id: u32,
+    real: &RealValue,
+    our_mac: &[u8; 6],
+    reason: Reason,
+) -> Reason {
+    if !forward::rewrite_macs(ctx, &real.mac, our_mac) {
         return Reason::ShortEthernet;
     }
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    stats::count_forward(service.id, real_id, bytes, reason != Reason::Established);
+    stats::count_forward(service, real_id, bytes, reason != Reason::Established);
     reason
 }
 
-/// The real for this packet: its flow's real while that flow lives, else a
-/// newly scheduled one (recorded in the connection table).
+/// A packet of a known flow: its real while the flow lives. `None` when the
+/// flow must be scheduled again: its real is gone or down, or this is a SYN
+/// reusing the 5-tuple of a closing flow (a new connection, as IPVS's
+/// `conn_reuse_mode`); a retransmitted SYN of a live flow stays.
 #[inline(always)]
-fn choose_real(
+fn continue_flow(flow: &mut FlowValue, packet: &Packet, now: u64) -> Option<&'static RealValue> {
+    let is_tcp = packet.key.proto == PROTO_TCP;
+    let flags = packet.tcp_flags;
+    let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    let real = usable_real(flow.real);
+    if real.is_none() || (pure_syn && flow.state == FLOW_CLOSING) {
+        if conntrack::is_active(flow) {
+            conntrack::connection_closed(flow.real);
+        }
+        return None;
+    }
+    if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 && conntrack::is_active(flow) {
+        flow.state = FLOW_CLOSING;
+        conntrack::connection_closed(flow.real);
+    }
+    if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+        flow.last_seen_ns = now;
+    }
+    real
+}
+
+/// Picks a real for a new flow and records the flow.
+#[inline(always)]
+fn schedule_flow(
     packet: &Packet,
     service: &ServiceValue,
-) -> Result<(u32, &'static RealValue, Reason), Reason> {
+    now: u64,
+) -> Result<(u32, &'static RealValue), Reason> {
     let key = &packet.key;
-    let is_tcp = key.proto == PROTO_TCP;
-    let flags = packet.tcp_flags;
-    let closes = is_tcp && flags & (TCP_FIN | TCP_RST) != 0;
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-
-    let mut reason = Reason::NewFlow;
-    if let Some(flow) = conntrack::lookup(key) {
-        let flow = unsafe { &mut *flow };
-        let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-        let real = usable_real(flow.real);
-        match real {
-            // A SYN reusing the 5-tuple of a closing flow is a new connection.
-            Some(real) if !(pure_syn && flow.state == FLOW_CLOSING) => {
-                if closes && conntrack::is_active(flow) {
-                    flow.state = FLOW_CLOSING;
-                    conntrack::connection_closed(flow.real);
-                }
-                if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
-                    flow.last_seen_ns = now;
-                }
-                return Ok((flow.real, real, Reason::Established));
-            }
-            _ => {
-                if conntrack::is_active(flow) {
-                    conntrack::connection_closed(flow.real);
-                }
-                reason = Reason::Rescheduled;
-            }
-        }
-    }
-
     let real_id = match schedule::pick(service, key) {
         Some(id) => id,
         None if service.fallback_real != NO_REAL => service.fallback_real,
         None => return Err(Reason::NoReal),
     };
     let real = usable_real(real_id).ok_or(Reason::NoReal)?;
+    let closes = key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let state = if closes { FLOW_CLOSING } else { FLOW_ACTIVE };
     let flow = FlowValue {
         real: real_id,
         state,
+        service: service.id,
+        _pad: 0,
         last_seen_ns: now,
     };
     if conntrack::insert(key, &flow).is_err() {
@@ -133,7 +165,7 @@ fn choose_real(
     if state == FLOW_ACTIVE {
         conntrack::connection_opened(real_id);
     }
-    Ok((real_id, real, reason))
+    Ok((real_id, real))
 }
 
 /// The real's forwarding entry when it may carry traffic: configured, MAC

@@ -81,26 +81,45 @@ fn least_connection(svc: &ServiceValue, weighted: bool) -> Option<u32> {
         best_active: 0,
         best_weight: 0,
     };
+    let steps = count.div_ceil(LC_MEMBERS_PER_STEP);
     unsafe {
-        bpf_loop(count, lc_step as *mut c_void, (&raw mut scan).cast(), 0);
+        bpf_loop(steps, lc_step as *mut c_void, (&raw mut scan).cast(), 0);
     }
     Some(scan.best)
 }
 
-/// One member of the scan: `i` counts from 0 to `count - 1`.
+/// Members looked at per `bpf_loop` callback: a callback is a function call,
+/// so each handles a few members (unrolled) to spread that cost.
+const LC_MEMBERS_PER_STEP: u32 = 8;
+
+/// Members `step * 8 .. step * 8 + 7` of the scan (in scan order).
 #[inline(never)]
-extern "C" fn lc_step(i: u64, scan: *mut c_void) -> i64 {
+extern "C" fn lc_step(step: u64, scan: *mut c_void) -> i64 {
     let scan = unsafe { &mut *scan.cast::<LcScan>() };
-    let mut index = scan.start + i as u32;
+    let first = step as u32 * LC_MEMBERS_PER_STEP;
+    for k in 0..LC_MEMBERS_PER_STEP {
+        let position = first + k;
+        if position >= scan.count {
+            break;
+        }
+        lc_consider(scan, position);
+    }
+    0
+}
+
+/// Compares the member at scan position `position` with the best so far.
+#[inline(always)]
+fn lc_consider(scan: &mut LcScan, position: u32) {
+    let mut index = scan.start + position;
     if index >= scan.count {
         index -= scan.count;
     }
     let member = unsafe { &(*scan.set).members[(index as usize) & (MAX_LC_REALS - 1)] };
     if member.weight == 0 {
-        return 0;
+        return;
     }
     let Some(active) = REAL_CONNS.get(member.real) else {
-        return 0;
+        return;
     };
     let active = *active;
     let weight = u64::from(member.weight);
@@ -116,5 +135,4 @@ extern "C" fn lc_step(i: u64, scan: *mut c_void) -> i64 {
         scan.best_active = active;
         scan.best_weight = weight;
     }
-    0
 }

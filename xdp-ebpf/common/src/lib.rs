@@ -190,6 +190,10 @@ pub struct FlowValue {
     pub real: u32,
     /// [`FLOW_ACTIVE`] or [`FLOW_CLOSING`].
     pub state: u32,
+    /// The service's id (`ServiceValue::id`), so a packet of a known flow
+    /// needs no service lookup.
+    pub service: u32,
+    pub _pad: u32,
     /// `CLOCK_MONOTONIC` (coarse) nanoseconds of the last packet, refreshed at
     /// most every [`LAST_SEEN_GRANULARITY_NS`] to keep the hit path cheap.
     pub last_seen_ns: u64,
@@ -277,7 +281,7 @@ mod layout_tests {
         assert_eq!(size_of::<TrafficStats>(), 24);
         assert_eq!(size_of::<LcSet>(), 8 + 8 * MAX_LC_REALS);
         assert_eq!(size_of::<FlowKey>(), 40);
-        assert_eq!(size_of::<FlowValue>(), 16);
+        assert_eq!(size_of::<FlowValue>(), 24);
         assert_eq!(size_of::<Settings>(), 8 + 12 * MAX_IFACES);
     }
 }

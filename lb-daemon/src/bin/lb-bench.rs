@@ -1,0 +1,457 @@
+//! `lb-bench`: per-packet cost of the data path through `BPF_PROG_TEST_RUN`,
+//! every case in one run, reported as medians and as ratios to `floor`.
+//! Run it with `cargo xtask bench [--json]`.
+//!
+//! Two ways of timing, because a test run with `repeat > 1` feeds the program
+//! its own output again:
+//! - established flows and `floor`: one test run with `repeat = REPEAT`; the
+//!   kernel reports the mean per packet. Median over several such runs.
+//! - new flows, which need a fresh 5-tuple each time: many test runs with
+//!   `repeat = 1`, each a new flow. A single run also times the kernel's
+//!   timer overhead, so the figure reported is
+//!   `floor (batched) + median(single new flow) - median(single floor)`,
+//!   i.e. the extra cost over `floor` measured with the same method.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+use aya::programs::{TestRun, TestRunOptions};
+use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, program_names};
+use lb_daemon::{
+    balancer::{
+        Balancer,
+        model::{Protocol, RealSpec, Scheduler, ServiceAddr, ServiceSpec},
+        monotonic_now_ns,
+    },
+    dataplane::{Dataplane, DataplaneLimits},
+    sched::maglev,
+};
+
+const REPEAT: u32 = 200_000;
+const BATCHED_RUNS: usize = 15;
+const SINGLE_SAMPLES: usize = 4000;
+const MILLION: u32 = 1_000_000;
+const OUR_MAC: [u8; 6] = [0x02, 0xdd, 0, 0, 0, 1];
+
+struct Bench {
+    lb: Balancer,
+    next_client: u32,
+}
+
+struct Measurement {
+    case: &'static str,
+    ns_per_pkt: f64,
+    method: &'static str,
+    /// Median of single runs (new-flow cases), before the floor correction.
+    single_ns: Option<f64>,
+}
+
+fn main() -> Result<()> {
+    let json = std::env::args().any(|a| a == "--json");
+    pin_to_cpu0()?;
+    let limits = DataplaneLimits {
+        conntrack_size: MILLION + 100_000,
+        max_reals: 8192,
+        ..DataplaneLimits::default()
+    };
+    let mut dp = Dataplane::load(limits).context("loading the XDP program")?;
+    // Test runs without a context arrive on loopback (ifindex 1).
+    dp.set_interfaces(&[(1, OUR_MAC)])?;
+    let mut b = Bench {
+        lb: Balancer::new(dp),
+        next_client: 1,
+    };
+
+    let started = Instant::now();
+    let services = b.configure()?;
+    let mut results = Vec::new();
+
+    let floor_frame = tcp4(Ipv4Addr::new(192, 0, 2, 1), 1000, services.v4(0), 80, 0x10);
+    let floor = median(&b.batched(program_names::FLOOR, &floor_frame)?);
+    let floor_single = median(&b.single(program_names::FLOOR, |_| floor_frame.clone())?);
+    results.push(Measurement {
+        case: "floor",
+        ns_per_pkt: floor,
+        method: "batched",
+        single_ns: Some(floor_single),
+    });
+
+    results.push(b.hit_case(
+        "hit_tcp4",
+        &tcp4(
+            Ipv4Addr::new(198, 51, 100, 1),
+            5000,
+            services.v4(0),
+            80,
+            0x10,
+        ),
+    )?);
+    results.push(b.hit_case("hit_tcp6", &tcp6(client6(1), 5000, services.v6, 80, 0x10))?);
+    for (case, index) in [
+        ("new_rr", 0),
+        ("new_wrr", 1),
+        ("new_lc_4", 2),
+        ("new_lc_256", 3),
+        ("new_maglev", 4),
+        ("new_maglev_4096", 5),
+    ] {
+        let vip = services.v4(index);
+        let single = median(&b.single(program_names::LB, |c| {
+            tcp4(
+                Ipv4Addr::from(0xc000_0000 + c),
+                1024 + (c % 60_000) as u16,
+                vip,
+                80,
+                0x02,
+            )
+        })?);
+        results.push(Measurement {
+            case,
+            ns_per_pkt: floor + (single - floor_single),
+            method: "single_delta",
+            single_ns: Some(single),
+        });
+    }
+    b.fill_conntrack(MILLION, &services)?;
+    results.push(b.hit_case(
+        "hit_tcp4_1m",
+        &tcp4(
+            Ipv4Addr::new(198, 51, 100, 1),
+            5000,
+            services.v4(0),
+            80,
+            0x10,
+        ),
+    )?);
+
+    for m in &results {
+        let ratio = m.ns_per_pkt / floor;
+        if json {
+            let single = m.single_ns.map_or("null".to_owned(), |s| format!("{s:.1}"));
+            println!(
+                "{{\"case\": \"{}\", \"ns_per_pkt\": {:.1}, \"ratio_to_floor\": {ratio:.2}, \"method\": \"{}\", \"single_run_median_ns\": {single}}}",
+                m.case, m.ns_per_pkt, m.method
+            );
+        }
+    }
+    if !json {
+        print_table(&results, floor);
+        println!(
+            "\n({} s in all; medians of {BATCHED_RUNS} runs x {REPEAT} packets, or of {SINGLE_SAMPLES} single new flows)",
+            started.elapsed().as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// The VIPs of the benchmark's services.
+struct Services {
+    v4_vips: Vec<Ipv4Addr>,
+    v6: Ipv6Addr,
+    hit_service: ServiceAddr,
+}
+
+impl Services {
+    fn v4(&self, index: usize) -> Ipv4Addr {
+        self.v4_vips[index]
+    }
+}
+
+impl Bench {
+    /// One service per case: rr/4, wrr/4, lc/4, lc/256, maglev/4,
+    /// maglev/4096 (IPv4), and rr/4 on IPv6.
+    fn configure(&mut self) -> Result<Services> {
+        let cases: [(Scheduler, usize); 6] = [
+            (Scheduler::RoundRobin, 4),
+            (Scheduler::WeightedRoundRobin, 4),
+            (Scheduler::LeastConnection, 4),
+            (Scheduler::LeastConnection, 256),
+            (Scheduler::Maglev, 4),
+            (Scheduler::Maglev, 4096),
+        ];
+        let mut v4_vips = Vec::new();
+        for (i, (scheduler, n)) in cases.into_iter().enumerate() {
+            let vip = Ipv4Addr::new(10, 0, 0, 100 + i as u8);
+            let reals = (0..n)
+                .map(|r| {
+                    real(
+                        IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + r as u32)),
+                        if scheduler == Scheduler::WeightedRoundRobin {
+                            r as u32 + 1
+                        } else {
+                            1
+                        },
+                        r,
+                    )
+                })
+                .collect();
+            self.apply(vip.into(), scheduler, reals)?;
+            v4_vips.push(vip);
+        }
+        let v6: Ipv6Addr = "fd00::100".parse()?;
+        let reals6 = (0..4)
+            .map(|r| {
+                real(
+                    IpAddr::V6(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, r as u16 + 1)),
+                    1,
+                    r,
+                )
+            })
+            .collect();
+        self.apply(v6.into(), Scheduler::RoundRobin, reals6)?;
+        let hit_service = ServiceAddr {
+            vip: v4_vips[0].into(),
+            port: 80,
+            protocol: Protocol::Tcp,
+        };
+        Ok(Services {
+            v4_vips,
+            v6,
+            hit_service,
+        })
+    }
+
+    fn apply(&mut self, vip: IpAddr, scheduler: Scheduler, reals: Vec<RealSpec>) -> Result<()> {
+        let spec = ServiceSpec {
+            addr: ServiceAddr {
+                vip,
+                port: 80,
+                protocol: Protocol::Tcp,
+            },
+            scheduler,
+            table_size: maglev::DEFAULT_SIZE,
+            reals,
+        };
+        self.lb
+            .apply(&spec)
+            .with_context(|| format!("configuring {}", spec.addr))?;
+        Ok(())
+    }
+
+    /// An established flow: open it with a SYN, then time its ACKs.
+    fn hit_case(&mut self, case: &'static str, ack: &[u8]) -> Result<Measurement> {
+        let mut syn = ack.to_vec();
+        let flags_at = ack.len() - 5 - 20 + 13;
+        syn[flags_at] = 0x02;
+        self.run_once(program_names::LB, &syn)?;
+        Ok(Measurement {
+            case,
+            ns_per_pkt: median(&self.batched(program_names::LB, ack)?),
+            method: "batched",
+            single_ns: None,
+        })
+    }
+
+    fn batched(&mut self, program: &'static str, frame: &[u8]) -> Result<Vec<f64>> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let prog = self.lb.dataplane_mut().program(program)?;
+        let mut samples = Vec::with_capacity(BATCHED_RUNS);
+        for _ in 0..BATCHED_RUNS {
+            let result = prog.test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat: REPEAT,
+                ..TestRunOptions::default()
+            })?;
+            check_verdict(program, result.return_value)?;
+            samples.push(result.duration.as_nanos() as f64);
+        }
+        Ok(samples)
+    }
+
+    /// `SINGLE_SAMPLES` runs with `repeat = 1`, each on `frame(n)` for a new
+    /// `n` (a new client, so a new flow).
+    fn single(
+        &mut self,
+        program: &'static str,
+        frame: impl Fn(u32) -> Vec<u8>,
+    ) -> Result<Vec<f64>> {
+        let mut samples = Vec::with_capacity(SINGLE_SAMPLES);
+        let mut out = vec![0u8; 512];
+        let prog = self.lb.dataplane_mut().program(program)?;
+        for _ in 0..SINGLE_SAMPLES {
+            let data = frame(self.next_client);
+            self.next_client += 1;
+            let result = prog.test_run(TestRunOptions {
+                data_in: Some(&data),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })?;
+            check_verdict(program, result.return_value)?;
+            samples.push(result.duration.as_nanos() as f64);
+        }
+        Ok(samples)
+    }
+
+    fn run_once(&mut self, program: &'static str, frame: &[u8]) -> Result<()> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let prog = self.lb.dataplane_mut().program(program)?;
+        let result = prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
+        check_verdict(program, result.return_value)
+    }
+
+    /// Fills the connection table with `count` established flows of the
+    /// first service.
+    fn fill_conntrack(&mut self, count: u32, services: &Services) -> Result<()> {
+        let value = self
+            .lb
+            .service_value(&services.hit_service)
+            .context("hit service")?;
+        let real = self.lb.dataplane().read_table(value.table_offset, 1)?[0];
+        let now = monotonic_now_ns();
+        let dst = lb_common::addr_words_v4(services.v4(0).octets());
+        let dp = self.lb.dataplane_mut();
+        for i in 0..count {
+            let key = FlowKey {
+                src: [(0x2000_0000 + i / 50_000).to_be(), 0, 0, 0],
+                dst,
+                src_port: (1024 + (i % 50_000) as u16).to_be(),
+                dst_port: 80u16.to_be(),
+                proto: 6,
+                family: 4,
+                _pad: [0; 2],
+            };
+            dp.insert_flow(
+                &key,
+                &FlowValue {
+                    real,
+                    state: FLOW_ACTIVE,
+                    service: value.id,
+                    _pad: 0,
+                    last_seen_ns: now,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn real(addr: IpAddr, weight: u32, index: usize) -> RealSpec {
+    RealSpec {
+        addr,
+        port: 80,
+        weight,
+        mac: Some([0x02, 0xaa, 0, 0, (index >> 8) as u8, index as u8]),
+    }
+}
+
+fn check_verdict(program: &str, verdict: u32) -> Result<()> {
+    const XDP_TX: u32 = 3;
+    if verdict != XDP_TX {
+        bail!("{program} returned {verdict}, expected XDP_TX: the benchmark setup is wrong");
+    }
+    Ok(())
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+fn pin_to_cpu0() -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; this only affects this thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set)
+    };
+    if rc != 0 {
+        bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn client6(n: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)
+}
+
+/// Goals from the design card, checked against the figures.
+fn goal(case: &str, ratio: f64, ns: f64, results: &[Measurement]) -> String {
+    let of = |name: &str| {
+        results
+            .iter()
+            .find(|m| m.case == name)
+            .map_or(f64::NAN, |m| m.ns_per_pkt)
+    };
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    match case {
+        "hit_tcp4" | "hit_tcp6" => format!("<= 1.5x floor: {}", verdict(ratio <= 1.5)),
+        "new_rr" | "new_wrr" | "new_maglev" => format!("<= 3x floor: {}", verdict(ratio <= 3.0)),
+        "new_lc_256" => format!("< 1000 ns: {}", verdict(ns < 1000.0)),
+        "hit_tcp4_1m" => {
+            let r = ns / of("hit_tcp4");
+            format!("{r:.2}x hit_tcp4, <= 1.2x: {}", verdict(r <= 1.2))
+        }
+        "new_maglev_4096" => {
+            let r = ns / of("new_maglev");
+            format!("{r:.2}x new_maglev, <= 1.2x: {}", verdict(r <= 1.2))
+        }
+        _ => String::new(),
+    }
+}
+
+fn print_table(results: &[Measurement], floor: f64) {
+    println!(
+        "{:<17} {:>10} {:>8}  {:<13} goal",
+        "case", "ns/pkt", "x floor", "method"
+    );
+    for m in results {
+        let ratio = m.ns_per_pkt / floor;
+        println!(
+            "{:<17} {:>10.1} {:>8.2}  {:<13} {}",
+            m.case,
+            m.ns_per_pkt,
+            ratio,
+            m.method,
+            goal(m.case, ratio, m.ns_per_pkt, results)
+        );
+    }
+}
+
+// Frame builders (the same layouts as the test fixtures).
+
+fn tcp_segment(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = Vec::with_capacity(25);
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(b"hello");
+    t
+}
+
+fn ethernet(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0xdd, 0, 0, 0, 1, 0x02, 0xcc, 0, 0, 0, 1];
+    f.extend_from_slice(&ether_type.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn tcp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Vec<u8> {
+    let l4 = tcp_segment(sport, dport, flags);
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0, 0, 64, 6, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(&l4);
+    ethernet(0x0800, &ip)
+}
+
+fn tcp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
+    let l4 = tcp_segment(sport, dport, flags);
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[6, 64]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(&l4);
+    ethernet(0x86dd, &ip)
+}
