@@ -95,11 +95,11 @@ fn syn_reusing_a_closed_flows_tuple_is_scheduled_again() {
             .unwrap()
             .expect("flow kept while closing");
     assert_eq!(flow.state, FLOW_CLOSING);
-    let before = h.count(Reason::Rescheduled);
+    let before = h.count(Reason::NewFlow);
     // Port reuse: a new connection on the same 5-tuple, scheduled anew
     // (rr moves on to the other real).
     let second = send(&mut h, 2000, TCP_SYN);
-    assert_eq!(h.count(Reason::Rescheduled), before + 1);
+    assert_eq!(h.count(Reason::NewFlow), before + 1);
     assert_ne!(second, first);
     let flow = h.lb.dataplane().flow(&flow_key(2000)).unwrap().unwrap();
     assert_eq!(flow.state, FLOW_ACTIVE);

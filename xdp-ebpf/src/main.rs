@@ -62,7 +62,7 @@ fn process(ctx: &XdpContext) -> Reason {
     if let Some(flow) = conntrack::lookup(key) {
         let flow = unsafe { &mut *flow };
         match continue_flow(flow, &packet, now) {
-            Some(real) => {
+            Ok(real) => {
                 return forward(
                     ctx,
                     flow.service,
@@ -72,7 +72,7 @@ fn process(ctx: &XdpContext) -> Reason {
                     Reason::Established,
                 );
             }
-            None => reason = Reason::Rescheduled,
+            Err(why) => reason = why,
         }
     }
 
@@ -110,22 +110,27 @@ fn forward(
     reason
 }
 
-/// A packet of a known flow: its real while the flow lives. `None` when the
-/// flow must be scheduled again: its real is gone or down, or this is a SYN
-/// reusing the 5-tuple of a closing flow (a new connection, as IPVS's
-/// `conn_reuse_mode`); a retransmitted SYN of a live flow stays.
+/// A packet of a known flow: its real while the flow lives. Otherwise the
+/// reason to schedule it again: `Rescheduled` when its real is gone or down,
+/// `NewFlow` for a SYN reusing the 5-tuple of a closing flow (a new
+/// connection, as IPVS's `conn_reuse_mode`). A retransmitted SYN of a live
+/// flow stays.
 #[inline(always)]
-fn continue_flow(flow: &mut FlowValue, packet: &Packet, now: u64) -> Option<&'static RealValue> {
+fn continue_flow(
+    flow: &mut FlowValue,
+    packet: &Packet,
+    now: u64,
+) -> Result<&'static RealValue, Reason> {
     let is_tcp = packet.key.proto == PROTO_TCP;
     let flags = packet.tcp_flags;
     let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-    let real = usable_real(flow.real);
-    if real.is_none() || (pure_syn && flow.state == FLOW_CLOSING) {
+    let reused = pure_syn && flow.state == FLOW_CLOSING;
+    let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
         if conntrack::is_active(flow) {
             conntrack::connection_closed(flow.real);
         }
-        return None;
-    }
+        return Err(if reused { Reason::NewFlow } else { Reason::Rescheduled });
+    };
     if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 && conntrack::is_active(flow) {
         flow.state = FLOW_CLOSING;
         conntrack::connection_closed(flow.real);
@@ -133,7 +138,7 @@ fn continue_flow(flow: &mut FlowValue, packet: &Packet, now: u64) -> Option<&'st
     if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         flow.last_seen_ns = now;
     }
-    real
+    Ok(real)
 }
 
 /// Picks a real for a new flow and records the flow.

@@ -71,10 +71,10 @@ pub enum Reason {
     UnknownInterface,
     /// A packet of a known flow.
     Established,
-    /// First packet of a new flow, scheduled.
+    /// First packet of a new connection, scheduled (including a SYN that
+    /// reuses the 5-tuple of a closing flow).
     NewFlow,
-    /// A known flow whose real is down, or a SYN reusing a closed flow's
-    /// 5-tuple, scheduled again.
+    /// A known flow whose real is gone or down, scheduled again.
     Rescheduled,
     /// IPv4 fragment to a VIP: no ports to find the service or flow.
     FragmentToVip,
