@@ -129,7 +129,11 @@ fn continue_flow(
         if conntrack::is_active(flow) {
             conntrack::connection_closed(flow.real);
         }
-        return Err(if reused { Reason::NewFlow } else { Reason::Rescheduled });
+        return Err(if reused {
+            Reason::NewFlow
+        } else {
+            Reason::Rescheduled
+        });
     };
     if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 && conntrack::is_active(flow) {
         flow.state = FLOW_CLOSING;

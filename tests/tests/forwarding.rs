@@ -1,0 +1,157 @@
+//! Direct-routing forwarding end to end: a client in one namespace, the
+//! balancer attached to a director's veth (native XDP), nginx on the reals,
+//! requests to the VIP answered by the reals directly.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use lb_daemon::{balancer::model::Scheduler, dataplane::xdp_object};
+use lb_lab::{
+    Lab, command_in,
+    director::{LabDirector, http_service, vip_socket},
+    http_get,
+};
+
+fn lab_with_director(reals: usize) -> (Lab, LabDirector) {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(reals)
+        .build()
+        .expect("build the lab");
+    let object = xdp_object().expect("the XDP object is embedded: run with `cargo xtask test`");
+    let director =
+        LabDirector::start(&mut lab, 0, object).expect("start the balancer on director 0");
+    (lab, director)
+}
+
+/// Which real answered each of `n` fresh connections to the service.
+fn answers(
+    lab: &Lab,
+    spec: &lb_daemon::balancer::model::ServiceSpec,
+    n: usize,
+) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for i in 0..n {
+        let response = http_get(
+            lab.client_ns(0),
+            vip_socket(spec),
+            "/",
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("request {i} to {} failed: {e:#}", spec.addr));
+        assert_eq!(response.status, 200);
+        *seen.entry(response.text().trim().to_owned()).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn requests_to_the_vip_are_served_by_every_real_over_ipv4_and_ipv6() {
+    let (lab, mut director) = lab_with_director(2);
+    for ipv6 in [false, true] {
+        let spec = http_service(&lab, ipv6, Scheduler::RoundRobin, &[(0, 1), (1, 1)]);
+        director.lb.apply(&spec).expect("program the service");
+        let seen = answers(&lab, &spec, 20);
+        // Round-robin positions are per CPU: each CPU alternates exactly, so
+        // with two CPUs the two reals' counts differ by at most two.
+        let a = seen.get(lab.real_name(0)).copied().unwrap_or(0);
+        let b = seen.get(lab.real_name(1)).copied().unwrap_or(0);
+        assert_eq!(
+            a + b,
+            20,
+            "only the two reals answered ({}): {seen:?}",
+            spec.addr
+        );
+        assert!(
+            a.abs_diff(b) <= 2,
+            "rr shares the requests ({}): {seen:?}",
+            spec.addr
+        );
+    }
+}
+
+#[test]
+fn a_load_generator_sees_no_failed_request_while_reals_change() {
+    let (lab, mut director) = lab_with_director(3);
+    let mut spec = http_service(
+        &lab,
+        false,
+        Scheduler::WeightedLeastConnection,
+        &[(0, 1), (1, 1)],
+    );
+    director.lb.apply(&spec).expect("program the service");
+    let url = format!("http://{}/", vip_socket(&spec));
+    let wrk = command_in(
+        lab.client_ns(0),
+        &[
+            "wrk",
+            "-t2",
+            "-c8",
+            "-d4s",
+            "--timeout",
+            "2s",
+            "-H",
+            "Connection: close",
+            &url,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("start wrk");
+    // While the load runs: add a real, then drain one, then remove it.
+    let wait_for_new_flows = |director: &LabDirector, name: &str| {
+        let slot = director
+            .lb
+            .real_id(&spec.addr, name)
+            .expect("real configured");
+        lb_lab::wait_until(
+            Duration::from_secs(5),
+            &format!("{name} gets new connections"),
+            || {
+                director
+                    .lb
+                    .dataplane()
+                    .real_stats(slot)
+                    .map(|s| s.new_flows > 0)
+                    .unwrap_or(false)
+            },
+        )
+        .unwrap();
+    };
+    wait_for_new_flows(&director, &format!("{}:80", lab.real_addr_v4(0)));
+    spec.reals
+        .extend(http_service(&lab, false, Scheduler::WeightedLeastConnection, &[(2, 1)]).reals);
+    director.lb.apply(&spec).expect("add real-2");
+    wait_for_new_flows(&director, &format!("{}:80", lab.real_addr_v4(2)));
+    spec.reals[0].weight = 0;
+    director.lb.apply(&spec).expect("drain real-0");
+    // Let the drained real's connections finish under load before removal.
+    let busy = director
+        .lb
+        .real_id(&spec.addr, &format!("{}:80", lab.real_addr_v4(1)))
+        .unwrap();
+    let mark = director.lb.dataplane().real_stats(busy).unwrap().new_flows;
+    lb_lab::wait_until(Duration::from_secs(5), "more load after the drain", || {
+        director
+            .lb
+            .dataplane()
+            .real_stats(busy)
+            .map(|s| s.new_flows > mark + 200)
+            .unwrap_or(false)
+    })
+    .unwrap();
+    spec.reals.remove(0);
+    director.lb.apply(&spec).expect("remove real-0");
+
+    let output = wrk.wait_with_output().expect("wrk finishes");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "wrk failed:\n{text}");
+    assert!(
+        text.contains("requests in"),
+        "wrk printed a summary:\n{text}"
+    );
+    assert!(
+        !text.contains("Socket errors") && !text.contains("Non-2xx"),
+        "no request failed:\n{text}"
+    );
+}
