@@ -112,8 +112,7 @@ fn a_load_generator_sees_no_failed_request_while_reals_change() {
                     .lb
                     .dataplane()
                     .real_stats(slot)
-                    .map(|s| s.new_flows > 0)
-                    .unwrap_or(false)
+                    .is_ok_and(|s| s.new_flows > 0)
             },
         )
         .unwrap();
@@ -136,8 +135,7 @@ fn a_load_generator_sees_no_failed_request_while_reals_change() {
             .lb
             .dataplane()
             .real_stats(busy)
-            .map(|s| s.new_flows > mark + 200)
-            .unwrap_or(false)
+            .is_ok_and(|s| s.new_flows > mark + 200)
     })
     .unwrap();
     spec.reals.remove(0);

@@ -129,7 +129,7 @@ impl Balancer {
     /// Creates or updates a service so the maps match `spec`. Flows already
     /// established keep their reals.
     pub fn apply(&mut self, spec: &ServiceSpec) -> Result<(), BalancerError> {
-        self.validate(spec)?;
+        Self::validate(spec)?;
         let addr = spec.addr;
         let previous = self.services.remove(&addr);
         let (id, mut real_ids) = match &previous {
@@ -204,7 +204,7 @@ impl Balancer {
         Ok(())
     }
 
-    fn validate(&self, spec: &ServiceSpec) -> Result<(), BalancerError> {
+    fn validate(spec: &ServiceSpec) -> Result<(), BalancerError> {
         let mut seen = HashSet::new();
         for real in &spec.reals {
             if !seen.insert(real.name()) {

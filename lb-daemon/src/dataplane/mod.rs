@@ -231,7 +231,7 @@ impl Dataplane {
     }
 
     pub fn set_real(&mut self, id: u32, value: &RealValue) -> Result<(), DataplaneError> {
-        self.check(id, "real", self.limits.max_reals)?;
+        Self::check(id, "real", self.limits.max_reals)?;
         self.reals.set(id, value, 0).map_err(map_err(names::REALS))
     }
 
@@ -244,7 +244,7 @@ impl Dataplane {
         key: &ServiceKey,
         value: &ServiceValue,
     ) -> Result<(), DataplaneError> {
-        self.check(value.id, "service id", self.limits.max_services)?;
+        Self::check(value.id, "service id", self.limits.max_services)?;
         self.services
             .insert(key, value, 0)
             .map_err(map_err(names::SERVICES))
@@ -311,7 +311,7 @@ impl Dataplane {
     }
 
     pub fn set_lc_set(&mut self, index: u32, set: &LcSet) -> Result<(), DataplaneError> {
-        self.check(index, "lc set", self.limits.lc_sets)?;
+        Self::check(index, "lc set", self.limits.lc_sets)?;
         self.lc_sets
             .set(index, set, 0)
             .map_err(map_err(names::LC_SETS))
@@ -333,7 +333,7 @@ impl Dataplane {
     }
 
     pub fn set_real_connections(&mut self, id: u32, count: u64) -> Result<(), DataplaneError> {
-        self.check(id, "real", self.limits.max_reals)?;
+        Self::check(id, "real", self.limits.max_reals)?;
         self.real_conns
             .set(id, count, 0)
             .map_err(map_err(names::REAL_CONNS))
@@ -415,7 +415,7 @@ impl Dataplane {
         }
     }
 
-    fn check(&self, index: u32, what: &'static str, limit: u32) -> Result<(), DataplaneError> {
+    fn check(index: u32, what: &'static str, limit: u32) -> Result<(), DataplaneError> {
         if index < limit {
             Ok(())
         } else {

@@ -1,4 +1,4 @@
-//! Test harness: a freshly loaded data path driven through BPF_PROG_TEST_RUN.
+//! Test harness: a freshly loaded data path driven through `BPF_PROG_TEST_RUN`.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 

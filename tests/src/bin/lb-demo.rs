@@ -22,6 +22,9 @@ use lb_lab::{
     director::{LabDirector, http_service},
 };
 
+/// A runtime change made at the start of a phase.
+type Change = Box<dyn Fn(&mut ServiceSpec)>;
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
@@ -62,7 +65,7 @@ fn main() -> Result<()> {
     );
     director.lb.apply(&spec)?;
     let spare = http_service(&lab, false, Scheduler::WeightedLeastConnection, &[(3, 1)]).reals;
-    let phases: [(&str, Box<dyn Fn(&mut ServiceSpec)>); 3] = [
+    let phases: [(&str, Change); 3] = [
         ("wlc over real-0, real-1, real-2", Box::new(|_| {})),
         (
             "spare real-3 added at runtime",

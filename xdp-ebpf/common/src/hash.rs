@@ -4,7 +4,7 @@
 
 use crate::FlowKey;
 
-/// One MurmurHash3 (x86, 32-bit) mixing round.
+/// One `MurmurHash3` (x86, 32-bit) mixing round.
 #[inline(always)]
 #[must_use]
 pub const fn mix32(h: u32, word: u32) -> u32 {
@@ -18,7 +18,7 @@ pub const fn mix32(h: u32, word: u32) -> u32 {
         .wrapping_add(0xe654_6b64)
 }
 
-/// MurmurHash3's finaliser: spreads every input bit over the output.
+/// `MurmurHash3`'s finaliser: spreads every input bit over the output.
 #[inline(always)]
 const fn fmix32(mut h: u32) -> u32 {
     h ^= h >> 16;
