@@ -661,20 +661,18 @@ impl Lab {
                 unsafe { libc::kill(-pgid, libc::SIGKILL) };
             }
         }
-        // Anything else still running inside the lab.
-        let killed = netns::kill_namespace_processes(&self.namespaces);
         for slot in &mut self.pass_programs {
             *slot = None;
         }
-        let deleted = netns::delete_namespaces(&self.namespaces);
+        // The namespaces, and anything else still running inside them.
+        let removed_namespaces = netns::remove_namespaces(&self.namespaces);
         let removed = match fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("removing {}", self.dir.display()))
             }
             _ => Ok(()),
         };
-        killed?;
-        deleted?;
+        removed_namespaces?;
         removed
     }
 }

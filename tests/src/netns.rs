@@ -183,12 +183,11 @@ pub(crate) fn add_namespaces(names: &[String]) -> Result<()> {
     ip_batch(None, &lines)
 }
 
-/// Deletes the named namespaces (what `ip netns del` does: detach the bind
-/// mount, remove the file); missing ones are not an error, so concurrent
-/// cleaners don't trip over each other. Kill their processes first
-/// ([`kill_namespace_processes`]), or the kernel keeps the namespace (and its
-/// interfaces) alive after the name is gone.
-pub(crate) fn delete_namespaces(names: &[String]) -> Result<()> {
+/// Deletes the names of these namespaces (what `ip netns del` does: detach
+/// the bind mount, remove the file); missing ones are not an error, so
+/// concurrent cleaners don't trip over each other. The namespaces live on
+/// while processes remain inside: see [`remove_namespaces`].
+fn delete_namespaces(names: &[String]) -> Result<()> {
     let mut failures = Vec::new();
     for name in names {
         let path = namespace_path(name);
@@ -287,21 +286,30 @@ pub(crate) fn pid_in_namespaces(pid: u32, names: &[String]) -> bool {
         .any(|i| link.to_str() == Some(&format!("net:[{i}]")))
 }
 
-/// SIGKILLs every process inside the named namespaces and waits until they
-/// are gone (the caller reaps its own children).
-pub(crate) fn kill_namespace_processes(names: &[String]) -> Result<()> {
+/// Removes the named namespaces: first their names (so nothing new can
+/// enter them), then every process still inside (SIGKILL, and wait until
+/// they are gone; the caller reaps its own children). The kernel frees a
+/// namespace, with its interfaces, once both are gone.
+pub(crate) fn remove_namespaces(names: &[String]) -> Result<()> {
     let inodes: Vec<u64> = names.iter().filter_map(|n| namespace_inode(n)).collect();
-    if inodes.is_empty() {
-        return Ok(());
-    }
-    wait_until(KILL_TIMEOUT, "the lab's processes to exit", || {
-        let pids = pids_in(&inodes);
-        for &pid in &pids {
-            // SAFETY: plain kill(2) of a process found inside our namespace.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        pids.is_empty()
-    })
+    let deleted = delete_namespaces(names);
+    let killed = if inodes.is_empty() {
+        Ok(())
+    } else {
+        wait_until(
+            KILL_TIMEOUT,
+            "the processes in the namespaces to exit",
+            || {
+                let pids = pids_in(&inodes);
+                for &pid in &pids {
+                    // SAFETY: plain kill(2) of a process found inside our namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                pids.is_empty()
+            },
+        )
+    };
+    deleted.and(killed)
 }
 
 /// Removes what crashed runs left behind: every namespace and temporary
@@ -316,10 +324,9 @@ pub fn cleanup_stale() -> Result<usize> {
         .into_iter()
         .filter(|n| stale(n))
         .collect();
-    kill_namespace_processes(&names)?;
-    // Another process may clean the same names concurrently: don't fail on
-    // names that vanished meanwhile.
-    delete_namespaces(&names)?;
+    // Another process may clean the same names concurrently: names that
+    // vanished meanwhile are no error.
+    remove_namespaces(&names)?;
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {
             let stale_dir = entry.file_name().to_str().is_some_and(stale)

@@ -343,8 +343,14 @@ fn stale_namespaces_of_dead_processes_are_removed() {
         .expect("could not make a stale namespace in 10 attempts");
     // Other tests may clean it up concurrently too: only check the outcome.
     cleanup_stale().unwrap_or_else(|e| panic!("cleanup_stale: {e:#}"));
-    let status = sleeper.wait().expect("waiting for sleep");
-    assert!(!status.success(), "sleep should have been killed: {status}");
+    let exited = wait_until(Duration::from_secs(10), "sleep to be killed", || {
+        sleeper.try_wait().expect("checking on sleep").is_some()
+    });
+    if let Err(e) = exited {
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        panic!("{e:#}");
+    }
     assert!(
         namespaces_with_prefix(&name).is_empty(),
         "stale namespace {name} still exists"
