@@ -1,8 +1,10 @@
 //! The load balancer's userspace library: loading and programming the XDP
-//! data path, scheduling tables, connection-table ageing. `lbd` and `lbctl`
-//! are thin binaries over it.
+//! data path, scheduling tables, connection-table ageing, the config file,
+//! rtnetlink (neighbours, addresses) and the daemon behind `lbd`/`lbctl`.
 
 pub mod ageing;
 pub mod balancer;
+pub mod config;
 pub mod dataplane;
+pub mod netlink;
 pub mod sched;
