@@ -105,6 +105,29 @@ impl RangeAllocator {
         self.free.insert(start, end - start);
     }
 
+    /// Marks `[offset, offset + len)` as used (adopting existing state).
+    /// False if any of it is not free.
+    pub fn claim(&mut self, offset: u32, len: u32) -> bool {
+        if len == 0 {
+            return true;
+        }
+        let Some((&start, &free_len)) = self.free.range(..=offset).next_back() else {
+            return false;
+        };
+        let (end, free_end) = (u64::from(offset) + u64::from(len), u64::from(start) + u64::from(free_len));
+        if end > free_end {
+            return false;
+        }
+        self.free.remove(&start);
+        if offset > start {
+            self.free.insert(start, offset - start);
+        }
+        if free_end > end {
+            self.free.insert(end as u32, (free_end - end) as u32);
+        }
+        true
+    }
+
     /// Total free slots.
     #[must_use]
     pub fn available(&self) -> u64 {
@@ -127,6 +150,19 @@ mod tests {
         ids.free(0);
         assert_eq!(ids.allocate(), Some(0));
         assert_eq!(ids.allocate(), Some(1));
+    }
+
+    #[test]
+    fn range_claim_splits_the_free_range() {
+        let mut ranges = RangeAllocator::new(100);
+        assert!(ranges.claim(10, 20));
+        assert!(!ranges.claim(25, 10), "overlaps the claimed range");
+        assert!(!ranges.claim(95, 10), "past the end");
+        assert_eq!(ranges.available(), 80);
+        assert_eq!(ranges.allocate(10), Some(0));
+        assert_eq!(ranges.allocate(5), Some(30));
+        ranges.free(10, 20);
+        assert_eq!(ranges.allocate(20), Some(10));
     }
 
     #[test]

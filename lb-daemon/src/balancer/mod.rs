@@ -23,7 +23,7 @@ use lb_common::{
 
 use crate::{
     ageing::{self, Timeouts},
-    dataplane::{Dataplane, DataplaneError},
+    dataplane::{Dataplane, DataplaneError, META_ACTIVE, META_RETIRED, RealMeta},
     sched::{Backend, maglev, wrr},
 };
 pub use alloc::{IdAllocator, RangeAllocator};
@@ -75,6 +75,18 @@ pub struct AgeingReport {
     pub released_reals: usize,
 }
 
+/// What `Balancer::adopt` found in pinned maps.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    pub services: usize,
+    pub reals: usize,
+    pub retired: usize,
+    /// MAC each adopted real was forwarding to, by real address: the
+    /// restarted daemon uses them until the neighbour table says otherwise,
+    /// so no flow loses its real while MACs are re-resolved.
+    pub macs: BTreeMap<std::net::IpAddr, [u8; 6]>,
+}
+
 /// The userspace owner of a loaded data path.
 pub struct Balancer {
     dp: Dataplane,
@@ -100,6 +112,100 @@ impl Balancer {
             tables: RangeAllocator::new(limits.sched_table_size),
             retired: BTreeMap::new(),
         }
+    }
+
+    /// Takes over maps a previous `lbd` pinned: services keep their ids
+    /// and tables, reals their slots (so every established flow keeps its
+    /// real), removed reals stay retired until their flows end. The caller
+    /// then applies its configuration, which rebuilds each table in a fresh
+    /// range and switches to it atomically.
+    pub fn adopt(dp: Dataplane) -> Result<(Self, Adopted), BalancerError> {
+        let mut balancer = Self::new(dp);
+        let mut adopted = Adopted::default();
+        let mut by_id = std::collections::HashMap::new();
+        for (key, value) in balancer.dp.services()? {
+            let (Some(addr), Some(scheduler)) = (
+                ServiceAddr::from_key(&key),
+                Scheduler::from_id(value.scheduler),
+            ) else {
+                // Not something this lbd writes: drop it.
+                balancer.dp.remove_service(&key)?;
+                continue;
+            };
+            balancer.service_ids.claim(value.id);
+            if scheduler.uses_lc_set() {
+                balancer.lc_ids.claim(value.table_offset);
+            } else {
+                balancer.tables.claim(value.table_offset, value.table_len);
+            }
+            let spec = ServiceSpec {
+                addr,
+                scheduler,
+                table_size: if matches!(scheduler, Scheduler::Maglev | Scheduler::SourceHash) {
+                    value.table_len
+                } else {
+                    maglev::DEFAULT_SIZE
+                },
+                reals: Vec::new(),
+            };
+            by_id.insert(key, addr);
+            balancer.services.insert(
+                addr,
+                Programmed {
+                    spec,
+                    value,
+                    real_ids: BTreeMap::new(),
+                },
+            );
+            adopted.services += 1;
+        }
+        for (slot, meta) in balancer.dp.real_metas()? {
+            let Some(ip) = meta.ip() else { continue };
+            balancer.real_ids.claim(slot);
+            let name = std::net::SocketAddr::new(ip, meta.port).to_string();
+            let service = by_id.get(&meta.service).copied();
+            match (service, meta.state) {
+                (Some(addr), META_ACTIVE) => {
+                    let real = balancer.dp.real(slot)?;
+                    if real.flags & REAL_F_VALID != 0 {
+                        adopted.macs.insert(ip, real.mac);
+                    }
+                    let programmed = balancer.services.get_mut(&addr).expect("inserted above");
+                    programmed.real_ids.insert(name, slot);
+                    adopted.reals += 1;
+                }
+                _ => {
+                    let addr = service
+                        .or_else(|| ServiceAddr::from_key(&meta.service))
+                        .unwrap_or(ServiceAddr {
+                            vip: ip,
+                            port: 0,
+                            protocol: model::Protocol::Tcp,
+                        });
+                    balancer.retired.insert((addr, name), slot);
+                    adopted.retired += 1;
+                }
+            }
+        }
+        Ok((balancer, adopted))
+    }
+
+    /// Services currently programmed.
+    pub fn service_addrs(&self) -> impl Iterator<Item = &ServiceAddr> {
+        self.services.keys()
+    }
+
+    /// The spec a service was last programmed with (adopted services have
+    /// no reals in it until the configuration is applied).
+    #[must_use]
+    pub fn spec(&self, addr: &ServiceAddr) -> Option<&ServiceSpec> {
+        self.services.get(addr).map(|p| &p.spec)
+    }
+
+    /// Retired reals: (service, real name) -> slot.
+    #[must_use]
+    pub fn retired(&self) -> &BTreeMap<(ServiceAddr, String), u32> {
+        &self.retired
     }
 
     #[must_use]
@@ -195,7 +301,7 @@ impl Balancer {
         self.dp.remove_service(&addr.key())?;
         self.release_table(&programmed.spec, &programmed.value);
         for (name, id) in programmed.real_ids {
-            self.retired.insert((*addr, name), id);
+            self.retire(*addr, name, id)?;
         }
         self.service_ids.free(programmed.value.id);
         if !self.services.keys().any(|other| other.vip == addr.vip) {
@@ -246,6 +352,10 @@ impl Balancer {
                 }
             };
             self.dp.set_real(slot, &real_value(real))?;
+            self.dp.set_real_meta(
+                slot,
+                &RealMeta::new(spec.addr.key(), real.addr, real.port, META_ACTIVE),
+            )?;
             if real.weight > 0 && real.mac.is_some() {
                 backends.push(Backend {
                     id: slot,
@@ -277,7 +387,7 @@ impl Balancer {
             .collect();
         for name in removed {
             if let Some(slot) = real_ids.remove(&name) {
-                self.retired.insert((spec.addr, name), slot);
+                self.retire(spec.addr, name, slot)?;
             }
         }
         Ok(value)
@@ -300,6 +410,18 @@ impl Balancer {
         self.dp.clear_real_stats(slot)?;
         self.dp.set_real_connections(slot, 0)?;
         Ok(slot)
+    }
+
+    /// Keeps a removed real's slot (still forwarding) until its flows end.
+    fn retire(&mut self, service: ServiceAddr, name: String, slot: u32) -> Result<(), BalancerError> {
+        if let Ok(sock) = name.parse::<std::net::SocketAddr>() {
+            self.dp.set_real_meta(
+                slot,
+                &RealMeta::new(service.key(), sock.ip(), sock.port(), META_RETIRED),
+            )?;
+        }
+        self.retired.insert((service, name), slot);
+        Ok(())
     }
 
     fn build_table(
@@ -395,6 +517,7 @@ impl Balancer {
         for key in &released {
             if let Some(slot) = self.retired.remove(key) {
                 self.dp.set_real(slot, &RealValue::default())?;
+                self.dp.set_real_meta(slot, &RealMeta::default())?;
                 self.real_ids.free(slot);
             }
         }

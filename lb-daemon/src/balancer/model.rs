@@ -86,6 +86,14 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// The scheduler with this data-path id.
+    #[must_use]
+    pub fn from_id(id: u32) -> Option<Self> {
+        Scheduler::ALL.into_iter().find(|s| s.id() == id)
+    }
+}
+
 impl fmt::Display for Scheduler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -126,6 +134,31 @@ impl ServiceAddr {
             proto: self.protocol.number(),
             family,
         }
+    }
+
+    /// The service a `SERVICES` key stands for.
+    #[must_use]
+    pub fn from_key(key: &ServiceKey) -> Option<Self> {
+        let protocol = match key.proto {
+            PROTO_TCP => Protocol::Tcp,
+            PROTO_UDP => Protocol::Udp,
+            _ => return None,
+        };
+        let mut bytes = [0u8; 16];
+        for (chunk, word) in bytes.chunks_exact_mut(4).zip(key.addr) {
+            // The words hold the address in wire order.
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        let vip = match key.family {
+            FAMILY_V4 => IpAddr::from(<[u8; 4]>::try_from(&bytes[..4]).expect("4 bytes")),
+            FAMILY_V6 => IpAddr::from(bytes),
+            _ => return None,
+        };
+        Some(Self {
+            vip,
+            port: u16::from_be(key.port),
+            protocol,
+        })
     }
 
     #[must_use]
@@ -187,4 +220,29 @@ pub struct ServiceSpec {
     /// Maglev/sh ring size (prime).
     pub table_size: u32,
     pub reals: Vec<RealSpec>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_keys_round_trip() {
+        for (vip, protocol) in [("10.1.2.3", Protocol::Tcp), ("fd00::200", Protocol::Udp)] {
+            let addr = ServiceAddr {
+                vip: vip.parse().unwrap(),
+                port: 8080,
+                protocol,
+            };
+            assert_eq!(ServiceAddr::from_key(&addr.key()), Some(addr));
+        }
+    }
+
+    #[test]
+    fn scheduler_ids_round_trip() {
+        for sched in Scheduler::ALL {
+            assert_eq!(Scheduler::from_id(sched.id()), Some(sched));
+        }
+        assert_eq!(Scheduler::from_id(0), None);
+    }
 }

@@ -3,12 +3,18 @@
 //! with `lb_common` values.
 
 mod batch;
+mod meta;
 mod object;
+mod pin;
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, IterableMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
     util::nr_cpus,
 };
 use lb_common::{
@@ -16,7 +22,9 @@ use lb_common::{
     Settings, TrafficStats, VipKey, map_names as names, program_names,
 };
 
+pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, RealMeta};
 pub use object::xdp_object;
+pub use pin::{PinDir, ShapeMismatch};
 
 /// Sizes of the maps, fixed when the program is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +95,35 @@ pub enum DataplaneError {
     TooManyInterfaces { count: usize },
     #[error("counting CPUs: {0}")]
     Cpus(String),
+    #[error(transparent)]
+    PinnedShape(#[from] ShapeMismatch),
+    #[error("{what} {path}")]
+    Pin {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// How the data path was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Fresh maps (first start, or no pinning).
+    Fresh,
+    /// Maps a previous `lbd` pinned, with their flows and counters.
+    Adopted,
+}
+
+/// What attaching to one interface did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    /// A new link in the requested mode.
+    Attached(XdpMode),
+    /// Driver mode failed; attached in generic (skb) mode.
+    FellBack,
+    /// A pinned link existed: the new program replaced the old atomically.
+    Replaced,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
@@ -113,6 +150,9 @@ pub struct Dataplane {
     rr_cursor: PerCpuArray<MapData, u32>,
     conntrack: HashMap<MapData, FlowKey, FlowValue>,
     settings: Array<MapData, Settings>,
+    real_meta: Array<MapData, RealMeta>,
+    pins: Option<PinDir>,
+    origin: Origin,
 }
 
 impl Dataplane {
@@ -122,19 +162,48 @@ impl Dataplane {
         Self::load_object(xdp_object()?, limits)
     }
 
-    /// Loads an explicit object (tests, benchmarks).
+    /// Loads an explicit object (tests, benchmarks), unpinned.
     pub fn load_object(object: &[u8], limits: DataplaneLimits) -> Result<Self, DataplaneError> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(names::CONNTRACK, limits.conntrack_size)
-            .map_max_entries(names::REALS, limits.max_reals)
-            .map_max_entries(names::REAL_CONNS, limits.max_reals)
-            .map_max_entries(names::REAL_STATS, limits.max_reals)
-            .map_max_entries(names::SERVICES, limits.max_services)
-            .map_max_entries(names::VIPS, limits.max_services)
-            .map_max_entries(names::SERVICE_STATS, limits.max_services)
-            .map_max_entries(names::RR_CURSOR, limits.max_services)
-            .map_max_entries(names::SCHED_TABLE, limits.sched_table_size)
-            .map_max_entries(names::LC_SETS, limits.lc_sets)
+        Self::open_object(object, limits, None)
+    }
+
+    /// Loads the embedded object with its maps pinned under `pins`, adopting
+    /// the maps a previous `lbd` pinned there (flows, counters, tables).
+    pub fn open_pinned(limits: DataplaneLimits, pins: &PinDir) -> Result<Self, DataplaneError> {
+        Self::open_object(xdp_object()?, limits, Some(pins))
+    }
+
+    /// Loads `object`; with `pins`, every map is pinned (or adopted) there.
+    pub fn open_object(
+        object: &[u8],
+        limits: DataplaneLimits,
+        pins: Option<&PinDir>,
+    ) -> Result<Self, DataplaneError> {
+        let mut loader = EbpfLoader::new();
+        for (name, max_entries) in Self::sized_maps(limits) {
+            loader.map_max_entries(name, max_entries);
+        }
+        let origin = match pins {
+            Some(dir) => {
+                pin::check_shapes(dir, &Self::shapes(limits))?;
+                let origin = if dir.has_maps() {
+                    Origin::Adopted
+                } else {
+                    Origin::Fresh
+                };
+                dir.create().map_err(|e| DataplaneError::Pin {
+                    what: "creating pin directory",
+                    path: dir.root().to_owned(),
+                    source: Box::new(e),
+                })?;
+                for shape in Self::shapes(limits) {
+                    loader.map_pin_path(shape.name, dir.map(shape.name));
+                }
+                origin
+            }
+            None => Origin::Fresh,
+        };
+        let mut ebpf = loader
             .load(object)
             .map_err(|e| DataplaneError::Load(Box::new(e)))?;
         for name in [program_names::LB, program_names::FLOOR] {
@@ -154,6 +223,7 @@ impl Dataplane {
                 source: Box::new(e),
             })?;
         }
+        let real_meta = open_real_meta(pins, limits.max_reals)?;
         let cpus = nr_cpus().map_err(|(what, e)| DataplaneError::Cpus(format!("{what}: {e}")))?;
 
         Ok(Self {
@@ -169,10 +239,135 @@ impl Dataplane {
             conntrack: typed(&mut ebpf, names::CONNTRACK)?,
             settings: typed(&mut ebpf, names::SETTINGS)?,
             sched_table: typed(&mut ebpf, names::SCHED_TABLE)?,
+            real_meta,
             ebpf,
             limits,
             cpus,
+            pins: pins.cloned(),
+            origin,
         })
+    }
+
+    /// Maps whose size follows the limits.
+    fn sized_maps(limits: DataplaneLimits) -> [(&'static str, u32); 10] {
+        [
+            (names::CONNTRACK, limits.conntrack_size),
+            (names::REALS, limits.max_reals),
+            (names::REAL_CONNS, limits.max_reals),
+            (names::REAL_STATS, limits.max_reals),
+            (names::SERVICES, limits.max_services),
+            (names::VIPS, limits.max_services),
+            (names::SERVICE_STATS, limits.max_services),
+            (names::RR_CURSOR, limits.max_services),
+            (names::SCHED_TABLE, limits.sched_table_size),
+            (names::LC_SETS, limits.lc_sets),
+        ]
+    }
+
+    /// Every map of the object as this build creates it.
+    fn shapes(limits: DataplaneLimits) -> Vec<pin::MapShape> {
+        fn shape<K, V>(name: &'static str, max_entries: u32) -> pin::MapShape {
+            pin::MapShape {
+                name,
+                key_size: size_of::<K>() as u32,
+                value_size: size_of::<V>() as u32,
+                max_entries,
+            }
+        }
+        vec![
+            shape::<ServiceKey, ServiceValue>(names::SERVICES, limits.max_services),
+            shape::<VipKey, u32>(names::VIPS, limits.max_services),
+            shape::<u32, RealValue>(names::REALS, limits.max_reals),
+            shape::<u32, u64>(names::REAL_CONNS, limits.max_reals),
+            shape::<u32, TrafficStats>(names::REAL_STATS, limits.max_reals),
+            shape::<u32, TrafficStats>(names::SERVICE_STATS, limits.max_services),
+            shape::<u32, u64>(names::GLOBAL_STATS, Reason::COUNT),
+            shape::<u32, u32>(names::SCHED_TABLE, limits.sched_table_size),
+            shape::<u32, LcSet>(names::LC_SETS, limits.lc_sets),
+            shape::<u32, u32>(names::RR_CURSOR, limits.max_services),
+            shape::<FlowKey, FlowValue>(names::CONNTRACK, limits.conntrack_size),
+            shape::<u32, Settings>(names::SETTINGS, 1),
+            shape::<u32, RealMeta>(meta::NAME, limits.max_reals),
+        ]
+    }
+
+    /// Whether the maps were adopted from a previous `lbd`.
+    #[must_use]
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The pin directory, when pinned.
+    #[must_use]
+    pub fn pins(&self) -> Option<&PinDir> {
+        self.pins.as_ref()
+    }
+
+    /// Attaches the balancer to `ifname` through a link pinned under the pin
+    /// directory, so it stays attached when `lbd` exits. If a link is
+    /// already pinned for the interface (a previous `lbd`), this program
+    /// replaces the old one in it atomically. Driver mode falls back to
+    /// generic mode when `fallback` is set and the driver refuses.
+    pub fn attach_pinned(
+        &mut self,
+        ifname: &str,
+        mode: XdpMode,
+        fallback: bool,
+    ) -> Result<Attachment, DataplaneError> {
+        let Some(pins) = self.pins.clone() else {
+            self.attach(ifname, mode)?;
+            return Ok(Attachment::Attached(mode));
+        };
+        let path = pins.link(ifname);
+        let name = program_names::LB;
+        let program_error = |e: ProgramError| DataplaneError::Program {
+            name,
+            source: Box::new(e),
+        };
+        let pin_error = |what: &'static str, path: &std::path::Path| {
+            let path = path.to_owned();
+            move |e: Box<dyn std::error::Error + Send + Sync>| DataplaneError::Pin {
+                what,
+                path,
+                source: e,
+            }
+        };
+        let program = self.program(name)?;
+        if path.exists() {
+            let pinned = PinnedLink::from_pin(&path)
+                .map_err(|e| pin_error("opening pinned link", &path)(Box::new(e)))?;
+            let link = XdpLink::try_from(FdLink::from(pinned))
+                .map_err(|e| pin_error("pinned link is not an XDP link", &path)(Box::new(e)))?;
+            let id = program.attach_to_link(link).map_err(program_error)?;
+            // The pin keeps the link; this process must not detach it.
+            drop(program.take_link(id).map_err(program_error)?);
+            return Ok(Attachment::Replaced);
+        }
+        let (id, outcome) = match program.attach(ifname, mode) {
+            Ok(id) => (id, Attachment::Attached(mode)),
+            Err(e) if fallback && mode == XdpMode::Driver => {
+                tracing::warn!(
+                    interface = ifname,
+                    error = %e,
+                    "driver-mode XDP refused; attaching in generic mode (slower)"
+                );
+                (
+                    program.attach(ifname, XdpMode::Skb).map_err(program_error)?,
+                    Attachment::FellBack,
+                )
+            }
+            Err(e) => return Err(program_error(e)),
+        };
+        let link = program.take_link(id).map_err(program_error)?;
+        let fd_link = FdLink::try_from(link).map_err(|e| {
+            pin_error("the kernel gave a netlink (unpinnable) XDP attachment for", &path)(
+                Box::new(e),
+            )
+        })?;
+        fd_link
+            .pin(&path)
+            .map_err(|e| pin_error("pinning link", &path)(Box::new(e)))?;
+        Ok(outcome)
     }
 
     #[must_use]
@@ -228,6 +423,26 @@ impl Dataplane {
         self.settings
             .set(0, settings, 0)
             .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Records who owns a real slot (see `RealMeta`).
+    pub fn set_real_meta(&mut self, id: u32, meta: &RealMeta) -> Result<(), DataplaneError> {
+        Self::check(id, "real", self.limits.max_reals)?;
+        self.real_meta
+            .set(id, meta, 0)
+            .map_err(map_err(meta::NAME))
+    }
+
+    /// Every real slot in use, with its owner.
+    pub fn real_metas(&self) -> Result<Vec<(u32, RealMeta)>, DataplaneError> {
+        let mut used = Vec::new();
+        for id in 0..self.limits.max_reals {
+            let meta = self.real_meta.get(&id, 0).map_err(map_err(meta::NAME))?;
+            if meta.state != META_FREE {
+                used.push((id, meta));
+            }
+        }
+        Ok(used)
     }
 
     pub fn set_real(&mut self, id: u32, value: &RealValue) -> Result<(), DataplaneError> {
@@ -426,6 +641,31 @@ impl Dataplane {
             })
         }
     }
+}
+
+/// `REAL_META` is not in the object: created here, pinned with the others.
+fn open_real_meta(
+    pins: Option<&PinDir>,
+    max_reals: u32,
+) -> Result<Array<MapData, RealMeta>, DataplaneError> {
+    let name = meta::NAME;
+    if let Some(dir) = pins {
+        let path = dir.map(name);
+        if path.exists() {
+            let data = MapData::from_pin(&path).map_err(map_err(name))?;
+            return Array::try_from(Map::Array(data)).map_err(map_err(name));
+        }
+        let map = Array::<MapData, RealMeta>::create(max_reals, 0).map_err(map_err(name))?;
+        // Pinning consumes the typed map; reopen it from the pin.
+        map.pin(&path).map_err(|e| DataplaneError::Pin {
+            what: "pinning map",
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+        let data = MapData::from_pin(&path).map_err(map_err(name))?;
+        return Array::try_from(Map::Array(data)).map_err(map_err(name));
+    }
+    Array::create(max_reals, 0).map_err(map_err(name))
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
