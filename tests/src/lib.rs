@@ -28,6 +28,7 @@
 //! [`cleanup_stale`] (run by every [`LabBuilder::build`]) removes what a
 //! killed process left behind.
 
+pub mod daemon;
 pub mod director;
 mod http;
 mod netns;
@@ -47,8 +48,8 @@ use anyhow::{Context, Result, ensure};
 
 pub use http::{Response, http_get, url};
 pub use netns::{
-    NAME_PREFIX, NETNS_DIR, cleanup_stale, command_in, exec, exec_ok, format_mac, in_namespace,
-    list_namespaces, mac_of, owner_pid, parse_mac,
+    NAME_PREFIX, NETNS_DIR, cleanup_stale, command_in, command_in_net, exec, exec_ok, format_mac,
+    in_namespace, list_namespaces, mac_of, owner_pid, parse_mac,
 };
 pub use wait::{wait_for, wait_until};
 pub use xdp::{PASS_PROGRAM, attach_xdp, pass_object, xdp_object};
@@ -663,6 +664,19 @@ impl Lab {
         }
         for slot in &mut self.pass_programs {
             *slot = None;
+        }
+        // Pins of lab daemons (a daemon removes its own; this catches a
+        // daemon that was leaked).
+        if let Ok(entries) = fs::read_dir(netns::BPFFS) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&self.prefix))
+                {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
         }
         // The namespaces, and anything else still running inside them.
         let removed_namespaces = netns::remove_namespaces(&self.namespaces);

@@ -25,6 +25,9 @@ pub const NETNS_DIR: &str = "/var/run/netns";
 /// followed by the owning process id and a `-`.
 pub const NAME_PREFIX: &str = "lbl";
 
+/// Where lab daemons pin their data path.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
 /// How long to wait for the processes of a namespace to die.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -94,6 +97,19 @@ fn display_args<S: AsRef<OsStr>>(args: &[S]) -> String {
 pub fn command_in<S: AsRef<OsStr>>(ns: &str, args: &[S]) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns]).args(args);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Like [`command_in`], but enters only the network namespace (`nsenter
+/// --net`), keeping the caller's mounts: `ip netns exec` remounts `/sys`,
+/// which hides the bpffs at `/sys/fs/bpf` where `lbd` pins its data path.
+#[must_use]
+pub fn command_in_net<S: AsRef<OsStr>>(ns: &str, args: &[S]) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={NETNS_DIR}/{ns}"))
+        .arg("--")
+        .args(args);
     cmd.stdin(Stdio::null());
     cmd
 }
@@ -327,6 +343,14 @@ pub fn cleanup_stale() -> Result<usize> {
     // Another process may clean the same names concurrently: names that
     // vanished meanwhile are no error.
     remove_namespaces(&names)?;
+    // Pin directories of lab daemons (`/sys/fs/bpf/lbl<pid>-…`).
+    if let Ok(entries) = std::fs::read_dir(BPFFS) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_str().is_some_and(stale) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {
             let stale_dir = entry.file_name().to_str().is_some_and(stale)

@@ -114,7 +114,10 @@ impl RangeAllocator {
         let Some((&start, &free_len)) = self.free.range(..=offset).next_back() else {
             return false;
         };
-        let (end, free_end) = (u64::from(offset) + u64::from(len), u64::from(start) + u64::from(free_len));
+        let (end, free_end) = (
+            u64::from(offset) + u64::from(len),
+            u64::from(start) + u64::from(free_len),
+        );
         if end > free_end {
             return false;
         }

@@ -202,6 +202,12 @@ impl Balancer {
         self.services.get(addr).map(|p| &p.spec)
     }
 
+    /// Slots of a service's configured reals, by real name.
+    #[must_use]
+    pub fn real_slots(&self, addr: &ServiceAddr) -> Option<&BTreeMap<String, u32>> {
+        self.services.get(addr).map(|p| &p.real_ids)
+    }
+
     /// Retired reals: (service, real name) -> slot.
     #[must_use]
     pub fn retired(&self) -> &BTreeMap<(ServiceAddr, String), u32> {
@@ -413,7 +419,12 @@ impl Balancer {
     }
 
     /// Keeps a removed real's slot (still forwarding) until its flows end.
-    fn retire(&mut self, service: ServiceAddr, name: String, slot: u32) -> Result<(), BalancerError> {
+    fn retire(
+        &mut self,
+        service: ServiceAddr,
+        name: String,
+        slot: u32,
+    ) -> Result<(), BalancerError> {
         if let Ok(sock) = name.parse::<std::net::SocketAddr>() {
             self.dp.set_real_meta(
                 slot,

@@ -144,16 +144,7 @@ impl ServiceAddr {
             PROTO_UDP => Protocol::Udp,
             _ => return None,
         };
-        let mut bytes = [0u8; 16];
-        for (chunk, word) in bytes.chunks_exact_mut(4).zip(key.addr) {
-            // The words hold the address in wire order.
-            chunk.copy_from_slice(&word.to_ne_bytes());
-        }
-        let vip = match key.family {
-            FAMILY_V4 => IpAddr::from(<[u8; 4]>::try_from(&bytes[..4]).expect("4 bytes")),
-            FAMILY_V6 => IpAddr::from(bytes),
-            _ => return None,
-        };
+        let vip = ip_from_words(&key.addr, key.family)?;
         Some(Self {
             vip,
             port: u16::from_be(key.port),
@@ -178,6 +169,22 @@ impl fmt::Display for ServiceAddr {
             IpAddr::V4(v4) => write!(f, "{v4}:{}/{}", self.port, self.protocol),
             IpAddr::V6(v6) => write!(f, "[{v6}]:{}/{}", self.port, self.protocol),
         }
+    }
+}
+
+/// The address that map words (wire order) and a family stand for.
+#[must_use]
+pub fn ip_from_words(words: &[u32; 4], family: u8) -> Option<IpAddr> {
+    let mut bytes = [0u8; 16];
+    for (chunk, word) in bytes.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    match family {
+        FAMILY_V4 => Some(IpAddr::from(
+            <[u8; 4]>::try_from(&bytes[..4]).expect("4 bytes"),
+        )),
+        FAMILY_V6 => Some(IpAddr::from(bytes)),
+        _ => None,
     }
 }
 

@@ -352,7 +352,9 @@ impl Dataplane {
                     "driver-mode XDP refused; attaching in generic mode (slower)"
                 );
                 (
-                    program.attach(ifname, XdpMode::Skb).map_err(program_error)?,
+                    program
+                        .attach(ifname, XdpMode::Skb)
+                        .map_err(program_error)?,
                     Attachment::FellBack,
                 )
             }
@@ -360,9 +362,10 @@ impl Dataplane {
         };
         let link = program.take_link(id).map_err(program_error)?;
         let fd_link = FdLink::try_from(link).map_err(|e| {
-            pin_error("the kernel gave a netlink (unpinnable) XDP attachment for", &path)(
-                Box::new(e),
-            )
+            pin_error(
+                "the kernel gave a netlink (unpinnable) XDP attachment for",
+                &path,
+            )(Box::new(e))
         })?;
         fd_link
             .pin(&path)
@@ -428,9 +431,7 @@ impl Dataplane {
     /// Records who owns a real slot (see `RealMeta`).
     pub fn set_real_meta(&mut self, id: u32, meta: &RealMeta) -> Result<(), DataplaneError> {
         Self::check(id, "real", self.limits.max_reals)?;
-        self.real_meta
-            .set(id, meta, 0)
-            .map_err(map_err(meta::NAME))
+        self.real_meta.set(id, meta, 0).map_err(map_err(meta::NAME))
     }
 
     /// Every real slot in use, with its owner.

@@ -53,8 +53,22 @@ impl PinDir {
         self.links().join(ifname)
     }
 
-    /// Creates the directories (bpffs allows mkdir).
+    /// Creates the directories (bpffs allows mkdir). The nearest existing
+    /// parent must be on a bpffs mount: pins anywhere else fail, and a
+    /// private bpffs (e.g. under `ip netns exec`, which remounts `/sys`)
+    /// would not outlive the process.
     pub fn create(&self) -> io::Result<()> {
+        let existing = self
+            .root
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(Path::new("/"));
+        if !is_bpffs(existing) {
+            return Err(io::Error::other(format!(
+                "{} is not on a bpf filesystem (mount one: `mount -t bpf bpf /sys/fs/bpf`)",
+                existing.display()
+            )));
+        }
         fs::create_dir_all(self.maps())?;
         fs::create_dir_all(self.links())
     }
@@ -144,4 +158,19 @@ pub(crate) fn check_shapes(dir: &PinDir, shapes: &[MapShape]) -> Result<(), Shap
         }
     }
     Ok(())
+}
+
+/// `BPF_FS_MAGIC` from linux/magic.h.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+fn is_bpffs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a zeroed statfs is a valid out-buffer; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c_path.as_ptr(), &raw mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    }
 }

@@ -1,0 +1,161 @@
+//! The admin API between `lbctl` and `lbd`: one JSON request per line on a
+//! Unix socket, one JSON response line back, then the connection closes.
+//! Types here are the wire format; `lbctl --json` prints the `data` part.
+
+mod client;
+mod parse;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{AdminClientError, call};
+pub use parse::{parse_real, parse_service};
+
+/// What `lbctl` asks for. Services are written `VIP:PORT[/tcp|udp]`
+/// (`[v6]:PORT/…` for IPv6) and reals `IP[:PORT]` (port defaults to the
+/// service's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    /// Services and reals with weights, states, connections and counters.
+    Status,
+    AddService {
+        service: String,
+        scheduler: Option<String>,
+        table_size: Option<u32>,
+    },
+    RemoveService {
+        service: String,
+    },
+    AddReal {
+        service: String,
+        real: String,
+        weight: Option<u32>,
+        backup: bool,
+        mac: Option<String>,
+    },
+    RemoveReal {
+        service: String,
+        real: String,
+    },
+    SetWeight {
+        service: String,
+        real: String,
+        weight: u32,
+    },
+    /// Weight 0: no new connections, established ones continue.
+    Drain {
+        service: String,
+        real: String,
+    },
+    Flows {
+        service: Option<String>,
+        real: Option<String>,
+        limit: Option<usize>,
+    },
+    /// Where a 5-tuple goes now, and why.
+    Trace {
+        protocol: String,
+        client: String,
+        service: String,
+    },
+    /// Re-read the config file (like SIGHUP), reporting errors to the caller.
+    Reload,
+}
+
+/// The reply: `{"ok": true, "data": …}` or `{"ok": false, "error": "…"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    pub fn success(data: impl Serialize) -> Self {
+        Self {
+            ok: true,
+            data: Some(serde_json::to_value(data).unwrap_or(serde_json::Value::Null)),
+            error: None,
+        }
+    }
+
+    pub fn failure(error: impl std::fmt::Display) -> Self {
+        Self {
+            ok: false,
+            data: None,
+            error: Some(error.to_string()),
+        }
+    }
+}
+
+/// `Status` data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub services: Vec<ServiceStatus>,
+    /// Flows in the connection table and its capacity.
+    pub conntrack_entries: u64,
+    pub conntrack_capacity: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `VIP:PORT/PROTO`.
+    pub service: String,
+    pub scheduler: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub connections: u64,
+    pub reals: Vec<RealStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RealStatus {
+    /// `IP:PORT`.
+    pub real: String,
+    pub weight: u32,
+    /// `up`, `drained` (weight 0), `unresolved` (no MAC yet), `backup`, or
+    /// `removed` (no longer configured; kept while flows remain).
+    pub state: String,
+    pub mac: Option<String>,
+    pub active_connections: u64,
+    pub connections: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One live flow (`Flows` data is a list of these).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowEntry {
+    pub protocol: String,
+    pub client: String,
+    pub service: String,
+    pub real: String,
+    /// `established` or `closing`.
+    pub state: String,
+    /// Seconds since the last packet (1 s granularity).
+    pub idle_seconds: u64,
+    /// Seconds until ageing removes it if it stays idle.
+    pub expires_in_seconds: u64,
+}
+
+/// `Trace` data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceResult {
+    pub service: String,
+    /// The real the tuple goes to now (`None`: dropped or passed).
+    pub real: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Data of a change (add/remove/weight/drain/reload).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeResult {
+    /// What was done, in words.
+    pub summary: String,
+    /// For drains and removals: flows still on the real.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_connections: Option<u64>,
+}

@@ -1,0 +1,99 @@
+//! Human-readable tables (`--json` prints the raw data instead).
+
+use std::fmt::Write as _;
+
+use lb_daemon::admin::{FlowEntry, Status};
+
+/// `ipvsadm -Ln --stats`-like listing.
+pub fn status(status: &Status) -> String {
+    let mut out = String::new();
+    for service in &status.services {
+        let _ = writeln!(
+            out,
+            "{}  {}  conns {}  packets {}  bytes {}",
+            service.service,
+            service.scheduler,
+            service.connections,
+            service.packets,
+            human(service.bytes)
+        );
+        if service.reals.is_empty() {
+            let _ = writeln!(out, "  (no reals)");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>11} {:>9}  {}",
+            "REAL", "STATE", "WEIGHT", "ACTIVE", "CONNS", "PACKETS", "BYTES", "MAC"
+        );
+        for real in &service.reals {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>11} {:>9}  {}",
+                real.real,
+                real.state,
+                real.weight,
+                real.active_connections,
+                real.connections,
+                real.packets,
+                human(real.bytes),
+                real.mac.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if status.services.is_empty() {
+        out.push_str("no services\n");
+    }
+    let _ = writeln!(
+        out,
+        "connection table: {} of {} entries",
+        status.conntrack_entries, status.conntrack_capacity
+    );
+    out
+}
+
+/// `ipvsadm -Lnc`-like listing.
+pub fn flows(flows: &[FlowEntry]) -> String {
+    let mut out = format!(
+        "{:<5} {:<12} {:>6} {:>8} {:<44} {:<26} {}\n",
+        "PROTO", "STATE", "IDLE", "EXPIRES", "CLIENT", "SERVICE", "REAL"
+    );
+    for f in flows {
+        let _ = writeln!(
+            out,
+            "{:<5} {:<12} {:>5}s {:>7}s {:<44} {:<26} {}",
+            f.protocol, f.state, f.idle_seconds, f.expires_in_seconds, f.client, f.service, f.real
+        );
+    }
+    let _ = writeln!(out, "{} flows", flows.len());
+    out
+}
+
+/// 1536 -> "1.5K".
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["", "K", "M", "G", "T"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0");
+        assert_eq!(human(1023), "1023");
+        assert_eq!(human(1536), "1.5K");
+        assert_eq!(human(5 * 1024 * 1024), "5.0M");
+    }
+}

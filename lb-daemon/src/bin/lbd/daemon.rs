@@ -1,0 +1,296 @@
+//! Startup, the controller thread and shutdown.
+
+use std::{
+    collections::BTreeSet,
+    net::IpAddr,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow};
+use aya::programs::XdpMode;
+use lb_daemon::{
+    admin::{Request, Response},
+    balancer::{Adopted, Balancer},
+    config::{self, Config, SystemEnvironment, XdpModeConfig},
+    control::Controller,
+    dataplane::{Attachment, Dataplane, DataplaneLimits, Origin, PinDir},
+    netlink::Netlink,
+};
+use tokio::sync::oneshot;
+
+use crate::{neighbours, server, vips};
+
+/// What the controller thread is asked to do.
+pub enum Event {
+    Admin(Request, oneshot::Sender<Response>),
+    /// SIGHUP.
+    Reload,
+    /// A real's MAC appeared, changed or went away.
+    Mac(IpAddr, Option<[u8; 6]>),
+    Shutdown,
+}
+
+/// The reals the neighbour thread must keep resolved, shared with it.
+pub type Wanted = Arc<Mutex<BTreeSet<IpAddr>>>;
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (config, text) = config::load(path, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
+    server::refuse_if_running(&config.daemon.admin_socket)?;
+
+    let mut netlink = Netlink::open().context("opening rtnetlink")?;
+    let mut interfaces = Vec::new();
+    for name in &config.dataplane.interfaces {
+        let index = netlink
+            .link_index(name)
+            .with_context(|| format!("interface {name}"))?;
+        let mac = netlink
+            .link_mac(index)
+            .with_context(|| format!("MAC of interface {name}"))?;
+        interfaces.push((name.clone(), index, mac));
+    }
+
+    let pins = PinDir::new(&config.daemon.pin_path);
+    let dp = Dataplane::open_pinned(limits(&config), &pins).context("loading the data path")?;
+    let (mut lb, adopted) = match dp.origin() {
+        Origin::Adopted => Balancer::adopt(dp).context("adopting the pinned data path")?,
+        Origin::Fresh => (Balancer::new(dp), Adopted::default()),
+    };
+    if adopted.services > 0 || adopted.reals > 0 {
+        tracing::info!(
+            pin_path = %pins.root().display(),
+            services = adopted.services,
+            reals = adopted.reals,
+            retired = adopted.retired,
+            "adopted the pinned data path of a previous lbd: established flows keep their reals"
+        );
+    }
+    let previous_vips: BTreeSet<IpAddr> = lb.service_addrs().map(|s| s.vip).collect();
+    let ifaces: Vec<(u32, [u8; 6])> = interfaces.iter().map(|(_, i, m)| (*i, *m)).collect();
+    lb.dataplane_mut()
+        .set_interfaces(&ifaces)
+        .context("configuring interfaces")?;
+
+    // MACs: what the pinned maps forwarded to, then the neighbour table.
+    let mut macs = adopted.macs;
+    let on_link: Vec<u32> = ifaces.iter().map(|(i, _)| *i).collect();
+    let mut resolver = neighbours::Resolver::new(on_link);
+    let wanted: BTreeSet<IpAddr> = config
+        .services
+        .iter()
+        .flat_map(|s| s.reals.iter())
+        .filter(|r| r.mac.is_none())
+        .map(|r| r.addr)
+        .collect();
+    for (ip, mac) in resolver.settle(&mut netlink, &wanted, Duration::from_millis(500)) {
+        match mac {
+            Some(mac) => {
+                macs.insert(ip, mac);
+            }
+            None => {
+                macs.remove(&ip);
+            }
+        }
+    }
+
+    let apply_started = Instant::now();
+    let mut controller = Controller::new(
+        lb,
+        config.clone(),
+        text,
+        path.to_owned(),
+        Box::new(SystemEnvironment),
+        macs,
+    );
+    controller.apply_all().context("programming services")?;
+    let apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
+
+    let mode = match config.dataplane.xdp_mode {
+        XdpModeConfig::Driver => XdpMode::Driver,
+        XdpModeConfig::Generic => XdpMode::Skb,
+    };
+    for (name, _, _) in &interfaces {
+        let attachment = controller
+            .balancer_mut()
+            .dataplane_mut()
+            .attach_pinned(name, mode, config.dataplane.xdp_fallback)
+            .with_context(|| format!("attaching to {name}"))?;
+        match attachment {
+            Attachment::Attached(mode) => tracing::info!(interface = %name, ?mode, "attached"),
+            Attachment::FellBack => {
+                tracing::warn!(interface = %name, "attached in generic mode (driver mode refused)");
+            }
+            Attachment::Replaced => {
+                tracing::info!(interface = %name, "replaced the program in the pinned link")
+            }
+        }
+    }
+    let vip_iface = interfaces[0].1;
+    let mut held = vips::sync(&mut netlink, vip_iface, &previous_vips, &controller.vips());
+    for ip in controller.unresolved_reals() {
+        tracing::warn!(real = %ip, "MAC not resolved yet: out of rotation until it is");
+    }
+    let reals: usize = controller
+        .config()
+        .services
+        .iter()
+        .map(|s| s.reals.len())
+        .sum();
+    tracing::info!(
+        config = %path.display(),
+        services = controller.config().services.len(),
+        reals,
+        apply_ms = format!("{apply_ms:.1}"),
+        startup_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
+        "lbd ready"
+    );
+
+    let (events, inbox) = mpsc::channel::<Event>();
+    let wanted: Wanted = Arc::new(Mutex::new(controller.reals_to_resolve()));
+    let refresh = config.daemon.neighbour_refresh;
+    let stop = Arc::new(AtomicBool::new(false));
+    let neighbour_thread = {
+        let events = events.clone();
+        let wanted = wanted.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("neighbours".into())
+            .spawn(move || neighbours::run(resolver, &wanted, &events, refresh, &stop))?
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let socket = config.daemon.admin_socket.clone();
+    let server_events = events.clone();
+    let server = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || runtime.block_on(server::serve(&socket, server_events)))?;
+
+    controller_loop(
+        &mut controller,
+        &inbox,
+        &mut netlink,
+        vip_iface,
+        &mut held,
+        &wanted,
+    );
+
+    let _ = std::fs::remove_file(&config.daemon.admin_socket);
+    stop.store(true, Ordering::Relaxed);
+    drop(events);
+    let _ = neighbour_thread.join();
+    drop(server);
+    tracing::info!("stopped; the data path keeps forwarding (`lbd teardown` removes it)");
+    Ok(())
+}
+
+/// Serves events one at a time until shutdown; ages the connection table
+/// between them.
+fn controller_loop(
+    controller: &mut Controller,
+    inbox: &mpsc::Receiver<Event>,
+    netlink: &mut Netlink,
+    vip_iface: u32,
+    held: &mut BTreeSet<IpAddr>,
+    wanted: &Wanted,
+) {
+    let mut next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+    loop {
+        let timeout = next_ageing.saturating_duration_since(Instant::now());
+        let event = match inbox.recv_timeout(timeout) {
+            Ok(event) => event,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                match controller.age() {
+                    Ok(report) if report.expired > 0 || report.released_reals > 0 => {
+                        tracing::info!(
+                            flows = report.flows_seen,
+                            expired = report.expired,
+                            released_reals = report.released_reals,
+                            "aged the connection table"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "ageing the connection table"),
+                }
+                next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        match event {
+            Event::Shutdown => return,
+            Event::Admin(request, reply) => {
+                let summary = format!("{request:?}");
+                let is_read = matches!(
+                    request,
+                    Request::Status | Request::Flows { .. } | Request::Trace { .. }
+                );
+                let response = controller.handle(request);
+                if !is_read {
+                    match &response.error {
+                        None => tracing::info!(request = %summary, "lbctl change applied"),
+                        Some(e) => {
+                            tracing::warn!(request = %summary, error = %e, "lbctl change refused")
+                        }
+                    }
+                }
+                let _ = reply.send(response);
+            }
+            Event::Reload => match controller.reload() {
+                Ok(diff) => tracing::info!(
+                    added = diff.added.len(),
+                    removed = diff.removed.len(),
+                    changed = diff.changed.len(),
+                    unchanged = diff.unchanged,
+                    "config reloaded (SIGHUP)"
+                ),
+                Err(e) => tracing::error!(
+                    "config reload (SIGHUP) refused; still running the previous config: {e}"
+                ),
+            },
+            Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
+                Ok(services) if !services.is_empty() => match mac {
+                    Some(mac) => tracing::info!(
+                        real = %ip,
+                        mac = %format_mac(mac),
+                        services = services.len(),
+                        "real's MAC resolved: in rotation"
+                    ),
+                    None => tracing::warn!(
+                        real = %ip,
+                        "real's MAC is no longer resolvable: out of rotation until it is"
+                    ),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::error!(real = %ip, error = %e, "updating a real's MAC"),
+            },
+        }
+        *wanted.lock().expect("wanted lock") = controller.reals_to_resolve();
+        let vips = controller.vips();
+        if vips != *held {
+            *held = vips::sync(netlink, vip_iface, held, &vips);
+        }
+    }
+}
+
+fn limits(config: &Config) -> DataplaneLimits {
+    DataplaneLimits {
+        conntrack_size: config.dataplane.conntrack_size,
+        max_reals: config.dataplane.max_reals,
+        max_services: config.dataplane.max_services,
+        ..DataplaneLimits::default()
+    }
+}
+
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

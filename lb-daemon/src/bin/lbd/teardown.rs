@@ -1,0 +1,39 @@
+//! `lbd teardown`: remove the data path and the VIP addresses.
+
+use std::{collections::BTreeSet, net::IpAddr, path::Path};
+
+use anyhow::{Context, anyhow};
+use lb_daemon::{
+    config::{self, SystemEnvironment},
+    dataplane::PinDir,
+    netlink::Netlink,
+};
+
+use crate::vips;
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let (config, _) = config::load(path, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
+    if std::os::unix::net::UnixStream::connect(&config.daemon.admin_socket).is_ok() {
+        anyhow::bail!("lbd is running (admin socket answers); stop it before teardown");
+    }
+    let pins = PinDir::new(&config.daemon.pin_path);
+    let detached = pins
+        .remove_all()
+        .with_context(|| format!("removing pins under {}", pins.root().display()))?;
+    for name in &detached {
+        tracing::info!(interface = %name, "detached the XDP program");
+    }
+    let vip_set: BTreeSet<IpAddr> = config.services.iter().map(|s| s.addr.vip).collect();
+    if let Some(first) = config.dataplane.interfaces.first() {
+        let mut netlink = Netlink::open()?;
+        if let Ok(index) = netlink.link_index(first) {
+            let left = vips::sync(&mut netlink, index, &vip_set, &BTreeSet::new());
+            if !left.is_empty() {
+                anyhow::bail!("could not remove VIP addresses {left:?}");
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&config.daemon.admin_socket);
+    tracing::info!(pin_path = %pins.root().display(), "data path removed");
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! The daemon's single owner of state: the running configuration, the
+//! balancer that programs the maps, and the MACs learned from the neighbour
+//! table. Every change (startup, reload, `lbctl`, a MAC change) goes through
+//! here, one at a time, so concurrent `lbctl` commands are serialized.
+//!
+//! A change is validated as a whole configuration before anything touches
+//! the maps; the maps are changed service by service and rolled back if one
+//! fails; an `lbctl` change is then written to the config file atomically,
+//! so the file always describes the running state.
+
+mod requests;
+mod status;
+mod trace;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    balancer::{
+        AgeingReport, Balancer, BalancerError,
+        model::{RealSpec, ServiceAddr, ServiceSpec},
+        monotonic_now_ns,
+    },
+    config::{self, Config, ConfigDiff, ConfigDocument, ConfigErrors, Environment, ServiceConfig},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("the change would make the config invalid: {0}")]
+    InvalidChange(ConfigErrors),
+    #[error(transparent)]
+    Balancer(#[from] BalancerError),
+    #[error("{0}")]
+    Edit(String),
+    #[error("{0}")]
+    Argument(String),
+    #[error(
+        "these settings cannot change while lbd runs (restart lbd to change them): {}; \
+         nothing was changed",
+        .0.join(", ")
+    )]
+    RestartRequired(Vec<String>),
+    #[error(
+        "{0} was edited since lbd loaded it; run `lbctl reload` (or revert the edit) \
+         before changing it with lbctl"
+    )]
+    EditedOnDisk(PathBuf),
+    #[error("writing {path}: {source} (the change was rolled back)")]
+    Persist {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The running state.
+pub struct Controller {
+    lb: Balancer,
+    config: Config,
+    /// Text of the config file that `config` was read from (or written as).
+    text: String,
+    path: PathBuf,
+    env: Box<dyn Environment + Send>,
+    /// MACs learned from the neighbour table (or adopted from pinned maps).
+    macs: BTreeMap<IpAddr, [u8; 6]>,
+}
+
+impl Controller {
+    /// `config` must have been parsed from `text`, the content of `path`.
+    pub fn new(
+        lb: Balancer,
+        config: Config,
+        text: String,
+        path: PathBuf,
+        env: Box<dyn Environment + Send>,
+        macs: BTreeMap<IpAddr, [u8; 6]>,
+    ) -> Self {
+        Self {
+            lb,
+            config,
+            text,
+            path,
+            env,
+            macs,
+        }
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    #[must_use]
+    pub fn balancer(&self) -> &Balancer {
+        &self.lb
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The VIPs the configuration serves (the director holds them).
+    #[must_use]
+    pub fn vips(&self) -> BTreeSet<IpAddr> {
+        self.config.services.iter().map(|s| s.addr.vip).collect()
+    }
+
+    /// Reals whose MAC must come from the neighbour table.
+    #[must_use]
+    pub fn reals_to_resolve(&self) -> BTreeSet<IpAddr> {
+        self.config
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .filter(|r| r.mac.is_none())
+            .map(|r| r.addr)
+            .collect()
+    }
+
+    /// Reals that need a MAC from the neighbour table and have none yet.
+    #[must_use]
+    pub fn unresolved_reals(&self) -> Vec<IpAddr> {
+        self.reals_to_resolve()
+            .into_iter()
+            .filter(|ip| !self.macs.contains_key(ip))
+            .collect()
+    }
+
+    pub fn balancer_mut(&mut self) -> &mut Balancer {
+        &mut self.lb
+    }
+
+    /// Programs every configured service and removes services the maps
+    /// carry but the configuration does not (left by a previous `lbd`).
+    pub fn apply_all(&mut self) -> Result<(), ControlError> {
+        let stale: Vec<ServiceAddr> = self
+            .lb
+            .service_addrs()
+            .filter(|addr| self.config.service(addr).is_none())
+            .copied()
+            .collect();
+        for addr in stale {
+            tracing::info!(service = %addr, "removing service not in the config");
+            self.lb.remove(&addr)?;
+        }
+        for service in self.config.services.clone() {
+            self.lb.apply(&self.spec(&service))?;
+        }
+        Ok(())
+    }
+
+    /// A real's MAC appeared, changed or went away: reprogram the services
+    /// that use it. Returns them.
+    pub fn set_mac(
+        &mut self,
+        ip: IpAddr,
+        mac: Option<[u8; 6]>,
+    ) -> Result<Vec<ServiceAddr>, ControlError> {
+        let changed = match mac {
+            Some(mac) => self.macs.insert(ip, mac) != Some(mac),
+            None => self.macs.remove(&ip).is_some(),
+        };
+        if !changed {
+            return Ok(Vec::new());
+        }
+        let affected: Vec<ServiceConfig> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| s.reals.iter().any(|r| r.addr == ip && r.mac.is_none()))
+            .cloned()
+            .collect();
+        for service in &affected {
+            self.lb.apply(&self.spec(service))?;
+        }
+        Ok(affected.iter().map(|s| s.addr).collect())
+    }
+
+    /// The MAC the data path uses for a real, if known.
+    #[must_use]
+    pub fn mac_of(&self, service: &ServiceConfig, ip: IpAddr) -> Option<[u8; 6]> {
+        service
+            .reals
+            .iter()
+            .find(|r| r.addr == ip)
+            .and_then(|r| r.mac)
+            .or_else(|| self.macs.get(&ip).copied())
+    }
+
+    /// What the balancer programs for a configured service. Spare (backup)
+    /// reals get a slot but weight 0 until the health checker activates
+    /// them; a real without a MAC stays out of rotation.
+    #[must_use]
+    pub fn spec(&self, service: &ServiceConfig) -> ServiceSpec {
+        ServiceSpec {
+            addr: service.addr,
+            scheduler: service.scheduler,
+            table_size: service.table_size,
+            reals: service
+                .reals
+                .iter()
+                .map(|r| RealSpec {
+                    addr: r.addr,
+                    port: r.port,
+                    weight: if r.backup { 0 } else { r.weight },
+                    mac: r.mac.or_else(|| self.macs.get(&r.addr).copied()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Re-reads the config file and applies the difference.
+    pub fn reload(&mut self) -> Result<ConfigDiff, ControlError> {
+        let (config, text) =
+            config::load(&self.path, self.env.as_ref()).map_err(ControlError::Config)?;
+        let diff = self.apply_config(&config)?;
+        self.config = config;
+        self.text = text;
+        Ok(diff)
+    }
+
+    /// Applies `new` in place of the running config: only services that
+    /// differ are touched; on failure the ones already changed are put back.
+    fn apply_config(&mut self, new: &Config) -> Result<ConfigDiff, ControlError> {
+        let diff = config::diff(&self.config, new);
+        if !diff.restart_required.is_empty() {
+            return Err(ControlError::RestartRequired(diff.restart_required));
+        }
+        let old = self.config.clone();
+        let mut undo: Vec<Undo> = Vec::new();
+        let result = (|| -> Result<(), BalancerError> {
+            for addr in &diff.removed {
+                self.lb.remove(addr)?;
+                undo.push(Undo::Restore(addr));
+            }
+            for service in &diff.added {
+                self.lb.apply(&self.spec(service))?;
+                undo.push(Undo::Remove(service.addr));
+            }
+            for service in &diff.changed {
+                self.lb.apply(&self.spec(service))?;
+                undo.push(Undo::Restore(&service.addr));
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for step in undo.into_iter().rev() {
+                let restored = match step {
+                    Undo::Remove(addr) => self.lb.remove(&addr),
+                    Undo::Restore(addr) => match old.service(addr) {
+                        Some(service) => self.lb.apply(&self.spec(service)),
+                        None => Ok(()),
+                    },
+                };
+                if let Err(undo_error) = restored {
+                    tracing::error!(error = %undo_error, "rolling back a failed change");
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(diff)
+    }
+
+    /// Applies an edit of the config file: edit the text, validate it as a
+    /// whole, apply the difference, then write the file atomically (rolling
+    /// the maps back if the write fails).
+    fn change(
+        &mut self,
+        edit: impl FnOnce(&mut ConfigDocument) -> Result<(), String>,
+    ) -> Result<ConfigDiff, ControlError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(on_disk) if on_disk == self.text => {}
+            Ok(_) => return Err(ControlError::EditedOnDisk(self.path.clone())),
+            Err(source) => {
+                return Err(ControlError::Persist {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        }
+        let mut doc = ConfigDocument::parse(&self.text).map_err(ControlError::Edit)?;
+        edit(&mut doc).map_err(ControlError::Edit)?;
+        let text = doc.to_text();
+        let source = self.path.display().to_string();
+        let new = config::parse(&text, &source, self.env.as_ref())
+            .map_err(ControlError::InvalidChange)?;
+        let old = self.config.clone();
+        let diff = self.apply_config(&new)?;
+        if let Err(source) = config::write_atomic(&self.path, &text) {
+            let back = config::diff(&new, &old);
+            self.config = new;
+            let _ = self.apply_config(&old).map_err(|e| {
+                tracing::error!(error = %e, ?back, "rolling back after a failed write");
+            });
+            self.config = old;
+            return Err(ControlError::Persist {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.config = new;
+        self.text = text;
+        Ok(diff)
+    }
+
+    /// One ageing pass.
+    pub fn age(&mut self) -> Result<AgeingReport, ControlError> {
+        Ok(self
+            .lb
+            .age(monotonic_now_ns(), &self.config.timeouts.ageing())?)
+    }
+}
+
+enum Undo<'a> {
+    Remove(ServiceAddr),
+    Restore(&'a ServiceAddr),
+}

@@ -1,0 +1,242 @@
+//! `lbctl` requests turned into edits of the configuration.
+
+use std::net::IpAddr;
+
+use super::{ControlError, Controller};
+use crate::{
+    admin::{ChangeResult, Request, Response, parse_real, parse_service},
+    balancer::model::{Scheduler, ServiceAddr},
+    config::{ConfigDiff, RealConfig, ServiceConfig},
+    sched::maglev,
+};
+
+impl Controller {
+    /// Serves one admin request.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let result = match request {
+            Request::Status => self.status().map(Response::success),
+            Request::Flows {
+                service,
+                real,
+                limit,
+            } => self
+                .flows(service.as_deref(), real.as_deref(), limit)
+                .map(Response::success),
+            Request::Trace {
+                protocol,
+                client,
+                service,
+            } => self
+                .trace(&protocol, &client, &service)
+                .map(Response::success),
+            Request::Reload => self.reload().map(|diff| {
+                Response::success(ChangeResult {
+                    summary: describe(&diff),
+                    active_connections: None,
+                })
+            }),
+            change => self.handle_change(change).map(Response::success),
+        };
+        result.unwrap_or_else(Response::failure)
+    }
+
+    fn handle_change(&mut self, request: Request) -> Result<ChangeResult, ControlError> {
+        match request {
+            Request::AddService {
+                service,
+                scheduler,
+                table_size,
+            } => {
+                let addr = parse_service(&service).map_err(ControlError::Argument)?;
+                let scheduler = match scheduler {
+                    Some(name) => name
+                        .parse::<Scheduler>()
+                        .map_err(|e| ControlError::Argument(e.to_string()))?,
+                    None => Scheduler::WeightedLeastConnection,
+                };
+                let config = ServiceConfig {
+                    addr,
+                    scheduler,
+                    table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
+                    reals: Vec::new(),
+                };
+                self.change(|doc| doc.add_service(&config).map_err(|e| e.to_string()))?;
+                Ok(done(format!("added service {addr} ({scheduler})"), None))
+            }
+            Request::RemoveService { service } => {
+                let addr = parse_service(&service).map_err(ControlError::Argument)?;
+                self.change(|doc| doc.remove_service(&addr).map_err(|e| e.to_string()))?;
+                Ok(done(format!("removed service {addr}"), None))
+            }
+            Request::AddReal {
+                service,
+                real,
+                weight,
+                backup,
+                mac,
+            } => {
+                let addr = parse_service(&service).map_err(ControlError::Argument)?;
+                let (ip, port) = parse_real(&real, addr.port).map_err(ControlError::Argument)?;
+                let mac = mac
+                    .map(|m| parse_mac(&m))
+                    .transpose()
+                    .map_err(ControlError::Argument)?;
+                let config = RealConfig {
+                    addr: ip,
+                    port,
+                    weight: weight.unwrap_or(1),
+                    backup,
+                    mac,
+                };
+                let name = config.name();
+                self.change(|doc| doc.add_real(&addr, &config).map_err(|e| e.to_string()))?;
+                let note = if self.mac_known(&addr, ip) {
+                    ""
+                } else {
+                    " (its MAC is not resolved yet: it joins once it is)"
+                };
+                Ok(done(format!("added real {name} to {addr}{note}"), None))
+            }
+            Request::RemoveReal { service, real } => {
+                let (addr, ip, port) = self.real_arg(&service, &real)?;
+                self.change(|doc| doc.remove_real(&addr, ip, port).map_err(|e| e.to_string()))?;
+                let active = self.active_on(&addr, ip, port);
+                Ok(done(
+                    format!(
+                        "removed real {} from {addr}; its {active} established flows continue",
+                        std::net::SocketAddr::new(ip, port)
+                    ),
+                    Some(active),
+                ))
+            }
+            Request::SetWeight {
+                service,
+                real,
+                weight,
+            } => {
+                let (addr, ip, port) = self.real_arg(&service, &real)?;
+                self.change(|doc| {
+                    doc.set_weight(&addr, ip, port, weight)
+                        .map_err(|e| e.to_string())
+                })?;
+                Ok(done(
+                    format!(
+                        "weight of {} in {addr} set to {weight}",
+                        std::net::SocketAddr::new(ip, port)
+                    ),
+                    None,
+                ))
+            }
+            Request::Drain { service, real } => {
+                let (addr, ip, port) = self.real_arg(&service, &real)?;
+                self.change(|doc| {
+                    doc.set_weight(&addr, ip, port, 0)
+                        .map_err(|e| e.to_string())
+                })?;
+                let active = self.active_on(&addr, ip, port);
+                Ok(done(
+                    format!(
+                        "draining {} in {addr}: no new connections, {active} established flows left",
+                        std::net::SocketAddr::new(ip, port)
+                    ),
+                    Some(active),
+                ))
+            }
+            other => Err(ControlError::Argument(format!(
+                "request {other:?} is not a change"
+            ))),
+        }
+    }
+
+    fn real_arg(
+        &self,
+        service: &str,
+        real: &str,
+    ) -> Result<(ServiceAddr, IpAddr, u16), ControlError> {
+        let addr = parse_service(service).map_err(ControlError::Argument)?;
+        let (ip, port) = parse_real(real, addr.port).map_err(ControlError::Argument)?;
+        Ok((addr, ip, port))
+    }
+
+    fn mac_known(&self, service: &ServiceAddr, ip: IpAddr) -> bool {
+        self.config
+            .service(service)
+            .is_some_and(|s| self.mac_of(s, ip).is_some())
+    }
+
+    /// Flows currently on a real (also after it was removed).
+    fn active_on(&self, service: &ServiceAddr, ip: IpAddr, port: u16) -> u64 {
+        let name = std::net::SocketAddr::new(ip, port).to_string();
+        self.lb
+            .real_id(service, &name)
+            .and_then(|slot| self.lb.dataplane().real_connections(slot).ok())
+            .unwrap_or(0)
+    }
+}
+
+fn done(summary: String, active_connections: Option<u64>) -> ChangeResult {
+    ChangeResult {
+        summary,
+        active_connections,
+    }
+}
+
+/// One line about what a reload changed.
+#[must_use]
+pub fn describe(diff: &ConfigDiff) -> String {
+    if diff.is_empty() {
+        return "no change".into();
+    }
+    format!(
+        "{} services added, {} removed, {} changed, {} unchanged{}",
+        diff.added.len(),
+        diff.removed.len(),
+        diff.changed.len(),
+        diff.unchanged,
+        if diff.timeouts_changed {
+            "; timeouts changed"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("MAC `{text}`: expected six hex bytes like 02:00:5e:00:53:01");
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs() {
+        assert_eq!(
+            parse_mac("02:00:5e:00:53:0A").unwrap(),
+            [2, 0, 0x5e, 0, 0x53, 0x0a]
+        );
+        for bad in [
+            "",
+            "02:00:5e:00:53",
+            "02:00:5e:00:53:01:02",
+            "2:00:5e:00:53:01",
+            "zz:00:5e:00:53:01",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Read-only views: `lbctl status` and `lbctl flows`.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use lb_common::{FLOW_ACTIVE, TrafficStats};
+
+use super::{ControlError, Controller};
+use crate::{
+    admin::{FlowEntry, RealStatus, ServiceStatus, Status, parse_real, parse_service},
+    balancer::{
+        model::{Protocol, ServiceAddr, ip_from_words},
+        monotonic_now_ns,
+    },
+    dataplane::DataplaneError,
+};
+
+impl Controller {
+    /// Services and reals with weights, states and counters, in config order.
+    pub fn status(&self) -> Result<Status, ControlError> {
+        let dp = self.lb.dataplane();
+        let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
+        let mut services = Vec::new();
+        for service in &self.config.services {
+            let stats = match self.lb.service_value(&service.addr) {
+                Some(value) => dp.service_stats(value.id).map_err(dp_err)?,
+                None => TrafficStats::default(),
+            };
+            let mut reals = Vec::new();
+            for real in &service.reals {
+                let name = real.name();
+                let mac = self.mac_of(service, real.addr);
+                let state = if real.backup {
+                    "backup"
+                } else if mac.is_none() {
+                    "unresolved"
+                } else if real.weight == 0 {
+                    "drained"
+                } else {
+                    "up"
+                };
+                let slot = self.lb.real_id(&service.addr, &name);
+                reals.push(self.real_status(name, real.weight, state, mac, slot)?);
+            }
+            for ((addr, name), slot) in self.lb.retired() {
+                if *addr == service.addr {
+                    reals.push(self.real_status(name.clone(), 0, "removed", None, Some(*slot))?);
+                }
+            }
+            services.push(ServiceStatus {
+                service: service.addr.to_string(),
+                scheduler: service.scheduler.to_string(),
+                packets: stats.packets,
+                bytes: stats.bytes,
+                connections: stats.new_flows,
+                reals,
+            });
+        }
+        Ok(Status {
+            services,
+            conntrack_entries: dp.flows().map_err(dp_err)?.len() as u64,
+            conntrack_capacity: u64::from(dp.limits().conntrack_size),
+        })
+    }
+
+    fn real_status(
+        &self,
+        real: String,
+        weight: u32,
+        state: &str,
+        mac: Option<[u8; 6]>,
+        slot: Option<u32>,
+    ) -> Result<RealStatus, ControlError> {
+        let dp = self.lb.dataplane();
+        let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
+        let (active, stats) = match slot {
+            Some(slot) => (
+                dp.real_connections(slot).map_err(dp_err)?,
+                dp.real_stats(slot).map_err(dp_err)?,
+            ),
+            None => (0, TrafficStats::default()),
+        };
+        Ok(RealStatus {
+            real,
+            weight,
+            state: state.into(),
+            mac: mac.map(|m| {
+                m.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }),
+            active_connections: active,
+            connections: stats.new_flows,
+            packets: stats.packets,
+            bytes: stats.bytes,
+        })
+    }
+
+    /// Live flows, optionally only those of a service and/or a real
+    /// (`IP` matches every port, `IP:PORT` one real).
+    pub fn flows(
+        &self,
+        service: Option<&str>,
+        real: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<FlowEntry>, ControlError> {
+        let service = service
+            .map(parse_service)
+            .transpose()
+            .map_err(ControlError::Argument)?;
+        let real = real
+            .map(|r| {
+                // A bare IP matches the real on any port.
+                parse_real(r, 0).map(|(ip, port)| (ip, (port != 0).then_some(port)))
+            })
+            .transpose()
+            .map_err(ControlError::Argument)?;
+        let mut owners: HashMap<u32, &str> = HashMap::new();
+        for addr in self.lb.service_addrs() {
+            for (name, slot) in self.lb.real_slots(addr).into_iter().flatten() {
+                owners.insert(*slot, name);
+            }
+        }
+        for ((_, name), slot) in self.lb.retired() {
+            owners.insert(*slot, name);
+        }
+        let timeouts = self.config.timeouts.ageing();
+        let now = monotonic_now_ns();
+        let mut entries = Vec::new();
+        let flows = self
+            .lb
+            .dataplane()
+            .flows()
+            .map_err(|e| ControlError::Balancer(e.into()))?;
+        for (key, value) in flows {
+            let (Some(src), Some(dst)) = (
+                ip_from_words(&key.src, key.family),
+                ip_from_words(&key.dst, key.family),
+            ) else {
+                continue;
+            };
+            let protocol = if key.proto == lb_common::PROTO_UDP {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            let flow_service = ServiceAddr {
+                vip: dst,
+                port: u16::from_be(key.dst_port),
+                protocol,
+            };
+            if service.is_some_and(|s| s != flow_service) {
+                continue;
+            }
+            let real_name = owners.get(&value.real).copied().unwrap_or("?");
+            if let Some((ip, port)) = real {
+                let Ok(sock) = real_name.parse::<SocketAddr>() else {
+                    continue;
+                };
+                if sock.ip() != ip || port.is_some_and(|p| p != sock.port()) {
+                    continue;
+                }
+            }
+            let idle = Duration::from_nanos(now.saturating_sub(value.last_seen_ns));
+            let timeout = timeouts.for_flow(key.proto, value.state);
+            entries.push(FlowEntry {
+                protocol: protocol.to_string(),
+                client: SocketAddr::new(src, u16::from_be(key.src_port)).to_string(),
+                service: flow_service.to_string(),
+                real: real_name.to_owned(),
+                state: if value.state == FLOW_ACTIVE {
+                    "established".into()
+                } else {
+                    "closing".into()
+                },
+                idle_seconds: idle.as_secs(),
+                expires_in_seconds: timeout.saturating_sub(idle).as_secs(),
+            });
+        }
+        entries.sort_by(|a, b| {
+            (&a.service, &a.real, &a.client).cmp(&(&b.service, &b.real, &b.client))
+        });
+        if let Some(limit) = limit {
+            entries.truncate(limit);
+        }
+        Ok(entries)
+    }
+}

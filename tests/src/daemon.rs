@@ -1,0 +1,337 @@
+//! A real `lbd` on a lab director, driven with the real `lbctl`, exactly as
+//! an operator would run them: a config file, the daemon process, the CLI.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Output, Stdio},
+    time::Duration,
+};
+
+use std::os::unix::process::CommandExt as _;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{HOST_IFNAME, HTTP_PORT, Lab, VIP_V4, VIP_V6, command_in_net, pass_object, wait_until};
+
+/// Where `lbd` and `lbctl` are: `LB_BIN_DIR`, or the target directory this
+/// test binary was built in (`cargo xtask test` builds them there first).
+pub fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("LB_BIN_DIR") {
+        return Ok(dir.into());
+    }
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> or target/<profile>/<bin>
+    for dir in exe.ancestors().skip(1).take(2) {
+        if dir.join("lbd").exists() && dir.join("lbctl").exists() {
+            return Ok(dir.to_owned());
+        }
+    }
+    bail!(
+        "lbd/lbctl not found next to {} (build them: `cargo build -p lb-daemon --bins`, \
+         which `cargo xtask test` does)",
+        exe.display()
+    )
+}
+
+/// A service of the lab config: VIP (v4 or v6), HTTP port, the scheduler
+/// and (real index, weight) pairs.
+#[derive(Clone, Debug)]
+pub struct LabService {
+    pub ipv6: bool,
+    pub scheduler: &'static str,
+    pub reals: Vec<(usize, u32)>,
+}
+
+impl LabService {
+    #[must_use]
+    pub fn v4(scheduler: &'static str, reals: &[(usize, u32)]) -> Self {
+        Self {
+            ipv6: false,
+            scheduler,
+            reals: reals.to_vec(),
+        }
+    }
+
+    /// `VIP:PORT/tcp` as lbctl takes it.
+    #[must_use]
+    pub fn name(&self) -> String {
+        if self.ipv6 {
+            format!("[{VIP_V6}]:{HTTP_PORT}/tcp")
+        } else {
+            format!("{VIP_V4}:{HTTP_PORT}/tcp")
+        }
+    }
+}
+
+/// `lbd` running in a director namespace.
+pub struct LabDaemon {
+    ns: String,
+    dir: PathBuf,
+    config: PathBuf,
+    socket: PathBuf,
+    pin_path: PathBuf,
+    bin: PathBuf,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl LabDaemon {
+    /// Writes a config for director `director` with `services`, starts
+    /// `lbd` and waits until it answers `lbctl`.
+    pub fn start(lab: &mut Lab, director: usize, services: &[LabService]) -> Result<Self> {
+        let text = Self::config_text(lab, director, services);
+        Self::start_with_config(lab, director, &text)
+    }
+
+    /// Like `start`, with the whole config text given (see `config_text`).
+    pub fn start_with_config(lab: &mut Lab, director: usize, text: &str) -> Result<Self> {
+        let object = pass_object();
+        // The switch end of the director's veth needs a program for XDP_TX
+        // frames to be delivered (veth native XDP).
+        lab.attach_pass_program(director, &object)?;
+        let dir = lab.dir().join(format!("lbd-{director}"));
+        fs::create_dir_all(&dir)?;
+        let config = dir.join("lb.toml");
+        fs::write(&config, text)?;
+        let mut daemon = Self {
+            ns: lab.director_ns(director).to_owned(),
+            socket: dir.join("lbd.sock"),
+            pin_path: Self::pin_path(lab, director),
+            dir,
+            config,
+            bin: bin_dir()?,
+            child: None,
+            starts: 0,
+        };
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    fn pin_path(lab: &Lab, director: usize) -> PathBuf {
+        PathBuf::from(format!("/sys/fs/bpf/{}d{director}", lab.prefix()))
+    }
+
+    /// The `[daemon]` and `[dataplane]` sections for a lab director, plus
+    /// `services`.
+    #[must_use]
+    pub fn config_text(lab: &Lab, director: usize, services: &[LabService]) -> String {
+        let dir = lab.dir().join(format!("lbd-{director}"));
+        let mut text = format!(
+            "# lbd config written by the lab\n\
+             [daemon]\n\
+             admin_socket = \"{}\"\n\
+             pin_path = \"{}\"\n\
+             neighbour_refresh = \"200ms\"\n\n\
+             [dataplane]\n\
+             interfaces = [\"{HOST_IFNAME}\"]\n\
+             conntrack_size = 65536\n\
+             max_reals = 1024\n\
+             max_services = 64\n\n\
+             [timeouts]\n\
+             ageing_interval = \"2s\"\n",
+            dir.join("lbd.sock").display(),
+            Self::pin_path(lab, director).display(),
+        );
+        for service in services {
+            text.push_str(&Self::service_text(lab, service));
+        }
+        text
+    }
+
+    /// One `[[service]]` block.
+    #[must_use]
+    pub fn service_text(lab: &Lab, service: &LabService) -> String {
+        let vip = if service.ipv6 {
+            VIP_V6.to_string()
+        } else {
+            VIP_V4.to_string()
+        };
+        let mut text = format!(
+            "\n[[service]]\nvip = \"{vip}\"\nport = {HTTP_PORT}\nscheduler = \"{}\"\n",
+            service.scheduler
+        );
+        for &(i, weight) in &service.reals {
+            let addr = if service.ipv6 {
+                lab.real_addr_v6(i).to_string()
+            } else {
+                lab.real_addr_v4(i).to_string()
+            };
+            let _ = write!(
+                text,
+                "\n[[service.real]]\naddress = \"{addr}\"\nweight = {weight}\n"
+            );
+        }
+        text
+    }
+
+    /// Starts (or restarts) the `lbd` process and waits for its socket.
+    pub fn spawn(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("lbd is already running");
+        }
+        self.starts += 1;
+        let log = fs::File::create(self.dir.join(format!("lbd-{}.log", self.starts)))?;
+        let lbd = self.bin.join("lbd");
+        let child = command_in_net(
+            &self.ns,
+            &[
+                lbd.as_os_str(),
+                "--config".as_ref(),
+                self.config.as_os_str(),
+            ],
+        )
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting lbd")?;
+        self.child = Some(child);
+        let ready = wait_until(Duration::from_secs(15), "lbd answers lbctl status", || {
+            self.child_exited().is_some()
+                || self.lbctl(&["status"]).is_ok_and(|o| o.status.success())
+        });
+        if let Some(status) = self.child_exited() {
+            self.child = None;
+            bail!(
+                "lbd exited ({status}) while starting\nlbd log:\n{}",
+                self.log()
+            );
+        }
+        if let Err(e) = ready {
+            bail!("{e:#}\nlbd log:\n{}", self.log());
+        }
+        Ok(())
+    }
+
+    fn child_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Runs `lbctl --socket … ARGS` in the director namespace.
+    pub fn lbctl(&self, args: &[&str]) -> Result<Output> {
+        let lbctl = self.bin.join("lbctl");
+        let mut full: Vec<&std::ffi::OsStr> = vec![
+            lbctl.as_os_str(),
+            "--socket".as_ref(),
+            self.socket.as_os_str(),
+        ];
+        full.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        Ok(command_in_net(&self.ns, &full).output()?)
+    }
+
+    /// `lbctl ARGS`, which must succeed; its stdout.
+    pub fn lbctl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.lbctl(args)?;
+        if !out.status.success() {
+            bail!(
+                "lbctl {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `lbctl --json ARGS`, parsed.
+    pub fn lbctl_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        Ok(serde_json::from_str(&self.lbctl_ok(&full)?)?)
+    }
+
+    /// New connections a real (lab index) of a service has received.
+    pub fn real_connections(&self, service: &str, real: &str) -> Result<u64> {
+        let status = self.lbctl_json(&["status"])?;
+        let services = status["services"].as_array().context("services")?;
+        for s in services.iter().filter(|s| s["service"] == service) {
+            for r in s["reals"].as_array().into_iter().flatten() {
+                if r["real"] == real {
+                    return r["connections"].as_u64().context("connections");
+                }
+            }
+        }
+        bail!("no real {real} in service {service}: {status}")
+    }
+
+    /// SIGKILL: the daemon dies at once, the data path stays.
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+
+    /// SIGTERM: a clean stop (forwarding stays in place).
+    pub fn stop(&mut self) -> Result<()> {
+        self.signal(libc::SIGTERM)
+    }
+
+    fn signal(&mut self, signal: i32) -> Result<()> {
+        let mut child = self.child.take().context("lbd is not running")?;
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait()?;
+        Ok(())
+    }
+
+    /// SIGHUP: reload the config file.
+    pub fn hangup(&self) -> Result<()> {
+        let child = self.child.as_ref().context("lbd is not running")?;
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        Ok(())
+    }
+
+    #[must_use]
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Every log this daemon wrote, oldest first.
+    #[must_use]
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|i| fs::read_to_string(self.dir.join(format!("lbd-{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("--- restart ---\n")
+    }
+
+    /// Runs `lbd teardown` (lbd must be stopped).
+    pub fn teardown(&self) -> Result<Output> {
+        let lbd = self.bin.join("lbd");
+        Ok(command_in_net(
+            &self.ns,
+            &[
+                lbd.as_os_str(),
+                "--config".as_ref(),
+                self.config.as_os_str(),
+                "teardown".as_ref(),
+            ],
+        )
+        .output()?)
+    }
+}
+
+impl Drop for LabDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.teardown();
+        // Whatever teardown could not remove (e.g. the namespace is gone).
+        let _ = remove_pins(&self.pin_path);
+    }
+}
+
+/// Removes a pin directory tree (bpffs: files are unpinned by unlinking).
+pub fn remove_pins(path: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
