@@ -2,9 +2,11 @@
 //! data path, scheduling tables, connection-table ageing, the config file,
 //! rtnetlink (neighbours, addresses) and the daemon behind `lbd`/`lbctl`.
 
+pub mod admin;
 pub mod ageing;
 pub mod balancer;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod netlink;
 pub mod sched;

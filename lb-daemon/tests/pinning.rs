@@ -53,7 +53,13 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
     let vip = Ipv4Addr::new(192, 0, 2, 1);
     let client = Ipv4Addr::new(198, 51, 100, 7);
     let reals = [(real(0), 1), (real(1), 1), (real(2), 1)];
-    let spec = service_spec(IpAddr::V4(vip), 80, Protocol::Tcp, Scheduler::RoundRobin, &reals);
+    let spec = service_spec(
+        IpAddr::V4(vip),
+        80,
+        Protocol::Tcp,
+        Scheduler::RoundRobin,
+        &reals,
+    );
 
     // First daemon: 30 connections spread by round-robin.
     let dp = open(&pins.0, LIMITS).expect("open fresh");
@@ -80,14 +86,20 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
     let dp = open(&pins.0, LIMITS).expect("open pinned");
     assert_eq!(dp.origin(), Origin::Adopted);
     let (lb, adopted) = Balancer::adopt(dp).expect("adopt");
-    assert_eq!((adopted.services, adopted.reals, adopted.retired), (1, 3, 0));
+    assert_eq!(
+        (adopted.services, adopted.reals, adopted.retired),
+        (1, 3, 0)
+    );
     assert_eq!(adopted.macs.len(), 3, "MACs of the reals are recovered");
     let mut second = Harness { lb };
     let mut reordered = spec.clone();
     reordered.reals.reverse();
     second.lb.apply(&reordered).expect("re-apply");
     for (i, r) in spec.reals.iter().enumerate() {
-        assert_eq!(second.lb.real_id(&spec.addr, &r.name()), Some(ids_before[i]));
+        assert_eq!(
+            second.lb.real_id(&spec.addr, &r.name()),
+            Some(ids_before[i])
+        );
     }
     for &(port, real) in &placed {
         let (action, out) = second.run(&packets::tcp4(client, port, vip, 80, packets::TCP_ACK));
@@ -110,5 +122,8 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
     };
     let err = open(&pins.0, bigger).err().expect("mismatch refused");
     let text = err.to_string();
-    assert!(text.contains("CONNTRACK") && text.contains("max_entries"), "{text}");
+    assert!(
+        text.contains("CONNTRACK") && text.contains("max_entries"),
+        "{text}"
+    );
 }

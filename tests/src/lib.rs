@@ -34,6 +34,7 @@ mod http;
 mod netns;
 mod nginx;
 mod wait;
+pub mod wrk;
 mod xdp;
 
 use std::ffi::OsStr;

@@ -1,12 +1,13 @@
 //! The real `lbd` and `lbctl` in a lab: runtime changes under load, restarts,
 //! reloads.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lb_lab::{
     Lab, VIP_V4,
     daemon::{LabDaemon, LabService},
-    http_get,
+    http_get, wait_until,
+    wrk::Wrk,
 };
 
 fn lab(reals: usize) -> Lab {
@@ -22,7 +23,7 @@ fn lab(reals: usize) -> Lab {
 fn lbd_serves_its_config_and_lbctl_shows_it() {
     let mut lab = lab(2);
     let service = LabService::v4("wlc", &[(0, 1), (1, 1)]);
-    let lbd = LabDaemon::start(&mut lab, 0, &[service.clone()]).expect("start lbd");
+    let lbd = LabDaemon::start(&mut lab, 0, std::slice::from_ref(&service)).expect("start lbd");
     let vip = std::net::SocketAddr::from((VIP_V4, 80));
     for _ in 0..10 {
         let response = http_get(lab.client_ns(0), vip, "/", Duration::from_secs(5))
@@ -39,4 +40,227 @@ fn lbd_serves_its_config_and_lbctl_shows_it() {
         })
         .sum();
     assert_eq!(total, 10, "{status}");
+}
+
+fn vip_url() -> String {
+    format!("http://{VIP_V4}/")
+}
+
+fn real(lab: &Lab, i: usize) -> String {
+    format!("{}:80", lab.real_addr_v4(i))
+}
+
+/// Waits until `real` of `service` has had more than `above` new connections.
+fn wait_for_connections(lbd: &LabDaemon, service: &str, real: &str, above: u64) -> Duration {
+    let start = Instant::now();
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{real} gets new connections"),
+        || lbd.real_connections(service, real).is_ok_and(|n| n > above),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    start.elapsed()
+}
+
+#[test]
+fn lbctl_adds_drains_and_removes_reals_under_load_without_a_failed_request() {
+    let mut lab = lab(3);
+    let service = LabService::v4("wlc", &[(0, 1), (1, 1)]);
+    let name = service.name();
+    let lbd = LabDaemon::start(&mut lab, 0, &[service]).expect("start lbd");
+    let wrk = Wrk::start(&mut lab, 0, &vip_url(), Duration::from_secs(8), 8, true).unwrap();
+    wait_for_connections(&lbd, &name, &real(&lab, 0), 100);
+
+    // Add real 2: lbctl returns, then the first connection lands on it.
+    let started = Instant::now();
+    let out = lbd
+        .lbctl_ok(&["real", "add", &name, &lab.real_addr_v4(2).to_string()])
+        .unwrap();
+    let lbctl_ms = started.elapsed().as_secs_f64() * 1e3;
+    let first = wait_for_connections(&lbd, &name, &real(&lab, 2), 0);
+    println!(
+        "lbctl real add: {out}  lbctl returned after {lbctl_ms:.1} ms; first new connection on the \
+         new real seen within {:.1} ms of the command (upper bound: status polled)",
+        (first.as_secs_f64() * 1e3) + lbctl_ms
+    );
+
+    // Drain real 0: no new connections, established ones finish.
+    let out = lbd
+        .lbctl_ok(&["real", "drain", &name, &real(&lab, 0)])
+        .unwrap();
+    assert!(out.contains("established flows left"), "{out}");
+    let drained = lbd.real_connections(&name, &real(&lab, 0)).unwrap();
+    let busy = lbd.real_connections(&name, &real(&lab, 1)).unwrap();
+    wait_for_connections(&lbd, &name, &real(&lab, 1), busy + 300);
+    let after = lbd.real_connections(&name, &real(&lab, 0)).unwrap();
+    assert!(
+        after <= drained + 2,
+        "a drained real got new connections: {drained} -> {after}"
+    );
+
+    // Remove it, re-weight another.
+    lbd.lbctl_ok(&["real", "remove", &name, &real(&lab, 0)])
+        .unwrap();
+    lbd.lbctl_ok(&["real", "weight", &name, &real(&lab, 1), "3"])
+        .unwrap();
+
+    let report = wrk.finish().unwrap();
+    println!("{}", report.text);
+    assert!(
+        report.clean(),
+        "no request failed:\n{}\n{}",
+        report.text,
+        lbd.log()
+    );
+
+    // Every change is in the file, which is still a valid config.
+    let text = std::fs::read_to_string(lbd.config_path()).unwrap();
+    assert!(text.contains(&lab.real_addr_v4(2).to_string()), "{text}");
+    assert!(
+        !text.contains(&format!("\"{}\"", lab.real_addr_v4(0))),
+        "{text}"
+    );
+    assert!(text.contains("weight = 3"), "{text}");
+    assert!(
+        text.contains("# lbd config written by the lab"),
+        "comments kept:\n{text}"
+    );
+
+    // Refused changes: a one-line reason, non-zero exit, nothing changed.
+    for bad in [
+        vec!["real", "remove", name.as_str(), "10.99.0.77"],
+        vec!["real", "add", name.as_str(), "fd00::5"],
+        vec!["service", "remove", "10.99.0.201:80"],
+    ] {
+        let out = lbd.lbctl(&bad).unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?} was refused");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with("lbctl: "), "{stderr}");
+        println!("{bad:?} -> {}", stderr.trim());
+    }
+    assert_eq!(std::fs::read_to_string(lbd.config_path()).unwrap(), text);
+}
+
+#[test]
+fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(3)
+        .big_file_size(6 << 20)
+        .build()
+        .expect("build the lab");
+    let service = LabService::v4("rr", &[(0, 1), (1, 1), (2, 1)]);
+    let mut lbd = LabDaemon::start(&mut lab, 0, &[service]).expect("start lbd");
+    // Long-lived keep-alive connections (any one moved to another real
+    // would be reset), new connections, and a slow download.
+    let kept = Wrk::start(&mut lab, 0, &vip_url(), Duration::from_secs(6), 12, false).unwrap();
+    let fresh = Wrk::start(&mut lab, 0, &vip_url(), Duration::from_secs(6), 4, true).unwrap();
+    let download = lab
+        .spawn(
+            lb_lab::command_in(
+                lab.client_ns(0),
+                &[
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{size_download}",
+                    "--limit-rate",
+                    "1500K",
+                    &format!("http://{VIP_V4}{}", lb_lab::BIG_PATH),
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    lbd.kill().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    lbd.spawn().expect("restart lbd");
+    let log = lbd.log();
+    assert!(log.contains("adopted the pinned data path"), "{log}");
+
+    for (what, wrk) in [("keep-alive", kept), ("new connections", fresh)] {
+        let report = wrk.finish().unwrap();
+        println!("{what}: {}", report.text);
+        assert!(
+            report.clean(),
+            "{what}: no request failed:\n{}\n{log}",
+            report.text
+        );
+    }
+    let output = download.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "download: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        (6u64 << 20).to_string(),
+        "the slow download went on across the restart"
+    );
+}
+
+#[test]
+fn reloading_a_valid_and_an_invalid_config_under_load_fails_no_request() {
+    let mut lab = lab(3);
+    let two = LabService::v4("wlc", &[(0, 1), (1, 1)]);
+    let name = two.name();
+    let lbd = LabDaemon::start(&mut lab, 0, &[two]).expect("start lbd");
+    let wrk = Wrk::start(&mut lab, 0, &vip_url(), Duration::from_secs(6), 8, true).unwrap();
+    wait_for_connections(&lbd, &name, &real(&lab, 0), 50);
+
+    // Valid: a third real, by SIGHUP.
+    let three = LabService::v4("wlc", &[(0, 1), (1, 1), (2, 1)]);
+    std::fs::write(lbd.config_path(), LabDaemon::config_text(&lab, 0, &[three])).unwrap();
+    lbd.hangup().unwrap();
+    wait_for_connections(&lbd, &name, &real(&lab, 2), 0);
+
+    // Invalid: refused with file:line and field, by lbctl and by SIGHUP.
+    let before = lbd.lbctl_json(&["status"]).unwrap();
+    let bad = LabDaemon::config_text(&lab, 0, &[LabService::v4("wlc", &[(0, 70_000), (1, 1)])]);
+    std::fs::write(lbd.config_path(), &bad).unwrap();
+    let out = lbd.lbctl(&["reload"]).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "invalid reload refused");
+    let line = bad.lines().position(|l| l.contains("70000")).unwrap() + 1;
+    assert!(
+        stderr.contains(&format!("lb.toml:{line}")),
+        "names file:line {line}: {stderr}"
+    );
+    assert!(stderr.contains("weight"), "names the field: {stderr}");
+    lbd.hangup().unwrap();
+    wait_until(Duration::from_secs(5), "SIGHUP refusal logged", || {
+        lbd.log().contains("reload (SIGHUP) refused")
+    })
+    .unwrap();
+    let after = lbd.lbctl_json(&["status"]).unwrap();
+    let reals = |s: &serde_json::Value| -> Vec<(String, u64)> {
+        s["services"][0]["reals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["real"].as_str().unwrap().to_owned(),
+                    r["weight"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(reals(&before), reals(&after), "running state untouched");
+
+    let report = wrk.finish().unwrap();
+    println!("{}", report.text);
+    assert!(
+        report.clean(),
+        "no request failed:\n{}\n{}",
+        report.text,
+        lbd.log()
+    );
 }

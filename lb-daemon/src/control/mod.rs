@@ -72,6 +72,7 @@ pub struct Controller {
 
 impl Controller {
     /// `config` must have been parsed from `text`, the content of `path`.
+    #[must_use]
     pub fn new(
         lb: Balancer,
         config: Config,

@@ -6,7 +6,7 @@ use super::{ControlError, Controller};
 use crate::{
     admin::{ChangeResult, Request, Response, parse_real, parse_service},
     balancer::model::{Scheduler, ServiceAddr},
-    config::{ConfigDiff, RealConfig, ServiceConfig},
+    config::{ConfigDiff, RealConfig, ServiceConfig, parse_mac},
     sched::maglev,
 };
 
@@ -74,31 +74,9 @@ impl Controller {
                 weight,
                 backup,
                 mac,
-            } => {
-                let addr = parse_service(&service).map_err(ControlError::Argument)?;
-                let (ip, port) = parse_real(&real, addr.port).map_err(ControlError::Argument)?;
-                let mac = mac
-                    .map(|m| parse_mac(&m))
-                    .transpose()
-                    .map_err(ControlError::Argument)?;
-                let config = RealConfig {
-                    addr: ip,
-                    port,
-                    weight: weight.unwrap_or(1),
-                    backup,
-                    mac,
-                };
-                let name = config.name();
-                self.change(|doc| doc.add_real(&addr, &config).map_err(|e| e.to_string()))?;
-                let note = if self.mac_known(&addr, ip) {
-                    ""
-                } else {
-                    " (its MAC is not resolved yet: it joins once it is)"
-                };
-                Ok(done(format!("added real {name} to {addr}{note}"), None))
-            }
+            } => self.add_real(&service, &real, weight, backup, mac),
             Request::RemoveReal { service, real } => {
-                let (addr, ip, port) = self.real_arg(&service, &real)?;
+                let (addr, ip, port) = Self::real_arg(&service, &real)?;
                 self.change(|doc| doc.remove_real(&addr, ip, port).map_err(|e| e.to_string()))?;
                 let active = self.active_on(&addr, ip, port);
                 Ok(done(
@@ -114,7 +92,7 @@ impl Controller {
                 real,
                 weight,
             } => {
-                let (addr, ip, port) = self.real_arg(&service, &real)?;
+                let (addr, ip, port) = Self::real_arg(&service, &real)?;
                 self.change(|doc| {
                     doc.set_weight(&addr, ip, port, weight)
                         .map_err(|e| e.to_string())
@@ -128,7 +106,7 @@ impl Controller {
                 ))
             }
             Request::Drain { service, real } => {
-                let (addr, ip, port) = self.real_arg(&service, &real)?;
+                let (addr, ip, port) = Self::real_arg(&service, &real)?;
                 self.change(|doc| {
                     doc.set_weight(&addr, ip, port, 0)
                         .map_err(|e| e.to_string())
@@ -148,11 +126,38 @@ impl Controller {
         }
     }
 
-    fn real_arg(
-        &self,
+    fn add_real(
+        &mut self,
         service: &str,
         real: &str,
-    ) -> Result<(ServiceAddr, IpAddr, u16), ControlError> {
+        weight: Option<u32>,
+        backup: bool,
+        mac: Option<String>,
+    ) -> Result<ChangeResult, ControlError> {
+        let addr = parse_service(service).map_err(ControlError::Argument)?;
+        let (ip, port) = parse_real(real, addr.port).map_err(ControlError::Argument)?;
+        let mac = mac
+            .map(|m| parse_mac(&m))
+            .transpose()
+            .map_err(ControlError::Argument)?;
+        let config = RealConfig {
+            addr: ip,
+            port,
+            weight: weight.unwrap_or(1),
+            backup,
+            mac,
+        };
+        let name = config.name();
+        self.change(|doc| doc.add_real(&addr, &config).map_err(|e| e.to_string()))?;
+        let note = if self.mac_known(&addr, ip) {
+            ""
+        } else {
+            " (its MAC is not resolved yet: it joins once it is)"
+        };
+        Ok(done(format!("added real {name} to {addr}{note}"), None))
+    }
+
+    fn real_arg(service: &str, real: &str) -> Result<(ServiceAddr, IpAddr, u16), ControlError> {
         let addr = parse_service(service).map_err(ControlError::Argument)?;
         let (ip, port) = parse_real(real, addr.port).map_err(ControlError::Argument)?;
         Ok((addr, ip, port))
@@ -199,44 +204,4 @@ pub fn describe(diff: &ConfigDiff) -> String {
             ""
         }
     )
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-fn parse_mac(text: &str) -> Result<[u8; 6], String> {
-    let bad = || format!("MAC `{text}`: expected six hex bytes like 02:00:5e:00:53:01");
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next().ok_or_else(bad)?;
-        if part.len() != 2 {
-            return Err(bad());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-    }
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok(mac)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs() {
-        assert_eq!(
-            parse_mac("02:00:5e:00:53:0A").unwrap(),
-            [2, 0, 0x5e, 0, 0x53, 0x0a]
-        );
-        for bad in [
-            "",
-            "02:00:5e:00:53",
-            "02:00:5e:00:53:01:02",
-            "2:00:5e:00:53:01",
-            "zz:00:5e:00:53:01",
-        ] {
-            assert!(parse_mac(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -29,7 +29,7 @@ impl Controller {
             for real in &service.reals {
                 let name = real.name();
                 let mac = self.mac_of(service, real.addr);
-                let state = if real.backup {
+                let real_state = if real.backup {
                     "backup"
                 } else if mac.is_none() {
                     "unresolved"
@@ -39,7 +39,7 @@ impl Controller {
                     "up"
                 };
                 let slot = self.lb.real_id(&service.addr, &name);
-                reals.push(self.real_status(name, real.weight, state, mac, slot)?);
+                reals.push(self.real_status(name, real.weight, real_state, mac, slot)?);
             }
             for ((addr, name), slot) in self.lb.retired() {
                 if *addr == service.addr {
@@ -72,7 +72,7 @@ impl Controller {
     ) -> Result<RealStatus, ControlError> {
         let dp = self.lb.dataplane();
         let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
-        let (active, stats) = match slot {
+        let (active, traffic) = match slot {
             Some(slot) => (
                 dp.real_connections(slot).map_err(dp_err)?,
                 dp.real_stats(slot).map_err(dp_err)?,
@@ -83,16 +83,11 @@ impl Controller {
             real,
             weight,
             state: state.into(),
-            mac: mac.map(|m| {
-                m.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            }),
+            mac: mac.map(crate::config::format_mac),
             active_connections: active,
-            connections: stats.new_flows,
-            packets: stats.packets,
-            bytes: stats.bytes,
+            connections: traffic.new_flows,
+            packets: traffic.packets,
+            bytes: traffic.bytes,
         })
     }
 

@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 
-use lb_common::{FLOW_ACTIVE, FlowKey, REAL_F_REROUTE, REAL_F_VALID, flow_hash, source_hash};
+use lb_common::{
+    FLOW_ACTIVE, FlowKey, REAL_F_REROUTE, REAL_F_VALID, ServiceValue, flow_hash, source_hash,
+};
 
 use super::{ControlError, Controller};
 use crate::{
     admin::{TraceResult, parse_service},
-    balancer::model::{Protocol, Scheduler, addr_words},
+    balancer::model::{Protocol, Scheduler, ServiceAddr, addr_words},
+    config::ServiceConfig,
     dataplane::DataplaneError,
     sched::lc::{LcCandidate, pick},
 };
@@ -53,20 +56,7 @@ impl Controller {
         };
         let dp = self.lb.dataplane();
         let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
-        let name_of = |slot: u32| -> String {
-            self.lb
-                .real_slots(&addr)
-                .and_then(|reals| reals.iter().find(|(_, s)| **s == slot))
-                .map(|(n, _)| n.clone())
-                .or_else(|| {
-                    self.lb
-                        .retired()
-                        .iter()
-                        .find(|(_, s)| **s == slot)
-                        .map(|((_, n), _)| format!("{n} (removed)"))
-                })
-                .unwrap_or_else(|| format!("slot {slot}"))
-        };
+        let name_of = |slot: u32| self.real_name(&addr, slot);
         let result = |real: Option<String>, reason: String| TraceResult {
             service: addr.to_string(),
             real,
@@ -108,11 +98,30 @@ impl Controller {
                 "no real can take new connections (no MAC or weight 0): dropped".into(),
             ));
         }
+        self.explain_new_flow(&addr, &key, value, service)
+    }
+
+    /// Which real the scheduler would give a new flow now.
+    fn explain_new_flow(
+        &self,
+        addr: &ServiceAddr,
+        key: &FlowKey,
+        value: ServiceValue,
+        service: &ServiceConfig,
+    ) -> Result<TraceResult, ControlError> {
+        let dp = self.lb.dataplane();
+        let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
+        let name_of = |slot: u32| self.real_name(addr, slot);
+        let result = |real: Option<String>, reason: String| TraceResult {
+            service: addr.to_string(),
+            real,
+            reason,
+        };
         let scheduler = service.scheduler;
         match scheduler {
             Scheduler::Maglev | Scheduler::SourceHash => {
                 let hash = if scheduler == Scheduler::Maglev {
-                    flow_hash(&key)
+                    flow_hash(key)
                 } else {
                     source_hash(&key.src)
                 };
@@ -156,7 +165,7 @@ impl Controller {
                     .iter()
                     .filter(|r| r.weight > 0 && r.mac.is_some())
                 {
-                    if let Some(slot) = self.lb.real_id(&addr, &real.name()) {
+                    if let Some(slot) = self.lb.real_id(addr, &real.name()) {
                         candidates.push(LcCandidate {
                             id: slot,
                             weight: real.weight,
@@ -185,5 +194,21 @@ impl Controller {
                 ))
             }
         }
+    }
+
+    /// The name of the real in a slot of a service (also once removed).
+    fn real_name(&self, addr: &ServiceAddr, slot: u32) -> String {
+        self.lb
+            .real_slots(addr)
+            .and_then(|reals| reals.iter().find(|(_, s)| **s == slot))
+            .map(|(n, _)| n.clone())
+            .or_else(|| {
+                self.lb
+                    .retired()
+                    .iter()
+                    .find(|(_, s)| **s == slot)
+                    .map(|((_, n), _)| format!("{n} (removed)"))
+            })
+            .unwrap_or_else(|| format!("slot {slot}"))
     }
 }

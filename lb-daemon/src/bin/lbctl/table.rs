@@ -23,8 +23,8 @@ pub fn status(status: &Status) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>11} {:>9}  {}",
-            "REAL", "STATE", "WEIGHT", "ACTIVE", "CONNS", "PACKETS", "BYTES", "MAC"
+            "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>11} {:>9}  MAC",
+            "REAL", "STATE", "WEIGHT", "ACTIVE", "CONNS", "PACKETS", "BYTES"
         );
         for real in &service.reals {
             let _ = writeln!(

@@ -4,11 +4,7 @@ use std::{
     collections::BTreeSet,
     net::IpAddr,
     path::Path,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
+    sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
@@ -45,32 +41,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     server::refuse_if_running(&config.daemon.admin_socket)?;
 
     let mut netlink = Netlink::open().context("opening rtnetlink")?;
-    let mut interfaces = Vec::new();
-    for name in &config.dataplane.interfaces {
-        let index = netlink
-            .link_index(name)
-            .with_context(|| format!("interface {name}"))?;
-        let mac = netlink
-            .link_mac(index)
-            .with_context(|| format!("MAC of interface {name}"))?;
-        interfaces.push((name.clone(), index, mac));
-    }
+    let interfaces = interfaces(&mut netlink, &config)?;
 
-    let pins = PinDir::new(&config.daemon.pin_path);
-    let dp = Dataplane::open_pinned(limits(&config), &pins).context("loading the data path")?;
-    let (mut lb, adopted) = match dp.origin() {
-        Origin::Adopted => Balancer::adopt(dp).context("adopting the pinned data path")?,
-        Origin::Fresh => (Balancer::new(dp), Adopted::default()),
-    };
-    if adopted.services > 0 || adopted.reals > 0 {
-        tracing::info!(
-            pin_path = %pins.root().display(),
-            services = adopted.services,
-            reals = adopted.reals,
-            retired = adopted.retired,
-            "adopted the pinned data path of a previous lbd: established flows keep their reals"
-        );
-    }
+    let (mut lb, adopted) = open_data_path(&config)?;
     let previous_vips: BTreeSet<IpAddr> = lb.service_addrs().map(|s| s.vip).collect();
     let ifaces: Vec<(u32, [u8; 6])> = interfaces.iter().map(|(_, i, m)| (*i, *m)).collect();
     lb.dataplane_mut()
@@ -111,26 +84,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     controller.apply_all().context("programming services")?;
     let apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
 
-    let mode = match config.dataplane.xdp_mode {
-        XdpModeConfig::Driver => XdpMode::Driver,
-        XdpModeConfig::Generic => XdpMode::Skb,
-    };
-    for (name, _, _) in &interfaces {
-        let attachment = controller
-            .balancer_mut()
-            .dataplane_mut()
-            .attach_pinned(name, mode, config.dataplane.xdp_fallback)
-            .with_context(|| format!("attaching to {name}"))?;
-        match attachment {
-            Attachment::Attached(mode) => tracing::info!(interface = %name, ?mode, "attached"),
-            Attachment::FellBack => {
-                tracing::warn!(interface = %name, "attached in generic mode (driver mode refused)");
-            }
-            Attachment::Replaced => {
-                tracing::info!(interface = %name, "replaced the program in the pinned link")
-            }
-        }
-    }
+    attach_all(&mut controller, &interfaces, &config)?;
     let vip_iface = interfaces[0].1;
     let mut held = vips::sync(&mut netlink, vip_iface, &previous_vips, &controller.vips());
     for ip in controller.unresolved_reals() {
@@ -154,14 +108,13 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let (events, inbox) = mpsc::channel::<Event>();
     let wanted: Wanted = Arc::new(Mutex::new(controller.reals_to_resolve()));
     let refresh = config.daemon.neighbour_refresh;
-    let stop = Arc::new(AtomicBool::new(false));
+    let (waker, wake) = mpsc::channel::<()>();
     let neighbour_thread = {
         let events = events.clone();
         let wanted = wanted.clone();
-        let stop = stop.clone();
         std::thread::Builder::new()
             .name("neighbours".into())
-            .spawn(move || neighbours::run(resolver, &wanted, &events, refresh, &stop))?
+            .spawn(move || neighbours::run(resolver, &wanted, &events, refresh, &wake))?
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -179,10 +132,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         vip_iface,
         &mut held,
         &wanted,
+        &waker,
     );
 
     let _ = std::fs::remove_file(&config.daemon.admin_socket);
-    stop.store(true, Ordering::Relaxed);
+    drop(waker);
     drop(events);
     let _ = neighbour_thread.join();
     drop(server);
@@ -199,6 +153,7 @@ fn controller_loop(
     vip_iface: u32,
     held: &mut BTreeSet<IpAddr>,
     wanted: &Wanted,
+    waker: &mpsc::Sender<()>,
 ) {
     let mut next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
     loop {
@@ -236,7 +191,7 @@ fn controller_loop(
                     match &response.error {
                         None => tracing::info!(request = %summary, "lbctl change applied"),
                         Some(e) => {
-                            tracing::warn!(request = %summary, error = %e, "lbctl change refused")
+                            tracing::warn!(request = %summary, error = %e, "lbctl change refused");
                         }
                     }
                 }
@@ -258,7 +213,7 @@ fn controller_loop(
                 Ok(services) if !services.is_empty() => match mac {
                     Some(mac) => tracing::info!(
                         real = %ip,
-                        mac = %format_mac(mac),
+                        mac = %config::format_mac(mac),
                         services = services.len(),
                         "real's MAC resolved: in rotation"
                     ),
@@ -271,12 +226,87 @@ fn controller_loop(
                 Err(e) => tracing::error!(real = %ip, error = %e, "updating a real's MAC"),
             },
         }
-        *wanted.lock().expect("wanted lock") = controller.reals_to_resolve();
+        let now_wanted = controller.reals_to_resolve();
+        let mut current = wanted.lock().expect("wanted lock");
+        if *current != now_wanted {
+            *current = now_wanted;
+            // New reals: resolve them now, not at the next refresh.
+            let _ = waker.send(());
+        }
+        drop(current);
         let vips = controller.vips();
         if vips != *held {
             *held = vips::sync(netlink, vip_iface, held, &vips);
         }
     }
+}
+
+/// Index and MAC of every configured interface.
+fn interfaces(
+    netlink: &mut Netlink,
+    config: &Config,
+) -> anyhow::Result<Vec<(String, u32, [u8; 6])>> {
+    let mut interfaces = Vec::new();
+    for name in &config.dataplane.interfaces {
+        let index = netlink
+            .link_index(name)
+            .with_context(|| format!("interface {name}"))?;
+        let mac = netlink
+            .link_mac(index)
+            .with_context(|| format!("MAC of interface {name}"))?;
+        interfaces.push((name.clone(), index, mac));
+    }
+    Ok(interfaces)
+}
+
+/// Loads the data path pinned, adopting what a previous lbd left.
+fn open_data_path(config: &Config) -> anyhow::Result<(Balancer, Adopted)> {
+    let pins = PinDir::new(&config.daemon.pin_path);
+    let dp = Dataplane::open_pinned(limits(config), &pins).context("loading the data path")?;
+    let (lb, adopted) = match dp.origin() {
+        Origin::Adopted => Balancer::adopt(dp).context("adopting the pinned data path")?,
+        Origin::Fresh => (Balancer::new(dp), Adopted::default()),
+    };
+    if adopted.services > 0 || adopted.reals > 0 {
+        tracing::info!(
+            pin_path = %pins.root().display(),
+            services = adopted.services,
+            reals = adopted.reals,
+            retired = adopted.retired,
+            "adopted the pinned data path of a previous lbd: established flows keep their reals"
+        );
+    }
+    Ok((lb, adopted))
+}
+
+/// Attaches the program to every configured interface (or swaps it into
+/// the pinned links of a previous lbd).
+fn attach_all(
+    controller: &mut Controller,
+    interfaces: &[(String, u32, [u8; 6])],
+    config: &Config,
+) -> anyhow::Result<()> {
+    let mode = match config.dataplane.xdp_mode {
+        XdpModeConfig::Driver => XdpMode::Driver,
+        XdpModeConfig::Generic => XdpMode::Skb,
+    };
+    for (name, _, _) in interfaces {
+        let attachment = controller
+            .balancer_mut()
+            .dataplane_mut()
+            .attach_pinned(name, mode, config.dataplane.xdp_fallback)
+            .with_context(|| format!("attaching to {name}"))?;
+        match attachment {
+            Attachment::Attached(mode) => tracing::info!(interface = %name, ?mode, "attached"),
+            Attachment::FellBack => {
+                tracing::warn!(interface = %name, "attached in generic mode (driver mode refused)");
+            }
+            Attachment::Replaced => {
+                tracing::info!(interface = %name, "replaced the program in the pinned link");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn limits(config: &Config) -> DataplaneLimits {
@@ -286,11 +316,4 @@ fn limits(config: &Config) -> DataplaneLimits {
         max_services: config.dataplane.max_services,
         ..DataplaneLimits::default()
     }
-}
-
-pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }

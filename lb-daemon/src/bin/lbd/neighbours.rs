@@ -5,10 +5,7 @@
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     net::IpAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -48,7 +45,7 @@ impl Resolver {
         wanted: &BTreeSet<IpAddr>,
     ) -> Vec<(IpAddr, Option<[u8; 6]>)> {
         self.rounds += 1;
-        if self.rounds % ROUTE_REFRESH_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(ROUTE_REFRESH_ROUNDS) {
             self.routes.clear();
         }
         let mut targets = Vec::new();
@@ -104,6 +101,13 @@ impl Resolver {
             .collect()
     }
 
+    /// Whether some wanted real (on-link) still has no MAC.
+    pub fn pending(&self, wanted: &BTreeSet<IpAddr>) -> bool {
+        wanted.iter().any(|ip| {
+            self.routes.get(ip).is_some_and(Option::is_some) && self.tracker.mac(*ip).is_none()
+        })
+    }
+
     /// Rounds until every wanted real has a MAC or `budget` passes: used at
     /// startup so reals are in rotation from the first connection.
     pub fn settle(
@@ -114,21 +118,30 @@ impl Resolver {
     ) -> Vec<(IpAddr, Option<[u8; 6]>)> {
         let deadline = Instant::now() + budget;
         let mut changes = self.round(netlink, wanted);
-        while wanted.iter().any(|ip| self.tracker.mac(*ip).is_none()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        while self.pending(wanted) && Instant::now() < deadline {
+            std::thread::sleep(PENDING_RECHECK);
             changes.extend(self.round(netlink, wanted));
         }
         changes
     }
 }
 
-/// The neighbour thread: a round every `refresh` until the daemon stops.
+/// While resolutions are pending, look again this soon: ARP/ND answers on
+/// a LAN take well under a millisecond, and a real added with `lbctl` should
+/// take connections within tens of milliseconds, not a refresh period.
+const PENDING_RECHECK: Duration = Duration::from_millis(5);
+/// Quick re-checks after a change before falling back to the refresh period.
+const PENDING_ROUNDS: u32 = 40;
+
+/// The neighbour thread: a round every `refresh`, at once when woken (the
+/// wanted set changed), and quickly again while resolutions are pending.
+/// Ends when the waker's sender is dropped.
 pub fn run(
     mut resolver: Resolver,
     wanted: &Wanted,
     events: &mpsc::Sender<Event>,
     refresh: Duration,
-    stop: &AtomicBool,
+    wake: &mpsc::Receiver<()>,
 ) {
     let mut netlink = match Netlink::open() {
         Ok(n) => n,
@@ -137,13 +150,26 @@ pub fn run(
             return;
         }
     };
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(refresh);
+    let mut quick_rounds = 0;
+    loop {
+        let wait = if quick_rounds > 0 {
+            PENDING_RECHECK
+        } else {
+            refresh
+        };
+        match wake.recv_timeout(wait) {
+            Ok(()) => quick_rounds = PENDING_ROUNDS,
+            Err(mpsc::RecvTimeoutError::Timeout) => quick_rounds = quick_rounds.saturating_sub(1),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
         let current = wanted.lock().expect("wanted lock").clone();
         for (ip, mac) in resolver.round(&mut netlink, &current) {
             if events.send(Event::Mac(ip, mac)).is_err() {
                 return;
             }
+        }
+        if !resolver.pending(&current) {
+            quick_rounds = 0;
         }
     }
 }

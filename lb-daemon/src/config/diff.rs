@@ -1,0 +1,282 @@
+//! What changed between two configs (SIGHUP).
+
+use std::collections::HashSet;
+
+use super::types::{Config, ServiceConfig};
+use crate::balancer::model::ServiceAddr;
+
+/// The difference between the running config and a newly read one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    /// Services only in the new config, in its order.
+    pub added: Vec<ServiceConfig>,
+    /// Services only in the old config, in its order.
+    pub removed: Vec<ServiceAddr>,
+    /// The new version of services in both whose scheduler, table size or
+    /// reals differ, in the new config's order. Reals are compared as a set
+    /// keyed by (address, port): reordering them is not a change.
+    pub changed: Vec<ServiceConfig>,
+    /// How many services are in both and the same.
+    pub unchanged: usize,
+    /// Any of `[timeouts]` differs (ageing interval included).
+    pub timeouts_changed: bool,
+    /// `daemon.neighbour_refresh` differs (it can change at runtime).
+    pub neighbour_refresh_changed: bool,
+    /// Dotted names of settings that differ but only take effect after a
+    /// restart.
+    pub restart_required: Vec<String>,
+}
+
+impl ConfigDiff {
+    /// Nothing to apply and nothing that needs a restart.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && !self.timeouts_changed
+            && !self.neighbour_refresh_changed
+            && self.restart_required.is_empty()
+    }
+}
+
+/// Compares `old` (running) with `new` (just read).
+#[must_use]
+pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
+    let mut out = ConfigDiff::default();
+    for service in &new.services {
+        match old.service(&service.addr) {
+            None => out.added.push(service.clone()),
+            Some(before) if same_service(before, service) => out.unchanged += 1,
+            Some(_) => out.changed.push(service.clone()),
+        }
+    }
+    let kept: HashSet<ServiceAddr> = new.services.iter().map(|s| s.addr).collect();
+    out.removed = old
+        .services
+        .iter()
+        .map(|s| s.addr)
+        .filter(|addr| !kept.contains(addr))
+        .collect();
+    out.timeouts_changed = old.timeouts != new.timeouts;
+    out.neighbour_refresh_changed = old.daemon.neighbour_refresh != new.daemon.neighbour_refresh;
+
+    let (od, nd) = (&old.daemon, &new.daemon);
+    let (op, np) = (&old.dataplane, &new.dataplane);
+    let restart = [
+        ("daemon.pin_path", od.pin_path != nd.pin_path),
+        ("daemon.admin_socket", od.admin_socket != nd.admin_socket),
+        (
+            "daemon.metrics_address",
+            od.metrics_address != nd.metrics_address,
+        ),
+        ("dataplane.interfaces", op.interfaces != np.interfaces),
+        ("dataplane.xdp_mode", op.xdp_mode != np.xdp_mode),
+        ("dataplane.xdp_fallback", op.xdp_fallback != np.xdp_fallback),
+        (
+            "dataplane.conntrack_size",
+            op.conntrack_size != np.conntrack_size,
+        ),
+        ("dataplane.max_reals", op.max_reals != np.max_reals),
+        ("dataplane.max_services", op.max_services != np.max_services),
+    ];
+    out.restart_required = restart
+        .into_iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    out
+}
+
+/// Same settings and the same set of reals (a config never has two reals
+/// with one (address, port), so equal lengths plus every real found equal in
+/// the other is set equality).
+fn same_service(a: &ServiceConfig, b: &ServiceConfig) -> bool {
+    a.addr == b.addr
+        && a.scheduler == b.scheduler
+        && a.table_size == b.table_size
+        && a.reals.len() == b.reals.len()
+        && a.reals.iter().all(|r| b.real(r.addr, r.port) == Some(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::balancer::model::{Protocol, Scheduler};
+    use crate::config::{RealConfig, XdpModeConfig};
+
+    fn addr(vip: &str, port: u16) -> ServiceAddr {
+        ServiceAddr {
+            vip: vip.parse().unwrap(),
+            port,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    fn real(ip: &str, weight: u32) -> RealConfig {
+        RealConfig {
+            weight,
+            ..RealConfig::new(ip.parse::<IpAddr>().unwrap(), 80)
+        }
+    }
+
+    fn service(vip: &str, reals: &[(&str, u32)]) -> ServiceConfig {
+        ServiceConfig {
+            reals: reals.iter().map(|(ip, w)| real(ip, *w)).collect(),
+            ..ServiceConfig::new(addr(vip, 80))
+        }
+    }
+
+    fn config(services: Vec<ServiceConfig>) -> Config {
+        Config {
+            services,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn identical_configs_are_empty() {
+        let c = config(vec![service("192.0.2.1", &[("10.0.0.1", 1)])]);
+        let d = diff(&c, &c.clone());
+        assert!(d.is_empty());
+        assert_eq!(d.unchanged, 1);
+    }
+
+    #[test]
+    fn added_removed_changed_unchanged() {
+        let old = config(vec![
+            service("192.0.2.1", &[("10.0.0.1", 1)]),
+            service("192.0.2.2", &[("10.0.0.2", 1)]),
+            service("192.0.2.3", &[("10.0.0.3", 1)]),
+        ]);
+        let new = config(vec![
+            service("192.0.2.4", &[]),
+            service("192.0.2.3", &[("10.0.0.3", 2)]),
+            service("192.0.2.1", &[("10.0.0.1", 1)]),
+        ]);
+        let d = diff(&old, &new);
+        assert_eq!(d.added, vec![new.services[0].clone()]);
+        assert_eq!(d.removed, vec![addr("192.0.2.2", 80)]);
+        assert_eq!(d.changed, vec![new.services[1].clone()]);
+        assert_eq!(d.unchanged, 1);
+        assert!(!d.timeouts_changed);
+        assert!(d.restart_required.is_empty());
+        assert!(!d.is_empty());
+    }
+
+    #[test]
+    fn protocol_is_part_of_the_identity() {
+        let old = config(vec![service("192.0.2.1", &[])]);
+        let mut udp = service("192.0.2.1", &[]);
+        udp.addr.protocol = Protocol::Udp;
+        let d = diff(&old, &config(vec![udp.clone()]));
+        assert_eq!(d.added, vec![udp]);
+        assert_eq!(d.removed, vec![addr("192.0.2.1", 80)]);
+    }
+
+    #[test]
+    fn reordered_reals_are_unchanged() {
+        let old = config(vec![service(
+            "192.0.2.1",
+            &[("10.0.0.1", 1), ("10.0.0.2", 3)],
+        )]);
+        let new = config(vec![service(
+            "192.0.2.1",
+            &[("10.0.0.2", 3), ("10.0.0.1", 1)],
+        )]);
+        let d = diff(&old, &new);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(d.unchanged, 1);
+    }
+
+    #[test]
+    fn every_service_field_is_a_change() {
+        let base = service("192.0.2.1", &[("10.0.0.1", 1), ("10.0.0.2", 1)]);
+        let mut variants = Vec::new();
+        let mut s = base.clone();
+        s.scheduler = Scheduler::Maglev;
+        variants.push(s);
+        let mut s = base.clone();
+        s.table_size = 257;
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals[1].weight = 0;
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals[0].backup = true;
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals[0].mac = Some([2, 0, 0, 0, 0, 1]);
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals.pop();
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals.push(real("10.0.0.3", 1));
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals[1] = real("10.0.0.3", 1);
+        variants.push(s);
+        for variant in variants {
+            let d = diff(&config(vec![base.clone()]), &config(vec![variant.clone()]));
+            assert_eq!(d.changed, vec![variant], "{d:?}");
+            assert_eq!(d.unchanged, 0);
+        }
+    }
+
+    #[test]
+    fn timeouts_and_neighbour_refresh_apply_at_runtime() {
+        let old = config(vec![]);
+        let mut new = old.clone();
+        new.timeouts.ageing_interval = Duration::from_secs(30);
+        let d = diff(&old, &new);
+        assert!(d.timeouts_changed);
+        assert!(d.restart_required.is_empty());
+        assert!(!d.is_empty());
+
+        let mut new = old.clone();
+        new.daemon.neighbour_refresh = Duration::from_secs(5);
+        let d = diff(&old, &new);
+        assert!(d.neighbour_refresh_changed && !d.timeouts_changed);
+        assert!(d.restart_required.is_empty());
+        assert!(!d.is_empty());
+    }
+
+    #[test]
+    fn restart_required_names_each_field() {
+        let old = config(vec![]);
+        let mut new = old.clone();
+        new.daemon.pin_path = "/sys/fs/bpf/other".into();
+        new.daemon.admin_socket = "/run/other.sock".into();
+        new.daemon.metrics_address = "127.0.0.1:1".parse().unwrap();
+        new.dataplane.interfaces = vec!["eth1".into()];
+        new.dataplane.xdp_mode = XdpModeConfig::Generic;
+        new.dataplane.xdp_fallback = false;
+        new.dataplane.conntrack_size = 2048;
+        new.dataplane.max_reals = 16;
+        new.dataplane.max_services = 1;
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.restart_required,
+            [
+                "daemon.pin_path",
+                "daemon.admin_socket",
+                "daemon.metrics_address",
+                "dataplane.interfaces",
+                "dataplane.xdp_mode",
+                "dataplane.xdp_fallback",
+                "dataplane.conntrack_size",
+                "dataplane.max_reals",
+                "dataplane.max_services",
+            ]
+        );
+        assert!(!d.timeouts_changed && !d.is_empty());
+
+        let mut new = old.clone();
+        new.dataplane.max_reals = 16;
+        assert_eq!(diff(&old, &new).restart_required, ["dataplane.max_reals"]);
+    }
+}

@@ -1,1 +1,0 @@
-//! Placeholder: rtnetlink access (being written).
