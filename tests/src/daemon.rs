@@ -85,8 +85,18 @@ impl LabDaemon {
         Self::start_with_config(lab, director, &text)
     }
 
-    /// Like `start`, with the whole config text given (see `config_text`).
+    /// Like `start`, with the whole config text given (see `config_text`);
+    /// the admin socket and pin path are the ones the text names.
     pub fn start_with_config(lab: &mut Lab, director: usize, text: &str) -> Result<Self> {
+        // The interfaces exist in the director namespace, not here.
+        struct AnyInterface;
+        impl lb_daemon::config::Environment for AnyInterface {
+            fn interface_exists(&self, _: &str) -> bool {
+                true
+            }
+        }
+        let parsed = lb_daemon::config::parse(text, "lab config", &AnyInterface)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let object = pass_object();
         // The switch end of the director's veth needs a program for XDP_TX
         // frames to be delivered (veth native XDP).
@@ -97,8 +107,8 @@ impl LabDaemon {
         fs::write(&config, text)?;
         let mut daemon = Self {
             ns: lab.director_ns(director).to_owned(),
-            socket: dir.join("lbd.sock"),
-            pin_path: Self::pin_path(lab, director),
+            socket: parsed.daemon.admin_socket,
+            pin_path: parsed.daemon.pin_path,
             dir,
             config,
             bin: bin_dir()?,
@@ -211,6 +221,18 @@ impl LabDaemon {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The admin socket (for printing an `lbctl` command to try).
+    #[must_use]
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The director namespace lbd runs in.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.ns
     }
 
     /// Runs `lbctl --socket … ARGS` in the director namespace.

@@ -97,6 +97,16 @@ pub struct Status {
     /// Flows in the connection table and its capacity.
     pub conntrack_entries: u64,
     pub conntrack_capacity: u64,
+    /// Packets the data path handled, by verdict and reason (non-zero only).
+    pub xdp: Vec<XdpCounter>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct XdpCounter {
+    /// `pass`, `tx` or `drop`.
+    pub action: String,
+    pub reason: String,
+    pub packets: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use lb_common::{FLOW_ACTIVE, TrafficStats};
 
 use super::{ControlError, Controller};
 use crate::{
-    admin::{FlowEntry, RealStatus, ServiceStatus, Status, parse_real, parse_service},
+    admin::{FlowEntry, RealStatus, ServiceStatus, Status, XdpCounter, parse_real, parse_service},
     balancer::{
         model::{Protocol, ServiceAddr, ip_from_words},
         monotonic_now_ns,
@@ -55,7 +55,19 @@ impl Controller {
                 reals,
             });
         }
+        let xdp = dp
+            .reason_counts()
+            .map_err(dp_err)?
+            .into_iter()
+            .filter(|(_, packets)| *packets > 0)
+            .map(|(reason, packets)| XdpCounter {
+                action: reason.action().name().into(),
+                reason: reason.name().into(),
+                packets,
+            })
+            .collect();
         Ok(Status {
+            xdp,
             services,
             conntrack_entries: dp.flows().map_err(dp_err)?.len() as u64,
             conntrack_capacity: u64::from(dp.limits().conntrack_size),

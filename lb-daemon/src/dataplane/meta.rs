@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn layout_has_no_implicit_padding() {
-        assert_eq!(size_of::<RealMeta>(), size_of::<ServiceKey>() + 16 + 2 + 1 + 1 + 4);
+        assert_eq!(
+            size_of::<RealMeta>(),
+            size_of::<ServiceKey>() + 16 + 2 + 1 + 1 + 4
+        );
     }
 
     #[test]

@@ -1,35 +1,34 @@
-//! `lb-demo` (run it with `cargo xtask demo`): the balancer in a lab of
-//! network namespaces with real HTTP load, changed at runtime while the load
-//! runs. Ctrl-C (or the end of the last phase) tears everything down.
+//! `lb-demo` (run it with `cargo xtask demo`): `lbd` with `config/demo.toml`
+//! in a lab of network namespaces, real HTTP load from a client, and runtime
+//! changes made with `lbctl` while the load runs. Ctrl-C (or the end of the
+//! last phase) tears everything down.
 //!
 //! Phases (each `--phase-seconds`, default 6):
-//! 1. `wlc` over three reals;
-//! 2. the spare real is added (no reload, no broken connection);
-//! 3. real-0 is drained (weight 0: no new connections, existing ones finish).
+//! 1. the config as written: `wlc` over three nginx reals;
+//! 2. `lbctl real add`: the spare real joins (no reload, nothing broken);
+//! 3. `lbctl real drain`: real-0 gets no new connections, its flows finish;
+//! 4. `lbd` is killed with SIGKILL and restarted: forwarding never stops.
 
 use std::{
-    process::Stdio,
     sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
-use lb_daemon::{
-    balancer::model::{Scheduler, ServiceSpec},
-    dataplane::xdp_object,
-};
+use anyhow::{Context, Result};
 use lb_lab::{
-    Lab, NET_V4_PREFIX_LEN, VIP_V4, command_in,
-    director::{LabDirector, http_service},
+    Lab, VIP_V4,
+    daemon::{LabDaemon, bin_dir},
+    wrk::Wrk,
 };
-
-/// A runtime change made at the start of a phase.
-type Change = Box<dyn Fn(&mut ServiceSpec)>;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
+
+const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
+const SERVICE: &str = "10.99.0.200:80/tcp";
 
 fn main() -> Result<()> {
     let phase_seconds: u64 = match std::env::args()
@@ -44,127 +43,109 @@ fn main() -> Result<()> {
 
     println!("Building the lab: 1 client, 1 director, 3 reals + 1 spare (nginx), one bridge ...");
     let mut lab = Lab::builder().clients(1).directors(1).reals(4).build()?;
-    let object = xdp_object()?;
-    let mut director = LabDirector::start(&mut lab, 0, object)?;
-    println!(
-        "Lab {}: VIP {VIP_V4} on director {} ({}/{NET_V4_PREFIX_LEN}); reals {}",
-        lab.prefix(),
-        lab.director_ns(0),
-        lab.director_addr_v4(0),
-        (0..4)
-            .map(|i| format!("{}={}", lab.real_name(i), lab.real_addr_v4(i)))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-
-    let mut spec = http_service(
-        &lab,
-        false,
-        Scheduler::WeightedLeastConnection,
-        &[(0, 1), (1, 1), (2, 1)],
-    );
-    director.lb.apply(&spec)?;
-    let spare = http_service(&lab, false, Scheduler::WeightedLeastConnection, &[(3, 1)]).reals;
-    let phases: [(&str, Change); 3] = [
-        ("wlc over real-0, real-1, real-2", Box::new(|_| {})),
-        (
-            "spare real-3 added at runtime",
-            Box::new(move |s| s.reals.extend(spare.clone())),
-        ),
-        (
-            "real-0 drained (weight 0)",
-            Box::new(|s| s.reals[0].weight = 0),
-        ),
-    ];
-    let names: Vec<String> = (0..4)
+    let mut lbd = LabDaemon::start_with_config(&mut lab, 0, DEMO_CONFIG)?;
+    let reals: Vec<String> = (0..4)
         .map(|i| format!("{}:80", lab.real_addr_v4(i)))
         .collect();
-    for (n, (title, change)) in phases.iter().enumerate() {
+    println!(
+        "lbd runs in namespace {} with config/demo.toml: VIP {VIP_V4}:80, wlc over {}, {}, {}",
+        lbd.namespace(),
+        reals[0],
+        reals[1],
+        reals[2]
+    );
+    println!(
+        "Poke it while it runs (another terminal):\n  nsenter --net=/var/run/netns/{} {}/lbctl --socket {} status",
+        lbd.namespace(),
+        bin_dir()?.display(),
+        lbd.socket().display()
+    );
+    let spare = lab.real_addr_v4(3).to_string();
+    let phases: [(&str, Vec<&str>); 4] = [
+        ("the config as written", vec![]),
+        ("spare added", vec!["real", "add", SERVICE, &spare]),
+        ("real-0 drained", vec!["real", "drain", SERVICE, &reals[0]]),
+        ("lbd killed (SIGKILL) and restarted", vec![]),
+    ];
+    let url = format!("http://{VIP_V4}/");
+    for (n, (title, lbctl)) in phases.iter().enumerate() {
         if INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
-        change(&mut spec);
-        director.lb.apply(&spec)?;
         println!("\n== phase {}: {title} ==", n + 1);
-        let before = new_flows(&director, &spec, &names);
-        let summary = run_load(&lab, phase_seconds)?;
-        let after = new_flows(&director, &spec, &names);
-        println!("{summary}");
-        println!("  {:<18} {:>12}", "real", "new conns");
-        for (name, (b, a)) in names.iter().zip(before.iter().zip(&after)) {
-            println!("  {name:<18} {:>12}", a - b);
+        if !lbctl.is_empty() {
+            println!("$ lbctl {}", lbctl.join(" "));
+            print!("{}", lbd.lbctl_ok(lbctl)?);
         }
-    }
-    println!("\nData-path counters (packets by action/reason):");
-    for (reason, count) in director.lb.dataplane().reason_counts()? {
-        if count > 0 {
+        let wrk = Wrk::start(
+            &mut lab,
+            0,
+            &url,
+            Duration::from_secs(phase_seconds),
+            16,
+            true,
+        )?;
+        println!(
+            "  {:<6} {}",
+            "time",
+            reals.iter().map(|r| format!("{r:>16}")).collect::<String>()
+        );
+        let mut last = connections(&lbd, &reals);
+        let start = Instant::now();
+        let mut restarted = n != 3;
+        while start.elapsed() < Duration::from_secs(phase_seconds)
+            && !INTERRUPTED.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_secs(1));
+            if !restarted && start.elapsed() >= Duration::from_secs(2) {
+                lbd.kill()?;
+                println!("  lbd killed; the pinned program keeps forwarding ...");
+                std::thread::sleep(Duration::from_millis(500));
+                lbd.spawn()?;
+                println!("  lbd restarted: it adopted the pinned maps, every flow kept its real");
+                restarted = true;
+                continue;
+            }
+            let now = connections(&lbd, &reals);
             println!(
-                "  {:<5} {:<22} {count}",
-                reason.action().name(),
-                reason.name()
+                "  {:>4}s {}",
+                start.elapsed().as_secs(),
+                now.iter()
+                    .zip(&last)
+                    .map(|(a, b)| format!("{:>16}", format!("+{}/s", a.saturating_sub(*b))))
+                    .collect::<String>()
             );
+            last = now;
         }
+        let report = wrk.finish()?;
+        println!(
+            "  wrk: {} requests, {}",
+            report.requests,
+            if report.clean() {
+                "no failed request".to_owned()
+            } else {
+                format!("FAILURES: {}", report.text)
+            }
+        );
     }
-    println!("\nTearing the lab down.");
-    drop(director);
+    println!("\n$ lbctl status");
+    print!("{}", lbd.lbctl_ok(&["status"])?);
+    println!("\n$ lbctl flows --limit 5");
+    print!("{}", lbd.lbctl_ok(&["flows", "--limit", "5"])?);
+    let client = format!("{}:40000", lab.client_addr_v4(0));
+    println!("\n$ lbctl trace tcp {client} {SERVICE}");
+    print!("{}", lbd.lbctl_ok(&["trace", "tcp", &client, SERVICE])?);
+    println!("\nTearing the lab down (lbd stop, lbd teardown, namespaces).");
+    lbd.stop()?;
+    drop(lbd);
     drop(lab);
     Ok(())
 }
 
 /// New connections per real so far (0 for reals not in the service).
-fn new_flows(director: &LabDirector, spec: &ServiceSpec, names: &[String]) -> Vec<u64> {
-    names
+fn connections(lbd: &LabDaemon, reals: &[String]) -> Vec<u64> {
+    reals
         .iter()
-        .map(|name| {
-            director
-                .lb
-                .real_id(&spec.addr, name)
-                .and_then(|slot| director.lb.dataplane().real_stats(slot).ok())
-                .map_or(0, |s| s.new_flows)
-        })
+        .map(|r| lbd.real_connections(SERVICE, r).unwrap_or(0))
         .collect()
-}
-
-/// wrk from the client namespace, one new connection per request, so every
-/// request is scheduled. Returns wrk's summary lines.
-fn run_load(lab: &Lab, seconds: u64) -> Result<String> {
-    let url = format!("http://{VIP_V4}/");
-    let duration = format!("{seconds}s");
-    let output = command_in(
-        lab.client_ns(0),
-        &[
-            "wrk",
-            "-t2",
-            "-c16",
-            "-d",
-            &duration,
-            "--timeout",
-            "2s",
-            "-H",
-            "Connection: close",
-            &url,
-        ],
-    )
-    .stdin(Stdio::null())
-    .output()
-    .context("running wrk")?;
-    if !output.status.success() && !INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let summary: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            l.contains("requests in")
-                || l.contains("Requests/sec")
-                || l.contains("Socket errors")
-                || l.contains("Non-2xx")
-        })
-        .collect();
-    let failed = if text.contains("Socket errors") || text.contains("Non-2xx") {
-        ""
-    } else {
-        "\n  no failed requests"
-    };
-    Ok(format!("  {}{failed}", summary.join("\n  ")))
 }

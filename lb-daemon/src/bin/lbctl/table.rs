@@ -49,6 +49,17 @@ pub fn status(status: &Status) -> String {
         "connection table: {} of {} entries",
         status.conntrack_entries, status.conntrack_capacity
     );
+    if !status.xdp.is_empty() {
+        out.push_str("data path packets:");
+        for counter in &status.xdp {
+            let _ = write!(
+                out,
+                "  {}/{} {}",
+                counter.action, counter.reason, counter.packets
+            );
+        }
+        out.push('\n');
+    }
     out
 }
 
