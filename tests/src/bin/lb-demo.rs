@@ -10,6 +10,7 @@
 //! 4. `lbd` is killed with SIGKILL and restarted: forwarding never stops.
 
 use std::{
+    fmt::Write as _,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
@@ -67,7 +68,6 @@ fn main() -> Result<()> {
         ("real-0 drained", vec!["real", "drain", SERVICE, &reals[0]]),
         ("lbd killed (SIGKILL) and restarted", vec![]),
     ];
-    let url = format!("http://{VIP_V4}/");
     for (n, (title, lbctl)) in phases.iter().enumerate() {
         if INTERRUPTED.load(Ordering::SeqCst) {
             break;
@@ -77,56 +77,7 @@ fn main() -> Result<()> {
             println!("$ lbctl {}", lbctl.join(" "));
             print!("{}", lbd.lbctl_ok(lbctl)?);
         }
-        let wrk = Wrk::start(
-            &mut lab,
-            0,
-            &url,
-            Duration::from_secs(phase_seconds),
-            16,
-            true,
-        )?;
-        println!(
-            "  {:<6} {}",
-            "time",
-            reals.iter().map(|r| format!("{r:>16}")).collect::<String>()
-        );
-        let mut last = connections(&lbd, &reals);
-        let start = Instant::now();
-        let mut restarted = n != 3;
-        while start.elapsed() < Duration::from_secs(phase_seconds)
-            && !INTERRUPTED.load(Ordering::SeqCst)
-        {
-            std::thread::sleep(Duration::from_secs(1));
-            if !restarted && start.elapsed() >= Duration::from_secs(2) {
-                lbd.kill()?;
-                println!("  lbd killed; the pinned program keeps forwarding ...");
-                std::thread::sleep(Duration::from_millis(500));
-                lbd.spawn()?;
-                println!("  lbd restarted: it adopted the pinned maps, every flow kept its real");
-                restarted = true;
-                continue;
-            }
-            let now = connections(&lbd, &reals);
-            println!(
-                "  {:>4}s {}",
-                start.elapsed().as_secs(),
-                now.iter()
-                    .zip(&last)
-                    .map(|(a, b)| format!("{:>16}", format!("+{}/s", a.saturating_sub(*b))))
-                    .collect::<String>()
-            );
-            last = now;
-        }
-        let report = wrk.finish()?;
-        println!(
-            "  wrk: {} requests, {}",
-            report.requests,
-            if report.clean() {
-                "no failed request".to_owned()
-            } else {
-                format!("FAILURES: {}", report.text)
-            }
-        );
+        run_phase(&mut lab, &mut lbd, &reals, phase_seconds, n == 3)?;
     }
     println!("\n$ lbctl status");
     print!("{}", lbd.lbctl_ok(&["status"])?);
@@ -140,6 +91,66 @@ fn main() -> Result<()> {
     drop(lbd);
     drop(lab);
     Ok(())
+}
+
+/// Load for one phase, printing new connections per real every second;
+/// `restart` kills and restarts lbd two seconds in.
+fn run_phase(
+    lab: &mut Lab,
+    lbd: &mut LabDaemon,
+    reals: &[String],
+    phase_seconds: u64,
+    restart: bool,
+) -> Result<()> {
+    let url = format!("http://{VIP_V4}/");
+    let wrk = Wrk::start(lab, 0, &url, Duration::from_secs(phase_seconds), 16, true)?;
+    println!(
+        "  {:<6}{}",
+        "time",
+        row(reals.iter().map(ToString::to_string))
+    );
+    let mut last = connections(lbd, reals);
+    let start = Instant::now();
+    let mut restarted = !restart;
+    while start.elapsed() < Duration::from_secs(phase_seconds)
+        && !INTERRUPTED.load(Ordering::SeqCst)
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        if !restarted && start.elapsed() >= Duration::from_secs(2) {
+            lbd.kill()?;
+            println!("  lbd killed; the pinned program keeps forwarding ...");
+            std::thread::sleep(Duration::from_millis(500));
+            lbd.spawn()?;
+            println!("  lbd restarted: it adopted the pinned maps, every flow kept its real");
+            restarted = true;
+            continue;
+        }
+        let now = connections(lbd, reals);
+        let rates = now
+            .iter()
+            .zip(&last)
+            .map(|(a, b)| format!("+{}/s", a.saturating_sub(*b)));
+        println!("  {:>4}s {}", start.elapsed().as_secs(), row(rates));
+        last = now;
+    }
+    let report = wrk.finish()?;
+    if report.clean() {
+        println!("  wrk: {} requests, no failed request", report.requests);
+    } else {
+        println!(
+            "  wrk: {} requests, FAILURES:\n{}",
+            report.requests, report.text
+        );
+    }
+    Ok(())
+}
+
+/// Right-aligned columns.
+fn row(cells: impl Iterator<Item = String>) -> String {
+    cells.fold(String::new(), |mut out, cell| {
+        let _ = write!(out, "{cell:>16}");
+        out
+    })
 }
 
 /// New connections per real so far (0 for reals not in the service).
