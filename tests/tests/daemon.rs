@@ -40,6 +40,33 @@ fn lbd_serves_its_config_and_lbctl_shows_it() {
         })
         .sum();
     assert_eq!(total, 10, "{status}");
+
+    // Concurrent lbctl changes are serialized and none is lost.
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            let lbd = &lbd;
+            let name = service.name();
+            scope.spawn(move || {
+                lbd.lbctl_ok(&["real", "add", &name, &format!("10.99.0.{}", 150 + i)])
+                    .unwrap();
+            });
+        }
+    });
+    let text = std::fs::read_to_string(lbd.config_path()).unwrap();
+    let status = lbd.lbctl_json(&["status"]).unwrap();
+    let reals = status["services"][0]["reals"].as_array().unwrap();
+    assert_eq!(reals.len(), 18, "{status}");
+    for i in 0..16 {
+        assert!(text.contains(&format!("\"10.99.0.{}\"", 150 + i)), "{text}");
+        let real = reals
+            .iter()
+            .find(|r| r["real"] == format!("10.99.0.{}:80", 150 + i))
+            .unwrap();
+        assert_eq!(
+            real["state"], "unresolved",
+            "no such host: no MAC, out of rotation"
+        );
+    }
 }
 
 fn vip_url() -> String {
