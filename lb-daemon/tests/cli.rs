@@ -29,7 +29,11 @@ fn check_config_accepts_a_valid_file_and_names_file_line_and_field_of_a_bad_one(
         .arg(&good)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 services, 1 reals)"));
 
     let bad = temp_config("bad", &format!("{GOOD}weight = 70000\n"));
@@ -57,7 +61,10 @@ fn lbctl_fails_with_one_line_when_lbd_is_not_there_and_names_bad_arguments() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("lbctl: cannot reach lbd at /nonexistent/lbd.sock"), "{stderr}");
+    assert!(
+        stderr.starts_with("lbctl: cannot reach lbd at /nonexistent/lbd.sock"),
+        "{stderr}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_lbctl"))
         .args(["real", "add", "10.0.0.1:80/sctp", "10.0.0.2"])
@@ -65,7 +72,10 @@ fn lbctl_fails_with_one_line_when_lbd_is_not_there_and_names_bad_arguments() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("<SERVICE>") && stderr.contains("sctp"), "{stderr}");
+    assert!(
+        stderr.contains("<SERVICE>") && stderr.contains("sctp"),
+        "{stderr}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_lbctl"))
         .args(["real", "weight", "10.0.0.1:80", "10.0.0.2", "70000"])
@@ -73,5 +83,8 @@ fn lbctl_fails_with_one_line_when_lbd_is_not_there_and_names_bad_arguments() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("<WEIGHT>") && stderr.contains("70000"), "{stderr}");
+    assert!(
+        stderr.contains("<WEIGHT>") && stderr.contains("70000"),
+        "{stderr}"
+    );
 }

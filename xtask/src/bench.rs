@@ -1,12 +1,15 @@
 //! `cargo xtask bench [--json] [ARGS]`: builds the eBPF object, then runs the
-//! `lb-bench` binary of `lb-daemon` (release) with `LB_XDP_OBJECT` set.
+//! `lb-bench` binary of `lb-daemon` (release) with `LB_XDP_OBJECT` set, then
+//! `lbd-scale` of `lb-lab`: the real `lbd` (with the object embedded) with
+//! 100 services and 1000 reals, for its memory and config apply time.
 
 use std::ffi::OsString;
 
 use anyhow::Result;
 
-use crate::{LB_XDP_OBJECT, build, cargo, run_command};
+use crate::{LB_XDP_OBJECT, build, cargo, cargo_target_dir, run_command};
 
+/// `ARGS` go to `lb-bench` only.
 pub(crate) fn run(json: bool, args: &[OsString]) -> Result<()> {
     let object = build::build_ebpf()?;
     let mut cmd = cargo();
@@ -24,5 +27,23 @@ pub(crate) fn run(json: bool, args: &[OsString]) -> Result<()> {
         cmd.arg("--json");
     }
     cmd.args(args);
-    run_command(&mut cmd)
+    run_command(&mut cmd)?;
+
+    // lbd-scale runs lbd and lbctl from its own directory. Two builds: with
+    // both packages selected, `--bins` would build every lb-lab binary too.
+    run_command(
+        cargo()
+            .args(["build", "--release", "-p", "lb-daemon", "--bins"])
+            .env(LB_XDP_OBJECT, &object),
+    )?;
+    run_command(
+        cargo()
+            .args(["build", "--release", "-p", "lb-lab", "--bin", "lbd-scale"])
+            .env(LB_XDP_OBJECT, &object),
+    )?;
+    let mut scale = std::process::Command::new(cargo_target_dir().join("release/lbd-scale"));
+    if json {
+        scale.arg("--json");
+    }
+    run_command(&mut scale)
 }

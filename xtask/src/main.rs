@@ -51,7 +51,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Build the eBPF object, then run `lb-bench` (release).
+    /// Build the eBPF object, then run `lb-bench` (per-packet cost) and
+    /// `lbd-scale` (lbd with 100 services and 1000 reals: RSS, apply time), release.
     Bench {
         /// Print machine-readable JSON.
         #[arg(long)]

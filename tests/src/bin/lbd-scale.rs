@@ -1,0 +1,645 @@
+//! `lbd-scale`: the real `lbd` with 100 services and 1000 reals, in a lab
+//! namespace. Reports its memory (RSS, peak RSS, and the kernel memory of
+//! its BPF maps, which RSS does not include), how long it takes to apply
+//! that config and to start, and how long `lbctl` takes at that size.
+//! Run it with `cargo xtask bench [--json]` (after `lb-bench`).
+//!
+//! Three fresh starts (`lbd teardown` in between), medians reported as
+//! `lbd_1000_reals`; then one restart after `kill -9` that adopts the
+//! pinned maps, reported as `lbd_1000_reals_adopt`.
+//!
+//! Per start: `apply_ms` and `startup_ms` come from lbd's own "lbd ready"
+//! log line (programming every service; process start to ready);
+//! `ready_ms` is the wall time from spawning it to the first `lbctl status`
+//! that answers; `status_ms` is the median wall time of `lbctl --json
+//! status`; `real_add_ms` and `real_remove_ms` time one `lbctl real add`
+//! and `lbctl real remove` on a Maglev service (the costliest change: the
+//! lookup table is rebuilt), both including the write-back to the config
+//! file; the memory is read from `/proc/<lbd>/status` after those calls.
+
+use std::{
+    ffi::OsStr,
+    fmt::Write as _,
+    fs,
+    net::Ipv4Addr,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use lb_lab::{Lab, command_in_net, daemon::bin_dir, format_mac, wait_until};
+
+const SERVICES: usize = 100;
+const REALS_PER_SERVICE: usize = 10;
+const REALS: usize = SERVICES * REALS_PER_SERVICE;
+const PORT: u16 = 80;
+const CONNTRACK_SIZE: u32 = 1_000_000;
+const FRESH_STARTS: usize = 3;
+const STATUS_SAMPLES: usize = 5;
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const RSS_TARGET_MB: f64 = 50.0;
+const APPLY_TARGET_MS: f64 = 200.0;
+/// The service `lbctl real add` changes (a Maglev one, see `scheduler`) and
+/// the real it adds (outside the configured ones).
+const CHANGED_SERVICE: usize = 5;
+const ADDED_REAL: Ipv4Addr = Ipv4Addr::new(10, 97, 200, 1);
+
+/// What one start of lbd measured.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    rss_mb: f64,
+    hwm_mb: f64,
+    bpf_maps_mb: f64,
+    apply_ms: f64,
+    startup_ms: f64,
+    ready_ms: f64,
+    status_ms: f64,
+    real_add_ms: f64,
+    real_remove_ms: f64,
+}
+
+impl Sample {
+    const FIELDS: usize = 9;
+
+    fn to_array(self) -> [f64; Self::FIELDS] {
+        [
+            self.rss_mb,
+            self.hwm_mb,
+            self.bpf_maps_mb,
+            self.apply_ms,
+            self.startup_ms,
+            self.ready_ms,
+            self.status_ms,
+            self.real_add_ms,
+            self.real_remove_ms,
+        ]
+    }
+
+    fn from_array(a: [f64; Self::FIELDS]) -> Self {
+        Self {
+            rss_mb: a[0],
+            hwm_mb: a[1],
+            bpf_maps_mb: a[2],
+            apply_ms: a[3],
+            startup_ms: a[4],
+            ready_ms: a[5],
+            status_ms: a[6],
+            real_add_ms: a[7],
+            real_remove_ms: a[8],
+        }
+    }
+
+    /// The median of each field on its own.
+    fn median(samples: &[Self]) -> Self {
+        let mut out = [0.0; Self::FIELDS];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let column: Vec<f64> = samples.iter().map(|s| s.to_array()[i]).collect();
+            *slot = median(&column);
+        }
+        Self::from_array(out)
+    }
+}
+
+struct Case {
+    name: &'static str,
+    runs: usize,
+    sample: Sample,
+}
+
+/// One `lbd` in the lab's director namespace, with its config, socket,
+/// pins and logs. Dropping it kills lbd and removes its data path.
+struct Daemon {
+    ns: String,
+    dir: PathBuf,
+    config: PathBuf,
+    socket: PathBuf,
+    pin_path: PathBuf,
+    bin: PathBuf,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Daemon {
+    fn new(lab: &Lab) -> Result<Self> {
+        let dir = lab.dir().join("lbd-scale");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self {
+            ns: lab.director_ns(0).to_owned(),
+            config: dir.join("lb.toml"),
+            socket: dir.join("lbd.sock"),
+            // `lbl<pid>-…`: a lab's teardown (and a later run's stale
+            // cleanup) removes it if we cannot.
+            pin_path: PathBuf::from(format!("/sys/fs/bpf/{}scale", lab.prefix())),
+            dir,
+            bin: bin_dir()?,
+            child: None,
+            starts: 0,
+        })
+    }
+
+    fn write_config(&self) -> Result<()> {
+        let text = config_text(&self.socket, &self.pin_path);
+        fs::write(&self.config, text).with_context(|| format!("writing {}", self.config.display()))
+    }
+
+    fn log_path(&self, start: usize) -> PathBuf {
+        self.dir.join(format!("lbd-{start}.log"))
+    }
+
+    /// The log of the current (latest) start.
+    fn current_log(&self) -> String {
+        fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+    }
+
+    /// Starts lbd; returns once `lbctl status` answers, with the wall time
+    /// from the spawn to then.
+    fn spawn(&mut self) -> Result<Duration> {
+        ensure!(self.child.is_none(), "lbd is already running");
+        self.starts += 1;
+        let log = fs::File::create(self.log_path(self.starts))?;
+        let lbd = self.bin.join("lbd");
+        let started = Instant::now();
+        // nsenter execs lbd: the child's pid is lbd's.
+        let child = command_in_net(
+            &self.ns,
+            &[
+                lbd.as_os_str(),
+                "--config".as_ref(),
+                self.config.as_os_str(),
+            ],
+        )
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting lbd")?;
+        self.child = Some(child);
+        let ready = wait_until(READY_TIMEOUT, "lbd to answer `lbctl status`", || {
+            self.child_exited().is_some()
+                || self.lbctl(&["status"]).is_ok_and(|o| o.status.success())
+        });
+        let elapsed = started.elapsed();
+        if let Some(status) = self.child_exited() {
+            self.child = None;
+            bail!("lbd exited ({status}) while starting");
+        }
+        ready?;
+        Ok(elapsed)
+    }
+
+    fn child_exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn pid(&self) -> Result<u32> {
+        Ok(self.child.as_ref().context("lbd is not running")?.id())
+    }
+
+    /// `lbctl --socket S ARGS`. The admin socket is a path, which every
+    /// network namespace sees: lbctl runs here, without nsenter, so that its
+    /// timing has no extra exec in it.
+    fn lbctl(&self, args: &[&str]) -> Result<Output> {
+        Command::new(self.bin.join("lbctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running lbctl")
+    }
+
+    /// `lbctl ARGS`, which must succeed: its stdout and wall time.
+    fn lbctl_timed(&self, args: &[&str]) -> Result<(String, Duration)> {
+        let started = Instant::now();
+        let out = self.lbctl(args)?;
+        let elapsed = started.elapsed();
+        if !out.status.success() {
+            bail!(
+                "lbctl {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), elapsed))
+    }
+
+    fn signal(&mut self, signal: i32) -> Result<()> {
+        let mut child = self.child.take().context("lbd is not running")?;
+        let pid = libc::pid_t::try_from(child.id())?;
+        // SAFETY: kill(2) of our own child, not reaped yet.
+        unsafe { libc::kill(pid, signal) };
+        child.wait()?;
+        Ok(())
+    }
+
+    /// `lbd teardown` (lbd stopped), then makes sure the pins are gone.
+    fn teardown(&self) -> Result<()> {
+        let lbd = self.bin.join("lbd");
+        let out = command_in_net(
+            &self.ns,
+            &[
+                lbd.as_os_str(),
+                "--config".as_ref(),
+                self.config.as_os_str(),
+                "teardown".as_ref(),
+            ],
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .context("running lbd teardown")?;
+        if !out.status.success() {
+            bail!(
+                "lbd teardown failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        ensure!(
+            !self.pin_path.exists(),
+            "lbd teardown left {}",
+            self.pin_path.display()
+        );
+        Ok(())
+    }
+
+    /// One start already done: reads everything a [`Sample`] holds.
+    fn measure(&self, ready: Duration) -> Result<Sample> {
+        let pid = self.pid()?;
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
+        ensure!(
+            comm.trim() == "lbd",
+            "pid {pid} is {:?}, not lbd (did nsenter fork?)",
+            comm.trim()
+        );
+        let log = self.current_log();
+        let ready_line = log
+            .lines()
+            .find(|l| l.contains("lbd ready"))
+            .context("no \"lbd ready\" line in lbd's log")?;
+        let ready_line = strip_ansi(ready_line);
+        let apply_ms = log_field(&ready_line, "apply_ms")?;
+        let startup_ms = log_field(&ready_line, "startup_ms")?;
+        ensure!(
+            log_field::<usize>(&ready_line, "services")? == SERVICES
+                && log_field::<usize>(&ready_line, "reals")? == REALS,
+            "lbd did not load {SERVICES} services and {REALS} reals: {ready_line}"
+        );
+        ensure!(
+            !log.contains("MAC not resolved"),
+            "every real has a static MAC, yet lbd waits for some"
+        );
+
+        let mut status_times = Vec::new();
+        for _ in 0..STATUS_SAMPLES {
+            let (out, elapsed) = self.lbctl_timed(&["--json", "status"])?;
+            check_status(&out)?;
+            status_times.push(ms(elapsed));
+        }
+
+        let service = service_name(CHANGED_SERVICE);
+        let real = ADDED_REAL.to_string();
+        let mac = format_mac([0x02, 0x97, 0xff, 0, 0, 1]);
+        let (_, add) = self.lbctl_timed(&["real", "add", &service, &real, "--mac", &mac])?;
+        let (_, remove) = self.lbctl_timed(&["real", "remove", &service, &real])?;
+
+        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+        Ok(Sample {
+            rss_mb: status_kb(&status, "VmRSS")? / 1024.0,
+            hwm_mb: status_kb(&status, "VmHWM")? / 1024.0,
+            bpf_maps_mb: bpf_map_bytes(pid)? / f64::from(1 << 20),
+            apply_ms,
+            startup_ms,
+            ready_ms: ms(ready),
+            status_ms: median(&status_times),
+            real_add_ms: ms(add),
+            real_remove_ms: ms(remove),
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if self.pin_path.exists() {
+            let _ = self.teardown();
+        }
+        // Whatever teardown could not remove.
+        let _ = fs::remove_dir_all(&self.pin_path);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+/// The scheduler of service `s`: 50 wlc, 40 maglev, 10 wrr.
+fn scheduler(s: usize) -> &'static str {
+    match s % 10 {
+        0..=4 => "wlc",
+        5..=8 => "maglev",
+        _ => "wrr",
+    }
+}
+
+/// `10.98.0.1` … for services, `10.97.0.1` … for reals (250 per /24).
+fn addr(second: u8, index: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, second, (index / 250) as u8, (index % 250 + 1) as u8)
+}
+
+fn service_name(s: usize) -> String {
+    format!("{}:{PORT}/tcp", addr(98, s))
+}
+
+fn config_text(socket: &Path, pin_path: &Path) -> String {
+    let mut text = format!(
+        "# lbd-scale: {SERVICES} services x {REALS_PER_SERVICE} reals\n\
+         [daemon]\n\
+         admin_socket = \"{}\"\n\
+         pin_path = \"{}\"\n\n\
+         [dataplane]\n\
+         interfaces = [\"eth0\"]\n\
+         conntrack_size = {CONNTRACK_SIZE}\n",
+        socket.display(),
+        pin_path.display(),
+    );
+    for s in 0..SERVICES {
+        let _ = write!(
+            text,
+            "\n[[service]]\nvip = \"{}\"\nport = {PORT}\nscheduler = \"{}\"\n",
+            addr(98, s),
+            scheduler(s)
+        );
+        for r in 0..REALS_PER_SERVICE {
+            let i = s * REALS_PER_SERVICE + r;
+            let mac = format_mac([0x02, 0x97, 0, 0, (i >> 8) as u8, i as u8]);
+            let _ = write!(
+                text,
+                "\n[[service.real]]\naddress = \"{}\"\nweight = {}\nmac = \"{mac}\"\n",
+                addr(97, i),
+                100 + 10 * r
+            );
+        }
+    }
+    text
+}
+
+/// Removes ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `name=VALUE` or `name="VALUE"` in a tracing log line, as a number.
+fn log_field<T: std::str::FromStr>(line: &str, name: &str) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let value = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
+        .with_context(|| format!("no {name}= in {line:?}"))?;
+    value
+        .trim_matches('"')
+        .parse()
+        .with_context(|| format!("{name}={value} is not a number"))
+}
+
+/// `Name:   1234 kB` from `/proc/<pid>/status`.
+fn status_kb(status: &str, name: &str) -> Result<f64> {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .with_context(|| format!("no {name} in /proc/<pid>/status"))?;
+    let kb = line
+        .trim()
+        .strip_suffix("kB")
+        .with_context(|| format!("{name}: {line:?} is not in kB"))?;
+    Ok(kb.trim().parse()?)
+}
+
+/// The kernel memory (`memlock`) of every BPF map that the process holds
+/// open, each map counted once.
+fn bpf_map_bytes(pid: u32) -> Result<f64> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0u64;
+    let dir = format!("/proc/{pid}/fdinfo");
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {dir}"))? {
+        let Ok(info) = fs::read_to_string(entry?.path()) else {
+            continue;
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let (Some(id), Some(memlock)) = (field("map_id"), field("memlock"))
+            && seen.insert(id)
+        {
+            total += memlock;
+        }
+    }
+    ensure!(total > 0, "lbd holds no BPF maps open?");
+    Ok(total as f64)
+}
+
+/// `lbctl --json status` lists every service and real (and maybe reals
+/// that were removed, kept until the next ageing pass).
+fn check_status(json: &str) -> Result<()> {
+    let status: serde_json::Value = serde_json::from_str(json).context("lbctl --json status")?;
+    let services = status["services"]
+        .as_array()
+        .context("no services in lbctl --json status")?;
+    let reals: usize = services
+        .iter()
+        .flat_map(|s| s["reals"].as_array().into_iter().flatten())
+        .filter(|r| r["state"] != "removed")
+        .count();
+    ensure!(
+        services.len() == SERVICES && reals == REALS,
+        "lbctl status shows {} services and {reals} reals, not {SERVICES} and {REALS}",
+        services.len()
+    );
+    Ok(())
+}
+
+fn run(json: bool) -> Result<Vec<Case>> {
+    let lab = Lab::builder()
+        .clients(0)
+        .directors(1)
+        .reals(0)
+        .big_file_size(0)
+        .build()
+        .context("building the lab (one director namespace)")?;
+    let mut daemon = Daemon::new(&lab)?;
+    measure_all(&mut daemon, json).map_err(|e| {
+        anyhow!(
+            "{e:#}\nlog of lbd (start {} of this run):\n{}",
+            daemon.starts,
+            daemon.current_log()
+        )
+    })
+}
+
+fn measure_all(daemon: &mut Daemon, json: bool) -> Result<Vec<Case>> {
+    let mut fresh = Vec::new();
+    for run in 1..=FRESH_STARTS {
+        daemon.write_config()?;
+        let ready = daemon.spawn()?;
+        let sample = daemon.measure(ready)?;
+        if !json {
+            eprintln!("lbd-scale: fresh start {run}/{FRESH_STARTS}: {sample:.1?}");
+        }
+        fresh.push(sample);
+        if run < FRESH_STARTS {
+            daemon.signal(libc::SIGTERM)?;
+            daemon.teardown()?;
+        }
+    }
+
+    // The last one dies: the next start adopts its pinned maps.
+    daemon.signal(libc::SIGKILL)?;
+    ensure!(
+        daemon.pin_path.exists(),
+        "no pins left at {} after kill -9",
+        daemon.pin_path.display()
+    );
+    let ready = daemon.spawn()?;
+    ensure!(
+        daemon
+            .current_log()
+            .contains("adopted the pinned data path"),
+        "the restarted lbd did not adopt the pinned maps"
+    );
+    let adopt = daemon.measure(ready)?;
+    if !json {
+        eprintln!("lbd-scale: adopting restart: {adopt:.1?}");
+    }
+    daemon.signal(libc::SIGTERM)?;
+    daemon.teardown()?;
+
+    Ok(vec![
+        Case {
+            name: "lbd_1000_reals",
+            runs: FRESH_STARTS,
+            sample: Sample::median(&fresh),
+        },
+        Case {
+            name: "lbd_1000_reals_adopt",
+            runs: 1,
+            sample: adopt,
+        },
+    ])
+}
+
+fn print_json(cases: &[Case]) {
+    for c in cases {
+        let s = &c.sample;
+        println!(
+            "{{\"case\": \"{}\", \"rss_mb\": {:.1}, \"hwm_mb\": {:.1}, \"bpf_maps_mb\": {:.1}, \
+             \"apply_ms\": {:.1}, \"startup_ms\": {:.1}, \"ready_ms\": {:.1}, \
+             \"status_ms\": {:.1}, \"real_add_ms\": {:.1}, \"real_remove_ms\": {:.1}, \
+             \"services\": {SERVICES}, \"reals\": {REALS}, \"runs\": {}}}",
+            c.name,
+            s.rss_mb,
+            s.hwm_mb,
+            s.bpf_maps_mb,
+            s.apply_ms,
+            s.startup_ms,
+            s.ready_ms,
+            s.status_ms,
+            s.real_add_ms,
+            s.real_remove_ms,
+            c.runs,
+        );
+    }
+}
+
+fn print_table(cases: &[Case]) {
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    println!(
+        "\n{:<21} {:>7} {:>8} {:>8} {:>9} {:>11} {:>9} {:>10} {:>8} {:>8}  goal",
+        "case",
+        "RSS MB",
+        "peak MB",
+        "maps MB",
+        "apply ms",
+        "startup ms",
+        "ready ms",
+        "status ms",
+        "add ms",
+        "rm ms"
+    );
+    for c in cases {
+        let s = &c.sample;
+        println!(
+            "{:<21} {:>7.1} {:>8.1} {:>8.1} {:>9.1} {:>11.1} {:>9.1} {:>10.1} {:>8.1} {:>8.1}  \
+             RSS < {RSS_TARGET_MB} MB: {}, apply < {APPLY_TARGET_MS} ms: {}",
+            c.name,
+            s.rss_mb,
+            s.hwm_mb,
+            s.bpf_maps_mb,
+            s.apply_ms,
+            s.startup_ms,
+            s.ready_ms,
+            s.status_ms,
+            s.real_add_ms,
+            s.real_remove_ms,
+            verdict(s.rss_mb < RSS_TARGET_MB),
+            verdict(s.apply_ms < APPLY_TARGET_MS),
+        );
+    }
+    println!(
+        "\n(lbd with {SERVICES} services x {REALS_PER_SERVICE} reals, conntrack_size \
+         {CONNTRACK_SIZE}; medians of {FRESH_STARTS} fresh starts, and one restart after \
+         kill -9 that adopts the pinned maps. RSS after the lbctl calls; peak = VmHWM; maps = \
+         kernel memory of lbd's BPF maps, not in RSS. add/rm: `lbctl real add/remove` on a \
+         maglev service, config write-back included)"
+    );
+}
+
+fn main() -> ExitCode {
+    let json = std::env::args_os().any(|a| a == OsStr::new("--json"));
+    match run(json) {
+        Ok(cases) => {
+            if json {
+                print_json(&cases);
+            } else {
+                print_table(&cases);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lbd-scale: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
