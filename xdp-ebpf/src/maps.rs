@@ -6,8 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    FlowKey, FlowValue, LcSet, RealValue, Reason, ServiceKey, ServiceValue, Settings, TrafficStats,
-    VipKey,
+    FlowKey, FlowValue, LcSet, RealValue, Reason, ServiceKey, ServiceValue, Settings,
+    TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
 };
 
 /// (VIP, port, protocol) -> service. Userspace replaces a value as a whole to
@@ -40,11 +40,12 @@ pub static SERVICE_STATS: PerCpuArray<TrafficStats> = PerCpuArray::with_max_entr
 #[map]
 pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
 
-/// Real ids of every rr/wrr sequence and maglev/sh table, in ranges that
-/// userspace allocates (`ServiceValue::table_offset/len`) and fills with one
-/// batch update per table.
+/// Real ids of every rr/wrr sequence and maglev/sh table, in chunk-aligned
+/// slot ranges that userspace allocates (`ServiceValue::table_offset/len`)
+/// and fills with one batch update per table; see `TableChunk`.
 #[map]
-pub static SCHED_TABLE: Array<u32> = Array::with_max_entries(1 << 20, 0);
+pub static SCHED_TABLE: Array<TableChunk> =
+    Array::with_max_entries((1 << 20) / TABLE_CHUNK_SLOTS, 0);
 
 /// Least-connection member sets; two per lc service so userspace can build
 /// the next one while the data path reads the current one.

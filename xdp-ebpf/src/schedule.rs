@@ -5,7 +5,8 @@
 use crate::maps::{LC_SETS, REAL_CONNS, RR_CURSOR, SCHED_TABLE};
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
 use lb_common::{
-    FlowKey, LcSet, MAX_LC_REALS, NO_REAL, ServiceValue, flow_hash, sched, source_hash,
+    FlowKey, LcSet, MAX_LC_REALS, NO_REAL, ServiceValue, TABLE_CHUNK_SLOTS, flow_hash, sched,
+    source_hash,
 };
 
 /// The chosen real id, or `None` when the service has no usable real.
@@ -28,9 +29,10 @@ pub fn pick(svc: &ServiceValue, key: &FlowKey) -> Option<u32> {
 
 #[inline(always)]
 fn table_at(svc: &ServiceValue, index: u32) -> Option<u32> {
-    SCHED_TABLE
-        .get(svc.table_offset.wrapping_add(index))
-        .copied()
+    let slot = svc.table_offset.wrapping_add(index);
+    let chunk = SCHED_TABLE.get(slot / TABLE_CHUNK_SLOTS)?;
+    // The mask keeps the index provably in bounds (no panic path).
+    Some(chunk.ids[(slot & (TABLE_CHUNK_SLOTS - 1)) as usize])
 }
 
 /// Advances this CPU's position for the service and returns the old one,

@@ -23,7 +23,7 @@ use lb_common::{
 
 use crate::{
     ageing::{self, Timeouts},
-    dataplane::{Dataplane, DataplaneError, META_ACTIVE, META_RETIRED, RealMeta},
+    dataplane::{Dataplane, DataplaneError, META_ACTIVE, META_RETIRED, RealMeta, table_footprint},
     sched::{Backend, maglev, wrr},
 };
 pub use alloc::{IdAllocator, RangeAllocator};
@@ -136,7 +136,9 @@ impl Balancer {
             if scheduler.uses_lc_set() {
                 balancer.lc_ids.claim(value.table_offset);
             } else {
-                balancer.tables.claim(value.table_offset, value.table_len);
+                balancer
+                    .tables
+                    .claim(value.table_offset, table_footprint(value.table_len));
             }
             let spec = ServiceSpec {
                 addr,
@@ -476,11 +478,15 @@ impl Balancer {
             }
         };
         let len = ids.len() as u32;
-        let offset = self.tables.allocate(len).ok_or(BalancerError::Exhausted {
-            what: "scheduling table",
-        })?;
+        let footprint = table_footprint(len);
+        let offset = self
+            .tables
+            .allocate(footprint)
+            .ok_or(BalancerError::Exhausted {
+                what: "scheduling table",
+            })?;
         if let Err(e) = self.dp.write_table(offset, &ids) {
-            self.tables.free(offset, len);
+            self.tables.free(offset, footprint);
             return Err(e.into());
         }
         Ok((offset, len))
@@ -490,7 +496,8 @@ impl Balancer {
         if spec.scheduler.uses_lc_set() {
             self.lc_ids.free(value.table_offset);
         } else {
-            self.tables.free(value.table_offset, value.table_len);
+            self.tables
+                .free(value.table_offset, table_footprint(value.table_len));
         }
     }
 

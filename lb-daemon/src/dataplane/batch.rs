@@ -1,5 +1,6 @@
 //! `BPF_MAP_UPDATE_BATCH` for the scheduling table: a 65537-slot Maglev ring
-//! is written with one syscall instead of 65537 (aya 0.14 has no batch API).
+//! (1025 chunks) is written with one syscall instead of 1025 (aya 0.14 has
+//! no batch API).
 
 use std::{
     io,
@@ -24,8 +25,8 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Sets `map[offset + i] = values[i]` for a `u32 -> u32` array map.
-pub fn update_u32_array(map: &MapData, offset: u32, values: &[u32]) -> io::Result<()> {
+/// Sets `map[offset + i] = values[i]` for a `u32 -> V` array map.
+pub fn update_array<V: aya::Pod>(map: &MapData, offset: u32, values: &[V]) -> io::Result<()> {
     // The kernel caps nothing here, but keep each call's key buffer modest.
     for (chunk_index, chunk) in values.chunks(1 << 16).enumerate() {
         let first = offset + (chunk_index << 16) as u32;
@@ -37,8 +38,8 @@ pub fn update_u32_array(map: &MapData, offset: u32, values: &[u32]) -> io::Resul
             map_fd: map.fd().as_fd().as_raw_fd() as u32,
             ..BatchAttr::default()
         };
-        // SAFETY: `attr` points at live key/value buffers of `count` u32s
-        // each, and its size is passed along.
+        // SAFETY: `attr` points at live buffers of `count` keys and `count`
+        // values (the map's value type), and its size is passed along.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_bpf,

@@ -19,7 +19,8 @@ use aya::{
 };
 use lb_common::{
     FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey, ServiceValue,
-    Settings, TrafficStats, VipKey, map_names as names, program_names,
+    Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey, map_names as names,
+    program_names,
 };
 
 pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, RealMeta};
@@ -39,6 +40,21 @@ pub struct DataplaneLimits {
     pub sched_table_size: u32,
     /// Least-connection member sets (two per lc service).
     pub lc_sets: u32,
+}
+
+impl DataplaneLimits {
+    /// `SCHED_TABLE` elements holding `sched_table_size` slots.
+    #[must_use]
+    pub fn sched_table_chunks(&self) -> u32 {
+        self.sched_table_size.div_ceil(TABLE_CHUNK_SLOTS)
+    }
+}
+
+/// Slots a table of `len` entries occupies: whole chunks, so every table
+/// starts on a chunk boundary and no two share an element.
+#[must_use]
+pub fn table_footprint(len: u32) -> u32 {
+    len.div_ceil(TABLE_CHUNK_SLOTS) * TABLE_CHUNK_SLOTS
 }
 
 impl Default for DataplaneLimits {
@@ -145,7 +161,7 @@ pub struct Dataplane {
     real_stats: PerCpuArray<MapData, TrafficStats>,
     service_stats: PerCpuArray<MapData, TrafficStats>,
     global_stats: PerCpuArray<MapData, u64>,
-    sched_table: Array<MapData, u32>,
+    sched_table: Array<MapData, TableChunk>,
     lc_sets: Array<MapData, LcSet>,
     rr_cursor: PerCpuArray<MapData, u32>,
     conntrack: HashMap<MapData, FlowKey, FlowValue>,
@@ -259,7 +275,7 @@ impl Dataplane {
             (names::VIPS, limits.max_services),
             (names::SERVICE_STATS, limits.max_services),
             (names::RR_CURSOR, limits.max_services),
-            (names::SCHED_TABLE, limits.sched_table_size),
+            (names::SCHED_TABLE, limits.sched_table_chunks()),
             (names::LC_SETS, limits.lc_sets),
         ]
     }
@@ -282,7 +298,7 @@ impl Dataplane {
             shape::<u32, TrafficStats>(names::REAL_STATS, limits.max_reals),
             shape::<u32, TrafficStats>(names::SERVICE_STATS, limits.max_services),
             shape::<u32, u64>(names::GLOBAL_STATS, Reason::COUNT),
-            shape::<u32, u32>(names::SCHED_TABLE, limits.sched_table_size),
+            shape::<u32, TableChunk>(names::SCHED_TABLE, limits.sched_table_chunks()),
             shape::<u32, LcSet>(names::LC_SETS, limits.lc_sets),
             shape::<u32, u32>(names::RR_CURSOR, limits.max_services),
             shape::<FlowKey, FlowValue>(names::CONNTRACK, limits.conntrack_size),
@@ -499,31 +515,47 @@ impl Dataplane {
 
     /// Writes real ids into the shared scheduling table at `offset`.
     pub fn write_table(&mut self, offset: u32, ids: &[u32]) -> Result<(), DataplaneError> {
-        let end = u64::from(offset) + ids.len() as u64;
-        if end > u64::from(self.limits.sched_table_size) {
+        let end = u64::from(offset) + u64::from(table_footprint(ids.len() as u32));
+        if end > u64::from(self.limits.sched_table_size) || offset % TABLE_CHUNK_SLOTS != 0 {
             return Err(DataplaneError::OutOfRange {
                 what: "scheduling table slot",
                 index: end,
                 limit: u64::from(self.limits.sched_table_size),
             });
         }
-        batch::update_u32_array(self.sched_table.map(), offset, ids).map_err(|source| {
-            DataplaneError::Batch {
+        let chunks: Vec<TableChunk> = ids
+            .chunks(TABLE_CHUNK_SLOTS as usize)
+            .map(|part| {
+                let mut chunk = TableChunk::default();
+                chunk.ids[..part.len()].copy_from_slice(part);
+                chunk
+            })
+            .collect();
+        batch::update_array(self.sched_table.map(), offset / TABLE_CHUNK_SLOTS, &chunks).map_err(
+            |source| DataplaneError::Batch {
                 name: names::SCHED_TABLE,
                 source,
-            }
-        })
+            },
+        )
     }
 
     /// Reads back a range of the scheduling table (tests, `trace`).
     pub fn read_table(&self, offset: u32, len: u32) -> Result<Vec<u32>, DataplaneError> {
-        (offset..offset + len)
-            .map(|i| {
-                self.sched_table
-                    .get(&i, 0)
-                    .map_err(map_err(names::SCHED_TABLE))
-            })
-            .collect()
+        let mut ids = Vec::with_capacity(len as usize);
+        let mut chunk_index = None;
+        let mut chunk = TableChunk::default();
+        for slot in offset..offset + len {
+            let index = slot / TABLE_CHUNK_SLOTS;
+            if chunk_index != Some(index) {
+                chunk = self
+                    .sched_table
+                    .get(&index, 0)
+                    .map_err(map_err(names::SCHED_TABLE))?;
+                chunk_index = Some(index);
+            }
+            ids.push(chunk.ids[(slot % TABLE_CHUNK_SLOTS) as usize]);
+        }
+        Ok(ids)
     }
 
     pub fn set_lc_set(&mut self, index: u32, set: &LcSet) -> Result<(), DataplaneError> {

@@ -169,6 +169,28 @@ impl Default for LcSet {
     }
 }
 
+/// Slots of the scheduling table per `SCHED_TABLE` element. The table is
+/// stored in chunks so userspace writes a 65537-slot Maglev ring as ~1000
+/// map elements instead of 65537 (the kernel's cost is per element).
+pub const TABLE_CHUNK_SLOTS: u32 = 64;
+
+/// One element of `SCHED_TABLE`: `TABLE_CHUNK_SLOTS` consecutive slots.
+/// Slot `s` lives in element `s / 64` at position `s % 64`; every service's
+/// range starts on a chunk boundary, so no two services share a chunk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableChunk {
+    pub ids: [u32; TABLE_CHUNK_SLOTS as usize],
+}
+
+impl Default for TableChunk {
+    fn default() -> Self {
+        Self {
+            ids: [NO_REAL; TABLE_CHUNK_SLOTS as usize],
+        }
+    }
+}
+
 /// Connection-table key: the flow's 5-tuple as sent by the client.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -251,8 +273,8 @@ pub const fn port_wire(port: u16) -> u16 {
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        FlowKey, FlowValue, LcSet, RealValue, ServiceKey, ServiceValue, Settings, TrafficStats,
-        VipKey,
+        FlowKey, FlowValue, LcSet, RealValue, ServiceKey, ServiceValue, Settings, TableChunk,
+        TrafficStats, VipKey,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and integer
     // arrays, and have explicit padding fields, so every byte is initialised.
@@ -265,6 +287,7 @@ mod pod {
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowValue {}
     unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for TableChunk {}
 }
 
 #[cfg(test)]
