@@ -2,7 +2,7 @@
 //! field path and a phrase of the message; plus the good files (the
 //! annotated example among them) that must parse.
 
-use std::path::Path;
+use std::{fmt::Write as _, path::Path};
 
 use lb_daemon::config::{self, ConfigError, Environment};
 
@@ -691,4 +691,60 @@ fn the_annotated_example_parses() {
     assert_eq!(v4.reals.iter().filter(|r| r.backup).count(), 1);
     assert!(v6.addr.vip.is_ipv6() && v6.scheduler.name() == "maglev");
     assert!(!v6.reals.is_empty());
+}
+
+/// The one error of a generated config.
+fn only_error(text: &str) -> ConfigError {
+    let errors = config::parse(text, "gen.toml", &FakeEnv)
+        .expect_err("refused")
+        .0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors.into_iter().next().unwrap()
+}
+
+#[test]
+fn what_the_data_path_cannot_hold_is_refused_where_it_is_written() {
+    // 257 reals behind wlc: one more than a least-connection scan covers.
+    let mut text = String::from(
+        "[dataplane]\ninterfaces = [\"eth0\"]\n\n[[service]]\nvip = \"192.0.2.10\"\nport = 80\n",
+    );
+    for i in 0..257 {
+        let _ = write!(
+            text,
+            "[[service.real]]\naddress = \"10.1.{}.{}\"\n",
+            i / 200,
+            1 + i % 200
+        );
+    }
+    let e = only_error(&text);
+    assert_eq!((e.line, e.field.as_str()), (4, "service[0].real"), "{e}");
+    assert!(e.message.contains("at most 256 reals"), "{e}");
+
+    // Maglev rings beyond the scheduling table (with room to rebuild one):
+    // the first service that does not fit is named.
+    let mut text = String::from("[dataplane]\ninterfaces = [\"eth0\"]\n");
+    for i in 0..64 {
+        let _ = write!(
+            text,
+            "[[service]]\nvip = \"192.0.2.{}\"\nport = 80\nscheduler = \"maglev\"\n",
+            i + 1
+        );
+    }
+    let e = only_error(&text);
+    // 64 slots of padding per 65537-slot ring: 62 rings + 1 spare fit.
+    assert_eq!(e.field, "service[62].table_size", "{e}");
+    assert_eq!(e.line, 3 + 62 * 4, "{e}");
+    assert!(e.message.contains("rebuild"), "{e}");
+
+    // A socket path longer than sockaddr_un allows.
+    let text = format!(
+        "[daemon]\nadmin_socket = \"/run/{}\"\n[dataplane]\ninterfaces = [\"eth0\"]\n",
+        "x".repeat(110)
+    );
+    let e = only_error(&text);
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (2, "daemon.admin_socket"),
+        "{e}"
+    );
 }

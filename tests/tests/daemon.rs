@@ -204,12 +204,41 @@ fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
             .stderr(std::process::Stdio::piped()),
         )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let name = LabService::v4("rr", &[]).name();
+    for i in 0..3 {
+        wait_for_connections(&lbd, &name, &real(&lab, i), 2);
+    }
+    // Remove real 2 while keep-alive connections use it: they must go on,
+    // across the restart too.
+    lbd.lbctl_ok(&["real", "remove", &name, &real(&lab, 2)])
+        .unwrap();
     lbd.kill().unwrap();
+    // While lbd is down the operator edits the file: real 1 gets weight 2.
+    let text = std::fs::read_to_string(lbd.config_path()).unwrap();
+    let edited =
+        text.replacen("weight = 1", "weight = 2", 2)
+            .replacen("weight = 2", "weight = 1", 1);
+    assert_ne!(edited, text);
+    std::fs::write(lbd.config_path(), &edited).unwrap();
+    // The data path forwards alone for a second.
     std::thread::sleep(Duration::from_secs(1));
     lbd.spawn().expect("restart lbd");
     let log = lbd.log();
     assert!(log.contains("adopted the pinned data path"), "{log}");
+    let status = lbd.lbctl_json(&["status"]).unwrap();
+    let reals = status["services"][0]["reals"].as_array().unwrap().clone();
+    let find = |r: &str| reals.iter().find(|x| x["real"] == r).cloned().unwrap();
+    assert_eq!(
+        find(&real(&lab, 1))["weight"],
+        2,
+        "the edit is applied: {status}"
+    );
+    let removed = find(&real(&lab, 2));
+    assert_eq!(removed["state"], "removed", "{status}");
+    assert!(
+        removed["active_connections"].as_u64().unwrap() > 0,
+        "the removed real keeps its keep-alive flows: {status}"
+    );
 
     for (what, wrk) in [("keep-alive", kept), ("new connections", fresh)] {
         let report = wrk.finish().unwrap();

@@ -81,11 +81,14 @@ impl Response {
         }
     }
 
+    /// A refusal; a multi-line reason (e.g. several config errors) becomes
+    /// one line, so `lbctl` prints one line.
     pub fn failure(error: impl std::fmt::Display) -> Self {
+        let text = error.to_string();
         Self {
             ok: false,
             data: None,
-            error: Some(error.to_string()),
+            error: Some(text.lines().collect::<Vec<_>>().join("; ")),
         }
     }
 }
@@ -94,7 +97,8 @@ impl Response {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub services: Vec<ServiceStatus>,
-    /// Flows in the connection table and its capacity.
+    /// Flows in the connection table (as of the last ageing pass) and its
+    /// capacity.
     pub conntrack_entries: u64,
     pub conntrack_capacity: u64,
     /// Packets the data path handled, by verdict and reason (non-zero only).

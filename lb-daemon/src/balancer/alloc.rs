@@ -91,12 +91,27 @@ impl RangeAllocator {
             return;
         }
         let (mut start, mut end) = (offset, offset + len);
-        if let Some((&prev, &prev_len)) = self.free.range(..offset).next_back() {
-            debug_assert!(prev + prev_len <= offset, "overlapping free");
-            if prev + prev_len == offset {
-                self.free.remove(&prev);
-                start = prev;
-            }
+        // Freeing a range that is (partly) free already would let two tables
+        // share slots later: refuse, loudly, in every build.
+        let overlaps_prev = self
+            .free
+            .range(..=offset)
+            .next_back()
+            .is_some_and(|(&p, &l)| p + l > offset);
+        let overlaps_next = self.free.range(offset..end).next().is_some();
+        if overlaps_prev || overlaps_next {
+            tracing::error!(
+                offset,
+                len,
+                "double free of a scheduling-table range ignored"
+            );
+            return;
+        }
+        if let Some((&prev, &prev_len)) = self.free.range(..offset).next_back()
+            && prev + prev_len == offset
+        {
+            self.free.remove(&prev);
+            start = prev;
         }
         if let Some(&next_len) = self.free.get(&end) {
             self.free.remove(&end);

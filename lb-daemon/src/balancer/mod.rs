@@ -55,6 +55,8 @@ pub enum BalancerError {
     },
     #[error("service {0} is not configured")]
     UnknownService(ServiceAddr),
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 /// A service as programmed into the maps.
@@ -122,7 +124,7 @@ impl Balancer {
     pub fn adopt(dp: Dataplane) -> Result<(Self, Adopted), BalancerError> {
         let mut balancer = Self::new(dp);
         let mut adopted = Adopted::default();
-        let mut by_id = std::collections::HashMap::new();
+        let mut by_key = std::collections::HashMap::new();
         for (key, value) in balancer.dp.services()? {
             let (Some(addr), Some(scheduler)) = (
                 ServiceAddr::from_key(&key),
@@ -132,13 +134,23 @@ impl Balancer {
                 balancer.dp.remove_service(&key)?;
                 continue;
             };
-            balancer.service_ids.claim(value.id);
-            if scheduler.uses_lc_set() {
-                balancer.lc_ids.claim(value.table_offset);
-            } else {
-                balancer
-                    .tables
-                    .claim(value.table_offset, table_footprint(value.table_len));
+            let claimed = balancer.service_ids.claim(value.id)
+                && if scheduler.uses_lc_set() {
+                    balancer.lc_ids.claim(value.table_offset)
+                } else {
+                    balancer
+                        .tables
+                        .claim(value.table_offset, table_footprint(value.table_len))
+                };
+            if !claimed {
+                // Two services claim the same id or table range: the maps
+                // are not what an lbd writes. Refuse rather than risk
+                // writing one service's table over another's.
+                return Err(BalancerError::Inconsistent(format!(
+                    "pinned service {addr} overlaps another (id {}, table {}+{}); \
+                     `lbd teardown` starts afresh",
+                    value.id, value.table_offset, value.table_len
+                )));
             }
             let spec = ServiceSpec {
                 addr,
@@ -150,7 +162,7 @@ impl Balancer {
                 },
                 reals: Vec::new(),
             };
-            by_id.insert(key, addr);
+            by_key.insert(key, addr);
             balancer.services.insert(
                 addr,
                 Programmed {
@@ -162,10 +174,11 @@ impl Balancer {
             adopted.services += 1;
         }
         for (slot, meta) in balancer.dp.real_metas()? {
-            let Some(ip) = meta.ip() else { continue };
+            // Any non-free slot may carry flows: keep it.
             balancer.real_ids.claim(slot);
+            let Some(ip) = meta.ip() else { continue };
             let name = std::net::SocketAddr::new(ip, meta.port).to_string();
-            let service = by_id.get(&meta.service).copied();
+            let service = by_key.get(&meta.service).copied();
             match (service, meta.state) {
                 (Some(addr), META_ACTIVE) => {
                     let real = balancer.dp.real(slot)?;
@@ -177,11 +190,13 @@ impl Balancer {
                     adopted.reals += 1;
                 }
                 _ => {
+                    // A real of a removed service: keyed by its old service
+                    // (or, if unreadable, by its slot, so keys stay unique).
                     let addr = service
                         .or_else(|| ServiceAddr::from_key(&meta.service))
                         .unwrap_or(ServiceAddr {
                             vip: ip,
-                            port: 0,
+                            port: (slot & 0xffff) as u16,
                             protocol: model::Protocol::Tcp,
                         });
                     balancer.retired.insert((addr, name), slot);
@@ -245,6 +260,8 @@ impl Balancer {
     pub fn apply(&mut self, spec: &ServiceSpec) -> Result<(), BalancerError> {
         Self::validate(spec)?;
         let addr = spec.addr;
+        // The VIP first: it only makes fragments to it count as ours.
+        self.dp.add_vip(&addr.vip_key())?;
         let previous = self.services.remove(&addr);
         let (id, mut real_ids) = match &previous {
             Some(p) => (p.value.id, p.real_ids.clone()),
@@ -254,6 +271,7 @@ impl Balancer {
                     .allocate()
                     .ok_or(BalancerError::Exhausted { what: "service" })?;
                 self.dp.reset_cursor(id)?;
+                self.dp.clear_service_stats(id)?;
                 (id, BTreeMap::new())
             }
         };
@@ -272,13 +290,12 @@ impl Balancer {
                         real_ids,
                     },
                 );
-                self.dp.add_vip(&addr.vip_key())?;
                 Ok(())
             }
             Err(e) => {
-                // The service value was not switched: the old state is still
-                // what the data path sees. Slots given to new reals are
-                // retired, so ageing frees them.
+                // `program` fails only before switching the service value:
+                // the old state is still what the data path sees. Slots given
+                // to new reals are retired, so ageing frees them.
                 let kept: BTreeSet<&String> = previous
                     .as_ref()
                     .map(|p| p.real_ids.keys().collect())
@@ -309,7 +326,7 @@ impl Balancer {
         self.dp.remove_service(&addr.key())?;
         self.release_table(&programmed.spec, &programmed.value);
         for (name, id) in programmed.real_ids {
-            self.retire(*addr, name, id)?;
+            self.retire(*addr, name, id);
         }
         self.service_ids.free(programmed.value.id);
         if !self.services.keys().any(|other| other.vip == addr.vip) {
@@ -383,7 +400,11 @@ impl Balancer {
             flags: 0,
         };
         // 3. Switch atomically, then free what the old value pointed at.
-        self.dp.set_service(&spec.addr.key(), &value)?;
+        // From here on nothing may fail: the switch is done.
+        if let Err(e) = self.dp.set_service(&spec.addr.key(), &value) {
+            self.release_table(spec, &value);
+            return Err(e.into());
+        }
         if let Some((old_spec, old_value)) = old {
             self.release_table(old_spec, &old_value);
         }
@@ -395,7 +416,7 @@ impl Balancer {
             .collect();
         for name in removed {
             if let Some(slot) = real_ids.remove(&name) {
-                self.retire(spec.addr, name, slot)?;
+                self.retire(spec.addr, name, slot);
             }
         }
         Ok(value)
@@ -421,20 +442,17 @@ impl Balancer {
     }
 
     /// Keeps a removed real's slot (still forwarding) until its flows end.
-    fn retire(
-        &mut self,
-        service: ServiceAddr,
-        name: String,
-        slot: u32,
-    ) -> Result<(), BalancerError> {
+    /// Cannot fail: it runs after a service switched to its new table. A
+    /// metadata write that fails only means a restarted lbd sees the slot as
+    /// active in its old service, and re-retires it when applying the config.
+    fn retire(&mut self, service: ServiceAddr, name: String, slot: u32) {
         if let Ok(sock) = name.parse::<std::net::SocketAddr>() {
-            self.dp.set_real_meta(
-                slot,
-                &RealMeta::new(service.key(), sock.ip(), sock.port(), META_RETIRED),
-            )?;
+            let meta = RealMeta::new(service.key(), sock.ip(), sock.port(), META_RETIRED);
+            if let Err(e) = self.dp.set_real_meta(slot, &meta) {
+                tracing::warn!(real = %name, error = %e, "recording a retired real");
+            }
         }
         self.retired.insert((service, name), slot);
-        Ok(())
     }
 
     fn build_table(

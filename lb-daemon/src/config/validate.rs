@@ -24,7 +24,9 @@ use super::types::{
 };
 use super::{ConfigError, ConfigErrors, Environment};
 use crate::balancer::model::{Protocol, Scheduler, ServiceAddr};
+use crate::dataplane::{DataplaneLimits, table_footprint};
 use crate::sched::maglev;
+use lb_common::MAX_LC_REALS;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -88,6 +90,16 @@ struct Checker<'a> {
     /// valid or not, for the `max_services`/`max_reals` checks.
     service_tables: Vec<(usize, String)>,
     real_tables: Vec<(usize, String)>,
+}
+
+/// Scheduling-table slots the services read so far use.
+#[derive(Default)]
+struct TableUse {
+    slots: u64,
+    largest: u64,
+    lc_services: u32,
+    /// Reported once, at the first service that does not fit.
+    table_full: bool,
 }
 
 /// Where a service or real was first defined, for the duplicate message.
@@ -188,7 +200,20 @@ impl<'a> Checker<'a> {
             return daemon;
         };
         if let Some(path) = self.path("daemon.admin_socket", raw.admin_socket.as_ref()) {
-            daemon.admin_socket = path;
+            // sockaddr_un holds 108 bytes including the terminating NUL.
+            if path.as_os_str().len() > 107 {
+                let offset = raw.admin_socket.as_ref().map_or(0, |t| t.span().start);
+                self.error(
+                    offset,
+                    "daemon.admin_socket",
+                    format!(
+                        "the path is {} bytes long; a Unix socket path has at most 107",
+                        path.as_os_str().len()
+                    ),
+                );
+            } else {
+                daemon.admin_socket = path;
+            }
         }
         if let Some(path) = self.path("daemon.pin_path", raw.pin_path.as_ref()) {
             daemon.pin_path = path;
@@ -361,6 +386,7 @@ impl<'a> Checker<'a> {
         };
         let mut services = Vec::new();
         let mut seen: HashMap<ServiceAddr, Seen> = HashMap::new();
+        let mut capacity = TableUse::default();
         for (i, item) in items.iter().enumerate() {
             let path = format!("service[{i}]");
             let offset = item.span().start;
@@ -378,10 +404,62 @@ impl<'a> Checker<'a> {
                 self.error(offset, path, message);
                 continue;
             }
+            self.capacity(&service, offset, &path, &mut capacity);
             seen.insert(service.addr, Seen { offset, path });
             services.push(service);
         }
         services
+    }
+
+    /// What the data path can hold besides the configured maxima: lc/wlc
+    /// scan at most `MAX_LC_REALS` reals, and the scheduling table (a fixed
+    /// `DataplaneLimits::sched_table_size` slots) holds every Maglev/sh ring
+    /// plus room to build the largest one anew during a change.
+    fn capacity(
+        &mut self,
+        service: &ServiceConfig,
+        offset: usize,
+        path: &str,
+        used: &mut TableUse,
+    ) {
+        if service.scheduler.uses_lc_set() && service.reals.len() > MAX_LC_REALS {
+            let message = format!(
+                "{} scans at most {MAX_LC_REALS} reals per service; this service has {} \
+                 (use maglev for larger pools)",
+                service.scheduler,
+                service.reals.len()
+            );
+            self.error(offset, format!("{path}.real"), message);
+        }
+        if service.scheduler.uses_lc_set() {
+            used.lc_services += 1;
+            // One spare set: a change builds the new set before switching.
+            let sets = DataplaneLimits::default().lc_sets;
+            if used.lc_services == sets {
+                let message = format!(
+                    "more than {} lc/wlc services: the data path has {sets} \
+                     least-connection sets and needs one spare",
+                    sets - 1
+                );
+                self.error(offset, format!("{path}.scheduler"), message);
+            }
+        }
+        if matches!(service.scheduler, Scheduler::Maglev | Scheduler::SourceHash) {
+            let slots = u64::from(table_footprint(service.table_size));
+            used.slots += slots;
+            used.largest = used.largest.max(slots);
+            let limit = u64::from(DataplaneLimits::default().sched_table_size);
+            if used.slots + used.largest > limit && !used.table_full {
+                used.table_full = true;
+                let message = format!(
+                    "the Maglev/sh tables of the services so far need {} slots (plus {} to \
+                     rebuild one), more than the data path's {limit}: use smaller table_size \
+                     values or fewer maglev/sh services",
+                    used.slots, used.largest
+                );
+                self.error(offset, format!("{path}.table_size"), message);
+            }
+        }
     }
 
     /// One service. `None` when its address (VIP, port, protocol) is not

@@ -31,7 +31,7 @@ use crate::{
 pub enum ControlError {
     #[error("{0}")]
     Config(ConfigErrors),
-    #[error("the change would make the config invalid: {0}")]
+    #[error("the change would make the config invalid (line numbers are of the edited file): {0}")]
     InvalidChange(ConfigErrors),
     #[error(transparent)]
     Balancer(#[from] BalancerError),
@@ -50,6 +50,12 @@ pub enum ControlError {
          before changing it with lbctl"
     )]
     EditedOnDisk(PathBuf),
+    #[error("reading {path}: {source} (nothing was changed)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("writing {path}: {source} (the change was rolled back)")]
     Persist {
         path: PathBuf,
@@ -66,12 +72,23 @@ pub struct Controller {
     text: String,
     path: PathBuf,
     env: Box<dyn Environment + Send>,
-    /// MACs learned from the neighbour table (or adopted from pinned maps).
+    /// MACs the neighbour table currently resolves: these reals take new
+    /// connections.
     macs: BTreeMap<IpAddr, [u8; 6]>,
+    /// Last known MACs of reals that are not resolved now (lost from the
+    /// neighbour table, or adopted from pinned maps and not confirmed yet):
+    /// their established flows keep forwarding there, but they get no new
+    /// connections. Losing a MAC for a moment must not reset connections.
+    last_known: BTreeMap<IpAddr, [u8; 6]>,
+    /// Flows left by the last ageing pass: `status` reports it instead of
+    /// walking a table of up to millions of entries on every call.
+    flow_count: Option<u64>,
 }
 
 impl Controller {
     /// `config` must have been parsed from `text`, the content of `path`.
+    /// `resolved` are MACs the neighbour table confirms now; `last_known`
+    /// (e.g. adopted from pinned maps) only keep established flows going.
     #[must_use]
     pub fn new(
         lb: Balancer,
@@ -79,15 +96,19 @@ impl Controller {
         text: String,
         path: PathBuf,
         env: Box<dyn Environment + Send>,
-        macs: BTreeMap<IpAddr, [u8; 6]>,
+        resolved: BTreeMap<IpAddr, [u8; 6]>,
+        mut last_known: BTreeMap<IpAddr, [u8; 6]>,
     ) -> Self {
+        last_known.retain(|ip, _| !resolved.contains_key(ip));
         Self {
             lb,
             config,
             text,
             path,
             env,
-            macs,
+            macs: resolved,
+            last_known,
+            flow_count: None,
         }
     }
 
@@ -157,15 +178,26 @@ impl Controller {
     }
 
     /// A real's MAC appeared, changed or went away: reprogram the services
-    /// that use it. Returns them.
+    /// that use it. Returns them. A MAC that went away is kept as the last
+    /// known one, so established flows continue while no new ones come.
     pub fn set_mac(
         &mut self,
         ip: IpAddr,
         mac: Option<[u8; 6]>,
     ) -> Result<Vec<ServiceAddr>, ControlError> {
+        let (before, before_last) = (self.macs.clone(), self.last_known.clone());
         let changed = match mac {
-            Some(mac) => self.macs.insert(ip, mac) != Some(mac),
-            None => self.macs.remove(&ip).is_some(),
+            Some(mac) => {
+                self.last_known.remove(&ip);
+                self.macs.insert(ip, mac) != Some(mac)
+            }
+            None => match self.macs.remove(&ip) {
+                Some(old) => {
+                    self.last_known.insert(ip, old);
+                    true
+                }
+                None => false,
+            },
         };
         if !changed {
             return Ok(Vec::new());
@@ -178,12 +210,25 @@ impl Controller {
             .cloned()
             .collect();
         for service in &affected {
-            self.lb.apply(&self.spec(service))?;
+            if let Err(e) = self.lb.apply(&self.spec(service)) {
+                // Put the MACs back so the same event is not a no-op later.
+                self.macs = before;
+                self.last_known = before_last;
+                return Err(e.into());
+            }
         }
         Ok(affected.iter().map(|s| s.addr).collect())
     }
 
-    /// The MAC the data path uses for a real, if known.
+    /// Forgets MACs of reals no longer configured, so a real added again
+    /// later must be resolved afresh before it takes connections.
+    pub fn forget_unused_macs(&mut self) {
+        let wanted = self.reals_to_resolve();
+        self.macs.retain(|ip, _| wanted.contains(ip));
+        self.last_known.retain(|ip, _| wanted.contains(ip));
+    }
+
+    /// The MAC a real takes new connections at: static, or resolved now.
     #[must_use]
     pub fn mac_of(&self, service: &ServiceConfig, ip: IpAddr) -> Option<[u8; 6]> {
         service
@@ -196,7 +241,8 @@ impl Controller {
 
     /// What the balancer programs for a configured service. Spare (backup)
     /// reals get a slot but weight 0 until the health checker activates
-    /// them; a real without a MAC stays out of rotation.
+    /// them; a real without a resolved MAC gets no new connections (weight
+    /// 0) but keeps forwarding its flows to its last known MAC.
     #[must_use]
     pub fn spec(&self, service: &ServiceConfig) -> ServiceSpec {
         ServiceSpec {
@@ -206,11 +252,18 @@ impl Controller {
             reals: service
                 .reals
                 .iter()
-                .map(|r| RealSpec {
-                    addr: r.addr,
-                    port: r.port,
-                    weight: if r.backup { 0 } else { r.weight },
-                    mac: r.mac.or_else(|| self.macs.get(&r.addr).copied()),
+                .map(|r| {
+                    let resolved = r.mac.or_else(|| self.macs.get(&r.addr).copied());
+                    RealSpec {
+                        addr: r.addr,
+                        port: r.port,
+                        weight: if r.backup || resolved.is_none() {
+                            0
+                        } else {
+                            r.weight
+                        },
+                        mac: resolved.or_else(|| self.last_known.get(&r.addr).copied()),
+                    }
                 })
                 .collect(),
         }
@@ -229,7 +282,12 @@ impl Controller {
     /// Applies `new` in place of the running config: only services that
     /// differ are touched; on failure the ones already changed are put back.
     fn apply_config(&mut self, new: &Config) -> Result<ConfigDiff, ControlError> {
-        let diff = config::diff(&self.config, new);
+        let mut diff = config::diff(&self.config, new);
+        if diff.neighbour_refresh_changed {
+            // The neighbour thread reads it once, at startup.
+            diff.restart_required
+                .push("daemon.neighbour_refresh".into());
+        }
         if !diff.restart_required.is_empty() {
             return Err(ControlError::RestartRequired(diff.restart_required));
         }
@@ -279,7 +337,7 @@ impl Controller {
             Ok(on_disk) if on_disk == self.text => {}
             Ok(_) => return Err(ControlError::EditedOnDisk(self.path.clone())),
             Err(source) => {
-                return Err(ControlError::Persist {
+                return Err(ControlError::Read {
                     path: self.path.clone(),
                     source,
                 });
@@ -312,9 +370,11 @@ impl Controller {
 
     /// One ageing pass.
     pub fn age(&mut self) -> Result<AgeingReport, ControlError> {
-        Ok(self
+        let report = self
             .lb
-            .age(monotonic_now_ns(), &self.config.timeouts.ageing())?)
+            .age(monotonic_now_ns(), &self.config.timeouts.ageing())?;
+        self.flow_count = Some((report.flows_seen - report.expired) as u64);
+        Ok(report)
     }
 }
 

@@ -69,7 +69,10 @@ impl Controller {
         Ok(Status {
             xdp,
             services,
-            conntrack_entries: dp.flows().map_err(dp_err)?.len() as u64,
+            conntrack_entries: match self.flow_count {
+                Some(count) => count,
+                None => dp.flows().map_err(dp_err)?.len() as u64,
+            },
             conntrack_capacity: u64::from(dp.limits().conntrack_size),
         })
     }
@@ -187,7 +190,7 @@ impl Controller {
         entries.sort_by(|a, b| {
             (&a.service, &a.real, &a.client).cmp(&(&b.service, &b.real, &b.client))
         });
-        if let Some(limit) = limit {
+        if let Some(limit) = limit.filter(|l| *l > 0) {
             entries.truncate(limit);
         }
         Ok(entries)

@@ -319,6 +319,18 @@ impl Dataplane {
         self.pins.as_ref()
     }
 
+    /// Swaps `program` into the link pinned at `path` (`BPF_LINK_UPDATE`).
+    fn replace_in_pinned_link(program: &mut Xdp, path: &std::path::Path) -> Result<(), String> {
+        let pinned = PinnedLink::from_pin(path).map_err(|e| e.to_string())?;
+        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| e.to_string())?;
+        let id = program.attach_to_link(link).map_err(|e| {
+            std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"))
+        })?;
+        // The pin keeps the link; this process must not detach it.
+        drop(program.take_link(id).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
     /// Attaches the balancer to `ifname` through a link pinned under the pin
     /// directory, so it stays attached when `lbd` exits. If a link is
     /// already pinned for the interface (a previous `lbd`), this program
@@ -350,14 +362,19 @@ impl Dataplane {
         };
         let program = self.program(name)?;
         if path.exists() {
-            let pinned = PinnedLink::from_pin(&path)
-                .map_err(|e| pin_error("opening pinned link", &path)(Box::new(e)))?;
-            let link = XdpLink::try_from(FdLink::from(pinned))
-                .map_err(|e| pin_error("pinned link is not an XDP link", &path)(Box::new(e)))?;
-            let id = program.attach_to_link(link).map_err(program_error)?;
-            // The pin keeps the link; this process must not detach it.
-            drop(program.take_link(id).map_err(program_error)?);
-            return Ok(Attachment::Replaced);
+            match Self::replace_in_pinned_link(program, &path) {
+                Ok(()) => return Ok(Attachment::Replaced),
+                // E.g. the interface was deleted and created again ("link
+                // has been severed"): the old link is useless; attach anew.
+                Err(e) => {
+                    tracing::warn!(
+                        interface = ifname,
+                        error = %e,
+                        "the pinned XDP link cannot be reused; attaching a new one"
+                    );
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
         }
         let (id, outcome) = match program.attach(ifname, mode) {
             Ok(id) => (id, Attachment::Attached(mode)),
@@ -516,7 +533,9 @@ impl Dataplane {
     /// Writes real ids into the shared scheduling table at `offset`.
     pub fn write_table(&mut self, offset: u32, ids: &[u32]) -> Result<(), DataplaneError> {
         let end = u64::from(offset) + u64::from(table_footprint(ids.len() as u32));
-        if end > u64::from(self.limits.sched_table_size) || offset % TABLE_CHUNK_SLOTS != 0 {
+        if end > u64::from(self.limits.sched_table_size)
+            || !offset.is_multiple_of(TABLE_CHUNK_SLOTS)
+        {
             return Err(DataplaneError::OutOfRange {
                 what: "scheduling table slot",
                 index: end,
@@ -603,6 +622,14 @@ impl Dataplane {
         self.real_stats
             .set(id, zeros, 0)
             .map_err(map_err(names::REAL_STATS))
+    }
+
+    /// Zeroes a service's counters (a reused service id starts afresh).
+    pub fn clear_service_stats(&mut self, id: u32) -> Result<(), DataplaneError> {
+        let zeros = per_cpu(self.cpus, TrafficStats::default());
+        self.service_stats
+            .set(id, zeros, 0)
+            .map_err(map_err(names::SERVICE_STATS))
     }
 
     /// A service's counters summed over CPUs.

@@ -92,6 +92,11 @@ impl PinDir {
         names
     }
 
+    /// Removes one interface's pinned link: the program detaches from it.
+    pub fn unpin_link(&self, ifname: &str) -> io::Result<()> {
+        fs::remove_file(self.link(ifname))
+    }
+
     /// Removes every pin: the links go (the program detaches from each
     /// interface), then the maps (freed once no program uses them).
     /// Returns the interfaces that were detached.

@@ -44,7 +44,18 @@ fn main() -> Result<()> {
 
     println!("Building the lab: 1 client, 1 director, 3 reals + 1 spare (nginx), one bridge ...");
     let mut lab = Lab::builder().clients(1).directors(1).reals(4).build()?;
-    let mut lbd = LabDaemon::start_with_config(&mut lab, 0, DEMO_CONFIG)?;
+    // This lab's own socket and pin directory, so two demos (or a demo that
+    // was killed) never share them.
+    let config = DEMO_CONFIG
+        .replace(
+            "/run/lbd-demo/lbd.sock",
+            &lab.dir().join("lbd.sock").display().to_string(),
+        )
+        .replace(
+            "/sys/fs/bpf/lbd-demo",
+            &format!("/sys/fs/bpf/{}demo", lab.prefix()),
+        );
+    let mut lbd = LabDaemon::start_with_config(&mut lab, 0, &config)?;
     let reals: Vec<String> = (0..4)
         .map(|i| format!("{}:80", lab.real_addr_v4(i)))
         .collect();

@@ -54,9 +54,9 @@ enum Command {
         /// Only flows on this real (IP or IP:PORT).
         #[arg(long)]
         real: Option<String>,
-        /// At most this many flows.
-        #[arg(long)]
-        limit: Option<usize>,
+        /// At most this many flows (0: all).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
     /// Where a client's connection to a service goes now, and why.
     Trace {
@@ -145,7 +145,28 @@ fn scheduler_arg(text: &str) -> Result<Scheduler, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One line, naming the argument, like every other failure.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!(
+                "lbctl: {} (see lbctl --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
@@ -206,7 +227,7 @@ fn request(command: &Command) -> Result<Request, String> {
         } => Request::Flows {
             service: service.map(|s| s.to_string()),
             real: real.clone(),
-            limit: *limit,
+            limit: Some(*limit),
         },
         Command::Trace {
             protocol,

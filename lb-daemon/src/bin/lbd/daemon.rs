@@ -39,6 +39,15 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let (config, text) = config::load(path, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
     server::refuse_if_running(&config.daemon.admin_socket)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let admin = {
+        let _context = runtime.enter();
+        server::bind(&config.daemon.admin_socket)?
+    };
+    // Removed however lbd ends (a killed lbd's is removed by the next one).
+    let _socket_file = RemoveOnDrop(config.daemon.admin_socket.clone());
 
     let mut netlink = Netlink::open().context("opening rtnetlink")?;
     let interfaces = interfaces(&mut netlink, &config)?;
@@ -50,27 +59,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .set_interfaces(&ifaces)
         .context("configuring interfaces")?;
 
-    // MACs: what the pinned maps forwarded to, then the neighbour table.
-    let mut macs = adopted.macs;
     let on_link: Vec<u32> = ifaces.iter().map(|(i, _)| *i).collect();
     let mut resolver = neighbours::Resolver::new(on_link);
-    let wanted: BTreeSet<IpAddr> = config
-        .services
-        .iter()
-        .flat_map(|s| s.reals.iter())
-        .filter(|r| r.mac.is_none())
-        .map(|r| r.addr)
-        .collect();
-    for (ip, mac) in resolver.settle(&mut netlink, &wanted, Duration::from_millis(500)) {
-        match mac {
-            Some(mac) => {
-                macs.insert(ip, mac);
-            }
-            None => {
-                macs.remove(&ip);
-            }
-        }
-    }
+    let macs = initial_macs(&mut resolver, &mut netlink, &config);
 
     let apply_started = Instant::now();
     let mut controller = Controller::new(
@@ -80,6 +71,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         path.to_owned(),
         Box::new(SystemEnvironment),
         macs,
+        adopted.macs,
     );
     controller.apply_all().context("programming services")?;
     let apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
@@ -109,21 +101,28 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let wanted: Wanted = Arc::new(Mutex::new(controller.reals_to_resolve()));
     let refresh = config.daemon.neighbour_refresh;
     let (waker, wake) = mpsc::channel::<()>();
+    // Opened here so a failure stops startup instead of a silent thread.
+    let neighbour_netlink = Netlink::open().context("opening rtnetlink")?;
     let neighbour_thread = {
         let events = events.clone();
         let wanted = wanted.clone();
         std::thread::Builder::new()
             .name("neighbours".into())
-            .spawn(move || neighbours::run(resolver, &wanted, &events, refresh, &wake))?
+            .spawn(move || {
+                neighbours::run(
+                    resolver,
+                    neighbour_netlink,
+                    &wanted,
+                    &events,
+                    refresh,
+                    &wake,
+                );
+            })?
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let socket = config.daemon.admin_socket.clone();
     let server_events = events.clone();
     let server = std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || runtime.block_on(server::serve(&socket, server_events)))?;
+        .spawn(move || runtime.block_on(server::serve(admin, server_events)))?;
 
     controller_loop(
         &mut controller,
@@ -135,7 +134,6 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         &waker,
     );
 
-    let _ = std::fs::remove_file(&config.daemon.admin_socket);
     drop(waker);
     drop(events);
     let _ = neighbour_thread.join();
@@ -219,13 +217,14 @@ fn controller_loop(
                     ),
                     None => tracing::warn!(
                         real = %ip,
-                        "real's MAC is no longer resolvable: out of rotation until it is"
+                        "real's MAC is no longer resolvable: no new connections until it is (established flows continue)"
                     ),
                 },
                 Ok(_) => {}
                 Err(e) => tracing::error!(real = %ip, error = %e, "updating a real's MAC"),
             },
         }
+        controller.forget_unused_macs();
         let now_wanted = controller.reals_to_resolve();
         let mut current = wanted.lock().expect("wanted lock");
         if *current != now_wanted {
@@ -286,6 +285,16 @@ fn attach_all(
     interfaces: &[(String, u32, [u8; 6])],
     config: &Config,
 ) -> anyhow::Result<()> {
+    if let Some(pins) = controller.balancer().dataplane().pins().cloned() {
+        for name in pins.pinned_links() {
+            if !config.dataplane.interfaces.contains(&name) {
+                match pins.unpin_link(&name) {
+                    Ok(()) => tracing::info!(interface = %name, "detached (no longer configured)"),
+                    Err(e) => tracing::warn!(interface = %name, error = %e, "detaching"),
+                }
+            }
+        }
+    }
     let mode = match config.dataplane.xdp_mode {
         XdpModeConfig::Driver => XdpMode::Driver,
         XdpModeConfig::Generic => XdpMode::Skb,
@@ -307,6 +316,44 @@ fn attach_all(
         }
     }
     Ok(())
+}
+
+/// MACs the neighbour table confirms now for the configured reals, waiting
+/// up to half a second for fresh resolutions. (MACs adopted from pinned maps
+/// only keep established flows going; new connections wait for these.)
+fn initial_macs(
+    resolver: &mut neighbours::Resolver,
+    netlink: &mut Netlink,
+    config: &Config,
+) -> std::collections::BTreeMap<IpAddr, [u8; 6]> {
+    let mut macs = std::collections::BTreeMap::new();
+    let wanted: BTreeSet<IpAddr> = config
+        .services
+        .iter()
+        .flat_map(|s| s.reals.iter())
+        .filter(|r| r.mac.is_none())
+        .map(|r| r.addr)
+        .collect();
+    for (ip, mac) in resolver.settle(netlink, &wanted, Duration::from_millis(500)) {
+        match mac {
+            Some(mac) => {
+                macs.insert(ip, mac);
+            }
+            None => {
+                macs.remove(&ip);
+            }
+        }
+    }
+    macs
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn limits(config: &Config) -> DataplaneLimits {

@@ -138,18 +138,12 @@ const PENDING_ROUNDS: u32 = 40;
 /// Ends when the waker's sender is dropped.
 pub fn run(
     mut resolver: Resolver,
+    mut netlink: Netlink,
     wanted: &Wanted,
     events: &mpsc::Sender<Event>,
     refresh: Duration,
     wake: &mpsc::Receiver<()>,
 ) {
-    let mut netlink = match Netlink::open() {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "neighbour thread cannot open rtnetlink");
-            return;
-        }
-    };
     let mut quick_rounds = 0;
     loop {
         let wait = if quick_rounds > 0 {

@@ -8,7 +8,7 @@ use lb_daemon::admin::{Request, Response};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     sync::oneshot,
 };
 
@@ -29,7 +29,19 @@ pub fn refuse_if_running(socket: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(socket: &Path, events: mpsc::Sender<Event>) -> anyhow::Result<()> {
+/// The bound admin socket and the signal handlers, set up before lbd
+/// programs anything: a SIGHUP or SIGTERM during startup is then queued, not
+/// fatal, and a socket that cannot be bound stops lbd at once.
+pub struct AdminServer {
+    listener: UnixListener,
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+/// Binds `socket` (mode 0600) and installs the signal handlers. Must run
+/// inside the tokio runtime's context.
+pub fn bind(socket: &Path) -> anyhow::Result<AdminServer> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -39,10 +51,22 @@ pub async fn serve(socket: &Path, events: mpsc::Sender<Event>) -> anyhow::Result
     let listener =
         UnixListener::bind(socket).with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-    tracing::info!(socket = %socket.display(), "admin socket ready");
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(AdminServer {
+        listener,
+        hangup: signal(SignalKind::hangup())?,
+        terminate: signal(SignalKind::terminate())?,
+        interrupt: signal(SignalKind::interrupt())?,
+    })
+}
+
+/// Serves admin connections and signals until SIGTERM/SIGINT.
+pub async fn serve(server: AdminServer, events: mpsc::Sender<Event>) {
+    let AdminServer {
+        listener,
+        mut hangup,
+        mut terminate,
+        mut interrupt,
+    } = server;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,7 +90,6 @@ pub async fn serve(socket: &Path, events: mpsc::Sender<Event>) -> anyhow::Result
     }
     tracing::info!("stopping on signal");
     let _ = events.send(Event::Shutdown);
-    Ok(())
 }
 
 async fn serve_one(stream: UnixStream, events: mpsc::Sender<Event>) -> anyhow::Result<()> {
