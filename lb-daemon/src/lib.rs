@@ -8,5 +8,6 @@ pub mod balancer;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod health;
 pub mod netlink;
 pub mod sched;

@@ -1,0 +1,74 @@
+//! What to check and how often: the typed form of a `[service.check]`
+//! table (with a real's overrides applied). Shared by the config parser,
+//! which builds it, and the checker, which runs it.
+
+use std::{path::PathBuf, time::Duration};
+
+/// How a real is probed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// No checking: the real is always considered up.
+    None,
+    /// A TCP connection to the check port is accepted.
+    Tcp,
+    /// `GET path` over HTTP/1.1 answers with an expected status (and body).
+    Http(HttpCheck),
+    /// The same over TLS (rustls).
+    Https(HttpCheck),
+    /// A program run with the real's address in its environment
+    /// (`LB_REAL_ADDR`, `LB_REAL_PORT`); exit 0 = healthy. Never via a shell.
+    Command { program: PathBuf, args: Vec<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub path: String,
+    /// `Host` header; default: the real's address.
+    pub host: Option<String>,
+    /// Accepted status codes; default: 200..=399.
+    pub expect_status: Vec<u16>,
+    /// A substring the body must contain (first 64 KiB).
+    pub expect_body: Option<String>,
+    /// HTTPS only: verify the certificate (against the system roots, for
+    /// `host`). Default true.
+    pub verify_tls: bool,
+}
+
+/// Defaults that take a dead real out within 3 s and bring a recovered one
+/// in within 2 s without flapping on a single lost probe: a probe every
+/// second, and while a transition is pending (some successes toward `rise`
+/// or failures toward `fall`) the next one after `fast_interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(800);
+pub const DEFAULT_RISE: u32 = 2;
+pub const DEFAULT_FALL: u32 = 2;
+
+/// A complete check of one real.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub kind: CheckKind,
+    /// Port probed; `None`: the real's port.
+    pub port: Option<u16>,
+    pub interval: Duration,
+    pub fast_interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes to come up.
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+}
+
+impl Default for CheckSpec {
+    fn default() -> Self {
+        Self {
+            kind: CheckKind::Tcp,
+            port: None,
+            interval: DEFAULT_INTERVAL,
+            fast_interval: DEFAULT_FAST_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+            rise: DEFAULT_RISE,
+            fall: DEFAULT_FALL,
+        }
+    }
+}
