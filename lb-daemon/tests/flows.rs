@@ -192,19 +192,46 @@ fn flows_of_a_rerouted_real_move_on_their_next_packet() {
     let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(2));
     h.lb.apply(&spec).unwrap();
     send(&mut h, 6000, TCP_SYN); // real 0
-    // What the health checker will do for a dead real: out of the table, and
+    // What the health checker does for a dead real: out of the table, and
     // its flows marked for rerouting.
-    spec.reals[0].weight = 0;
+    spec.reals[0].reroute = true;
     h.lb.apply(&spec).unwrap();
     let slot = h.lb.real_id(&spec.addr, "10.0.1.1:80").unwrap();
-    let mut value: RealValue = h.lb.dataplane().real(slot).unwrap();
-    value.flags = REAL_F_VALID | REAL_F_REROUTE;
-    h.lb.dataplane_mut().set_real(slot, &value).unwrap();
+    let value: RealValue = h.lb.dataplane().real(slot).unwrap();
+    assert_eq!(value.flags, REAL_F_VALID | REAL_F_REROUTE);
     let before = h.count(Reason::Rescheduled);
     assert_eq!(send(&mut h, 6000, TCP_ACK), 1);
     assert_eq!(h.count(Reason::Rescheduled), before + 1);
     assert_eq!(send(&mut h, 6000, TCP_ACK), 1, "and stays on its new real");
     assert_eq!(h.lb.dataplane().real_connections(slot).unwrap(), 0);
+}
+
+#[test]
+fn the_fallback_real_takes_new_flows_only_when_no_real_can() {
+    let mut h = Harness::new();
+    let vip: IpAddr = VIP.into();
+    let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(2));
+    let mut sorry = spec.reals[1].clone();
+    sorry.addr = IpAddr::from([10, 0, 9, 9]);
+    sorry.mac = Some(common::real_mac(9));
+    spec.fallback = Some(sorry);
+    h.lb.apply(&spec).unwrap();
+    for port in 6100..6110 {
+        assert_ne!(send(&mut h, port, TCP_SYN), 9, "reals up: not the fallback");
+    }
+    for real in &mut spec.reals {
+        real.weight = 0;
+    }
+    h.lb.apply(&spec).unwrap();
+    assert_eq!(send(&mut h, 6200, TCP_SYN), 9, "no real: the fallback");
+    assert_eq!(send(&mut h, 6200, TCP_ACK), 9, "and the flow sticks to it");
+    spec.reals[0].weight = 1;
+    h.lb.apply(&spec).unwrap();
+    assert_eq!(
+        send(&mut h, 6201, TCP_SYN),
+        0,
+        "a real is back: new flows go to it"
+    );
 }
 
 #[test]

@@ -88,6 +88,7 @@ pub fn http_service(
 ) -> ServiceSpec {
     let vip: IpAddr = if ipv6 { VIP_V6.into() } else { VIP_V4.into() };
     ServiceSpec {
+        fallback: None,
         addr: ServiceAddr {
             vip,
             port: HTTP_PORT,
@@ -106,6 +107,7 @@ pub fn http_service(
                 port: HTTP_PORT,
                 weight,
                 mac: Some(lab.real_mac(i)),
+                reroute: false,
             })
             .collect(),
     }

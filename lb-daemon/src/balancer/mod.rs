@@ -17,8 +17,8 @@ use std::{
 };
 
 use lb_common::{
-    FlowKey, FlowValue, LcMember, LcSet, MAX_LC_REALS, NO_REAL, REAL_F_VALID, RealValue,
-    ServiceValue,
+    FlowKey, FlowValue, LcMember, LcSet, MAX_LC_REALS, NO_REAL, REAL_F_REROUTE, REAL_F_VALID,
+    RealValue, ServiceValue,
 };
 
 use crate::{
@@ -153,6 +153,7 @@ impl Balancer {
                 )));
             }
             let spec = ServiceSpec {
+                fallback: None,
                 addr,
                 scheduler,
                 table_size: if matches!(scheduler, Scheduler::Maglev | Scheduler::SourceHash) {
@@ -337,7 +338,7 @@ impl Balancer {
 
     fn validate(spec: &ServiceSpec) -> Result<(), BalancerError> {
         let mut seen = HashSet::new();
-        for real in &spec.reals {
+        for real in spec.reals.iter().chain(&spec.fallback) {
             if !seen.insert(real.name()) {
                 return Err(BalancerError::DuplicateReal {
                     service: spec.addr,
@@ -363,10 +364,17 @@ impl Balancer {
         real_ids: &mut BTreeMap<String, u32>,
         old: Option<(&ServiceSpec, ServiceValue)>,
     ) -> Result<ServiceValue, BalancerError> {
-        // 1. Real slots for every real in the spec.
+        // 1. Real slots for every real in the spec, and the fallback.
         let mut backends = Vec::new();
-        let wanted: BTreeSet<String> = spec.reals.iter().map(RealSpec::name).collect();
-        for real in &spec.reals {
+        let mut fallback_real = NO_REAL;
+        let wanted: BTreeSet<String> = spec
+            .reals
+            .iter()
+            .chain(&spec.fallback)
+            .map(RealSpec::name)
+            .collect();
+        let fallback = spec.fallback.iter().map(|r| (r, true));
+        for (real, is_fallback) in spec.reals.iter().map(|r| (r, false)).chain(fallback) {
             let name = real.name();
             let slot = match real_ids.get(&name) {
                 Some(&slot) => slot,
@@ -381,7 +389,11 @@ impl Balancer {
                 slot,
                 &RealMeta::new(spec.addr.key(), real.addr, real.port, META_ACTIVE),
             )?;
-            if real.weight > 0 && real.mac.is_some() {
+            if is_fallback {
+                if real.mac.is_some() {
+                    fallback_real = slot;
+                }
+            } else if real.weight > 0 && real.mac.is_some() && !real.reroute {
                 backends.push(Backend {
                     id: slot,
                     name,
@@ -396,7 +408,7 @@ impl Balancer {
             scheduler: spec.scheduler.id(),
             table_offset: offset,
             table_len: len,
-            fallback_real: NO_REAL,
+            fallback_real,
             flags: 0,
         };
         // 3. Switch atomically, then free what the old value pointed at.
@@ -582,7 +594,11 @@ fn real_value(real: &RealSpec) -> RealValue {
     match real.mac {
         Some(mac) => RealValue {
             mac,
-            flags: REAL_F_VALID,
+            flags: if real.reroute {
+                REAL_F_VALID | REAL_F_REROUTE
+            } else {
+                REAL_F_VALID
+            },
             ..RealValue::default()
         },
         None => RealValue::default(),

@@ -208,6 +208,10 @@ pub struct RealSpec {
     pub weight: u32,
     /// Resolved MAC; `None` keeps the real out of rotation until known.
     pub mac: Option<[u8; 6]>,
+    /// The real is down and its established flows should move to other
+    /// reals on their next packet (`REAL_F_REROUTE`): a dead server cannot
+    /// finish them.
+    pub reroute: bool,
 }
 
 impl RealSpec {
@@ -227,6 +231,8 @@ pub struct ServiceSpec {
     /// Maglev/sh ring size (prime).
     pub table_size: u32,
     pub reals: Vec<RealSpec>,
+    /// The "sorry" server new flows go to when no real can take them.
+    pub fallback: Option<RealSpec>,
 }
 
 #[cfg(test)]

@@ -206,6 +206,7 @@ impl Bench {
 
     fn apply(&mut self, vip: IpAddr, scheduler: Scheduler, reals: Vec<RealSpec>) -> Result<()> {
         let spec = ServiceSpec {
+            fallback: None,
             addr: ServiceAddr {
                 vip,
                 port: 80,
@@ -329,6 +330,7 @@ fn real(addr: IpAddr, weight: u32, index: usize) -> RealSpec {
         port: 80,
         weight,
         mac: Some([0x02, 0xaa, 0, 0, (index >> 8) as u8, index as u8]),
+        reroute: false,
     }
 }
 

@@ -246,6 +246,7 @@ impl Controller {
     #[must_use]
     pub fn spec(&self, service: &ServiceConfig) -> ServiceSpec {
         ServiceSpec {
+            fallback: None,
             addr: service.addr,
             scheduler: service.scheduler,
             table_size: service.table_size,
@@ -263,6 +264,7 @@ impl Controller {
                             r.weight
                         },
                         mac: resolved.or_else(|| self.last_known.get(&r.addr).copied()),
+                        reroute: false,
                     }
                 })
                 .collect(),

@@ -144,6 +144,7 @@ pub fn service_spec(
     reals: &[(IpAddr, u32)],
 ) -> ServiceSpec {
     ServiceSpec {
+        fallback: None,
         addr: ServiceAddr {
             vip,
             port,
@@ -159,6 +160,7 @@ pub fn service_spec(
                 port,
                 weight,
                 mac: Some(real_mac(i)),
+                reroute: false,
             })
             .collect(),
     }
