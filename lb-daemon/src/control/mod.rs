@@ -8,6 +8,7 @@
 //! fails; an `lbctl` change is then written to the config file atomically,
 //! so the file always describes the running state.
 
+pub mod effective;
 mod requests;
 mod status;
 mod trace;
