@@ -6,6 +6,10 @@
 use std::time::Duration;
 
 /// A real's configuration and runtime facts, as far as scheduling cares.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about a real, each a yes/no"
+)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RealInput {
     /// Configured weight (0 = the operator wants no new connections).
