@@ -5,6 +5,7 @@
 use std::{fmt::Write as _, path::Path};
 
 use lb_daemon::config::{self, ConfigError, Environment};
+use lb_daemon::health::spec::{CheckKind, CheckSpec};
 
 /// Interfaces named `eth*` exist, nothing else does.
 struct FakeEnv;
@@ -19,6 +20,17 @@ impl Environment for FakeEnv {
 macro_rules! dataplane {
     () => {
         "[dataplane]\ninterfaces = [\"eth0\"]\n"
+    };
+}
+
+/// Lines 1 to 5: `dataplane!()` and an IPv4 service on port 80, so that
+/// what follows starts at line 6.
+macro_rules! web {
+    () => {
+        concat!(
+            dataplane!(),
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 80\n"
+        )
     };
 }
 
@@ -538,6 +550,514 @@ const CASES: &[Case] = &[
         field: "dataplane.xdp_mode",
         phrase: "expected \"driver\" or \"generic\"",
     },
+    // --- health settings of a service ---
+    Case {
+        name: "unknown on_down",
+        text: concat!(web!(), "on_down = \"drop\"\n"),
+        line: 6,
+        field: "service[0].on_down",
+        phrase: "unknown on_down \"drop\" (expected \"reroute\" or \"keep\")",
+    },
+    Case {
+        name: "min_primaries zero",
+        text: concat!(web!(), "min_primaries = 0\n"),
+        line: 6,
+        field: "service[0].min_primaries",
+        phrase: "min_primaries 0 is out of range 1..=65535",
+    },
+    Case {
+        name: "min_primaries too large",
+        text: concat!(web!(), "min_primaries = 65536\n"),
+        line: 6,
+        field: "service[0].min_primaries",
+        phrase: "out of range 1..=65535",
+    },
+    Case {
+        name: "zero slow_start",
+        text: concat!(web!(), "slow_start = \"0s\"\n"),
+        line: 6,
+        field: "service[0].slow_start",
+        phrase: "greater than zero",
+    },
+    Case {
+        name: "slow_start without unit",
+        text: concat!(web!(), "slow_start = \"30\"\n"),
+        line: 6,
+        field: "service[0].slow_start",
+        phrase: "missing unit",
+    },
+    Case {
+        name: "drain_timeout as a number",
+        text: concat!(web!(), "drain_timeout = 300\n"),
+        line: 6,
+        field: "service[0].drain_timeout",
+        phrase: "a duration is a string",
+    },
+    Case {
+        name: "zero drain_timeout",
+        text: concat!(web!(), "drain_timeout = \"0m\"\n"),
+        line: 6,
+        field: "service[0].drain_timeout",
+        phrase: "greater than zero",
+    },
+    Case {
+        name: "fallback not an address",
+        text: concat!(web!(), "fallback = \"sorry.example.com\"\n"),
+        line: 6,
+        field: "service[0].fallback",
+        phrase: "\"sorry.example.com\" is not an IP address",
+    },
+    Case {
+        name: "fallback of the other family",
+        text: concat!(web!(), "fallback = \"2001:db8::99\"\n"),
+        line: 6,
+        field: "service[0].fallback",
+        phrase: "IPv4 VIP 192.0.2.10 cannot have IPv6 fallback 2001:db8::99",
+    },
+    Case {
+        name: "fallback is the VIP",
+        text: concat!(web!(), "fallback = \"192.0.2.10\"\n"),
+        line: 6,
+        field: "service[0].fallback",
+        phrase: "is the service's own VIP",
+    },
+    Case {
+        name: "fallback is one of the reals",
+        text: concat!(
+            web!(),
+            "fallback = \"198.51.100.2\"\n",
+            "[[service.real]]\naddress = \"198.51.100.1\"\n",
+            "[[service.real]]\naddress = \"198.51.100.2\"\n",
+        ),
+        line: 6,
+        field: "service[0].fallback",
+        phrase: "the fallback 198.51.100.2 is also a real of this service",
+    },
+    Case {
+        name: "multicast fallback",
+        text: concat!(web!(), "fallback = \"239.1.1.1\"\n"),
+        line: 6,
+        field: "service[0].fallback",
+        phrase: "a multicast address",
+    },
+    Case {
+        name: "bad fallback_mac",
+        text: concat!(
+            web!(),
+            "fallback = \"198.51.100.99\"\nfallback_mac = \"ff:ff:ff:ff:ff:ff\"\n"
+        ),
+        line: 7,
+        field: "service[0].fallback_mac",
+        phrase: "multicast/broadcast MAC address",
+    },
+    Case {
+        name: "fallback_mac without fallback",
+        text: concat!(web!(), "fallback_mac = \"02:00:00:00:00:99\"\n"),
+        line: 6,
+        field: "service[0].fallback_mac",
+        phrase: "fallback_mac without fallback",
+    },
+    // --- [service.check] ---
+    Case {
+        name: "unknown field in [service.check]",
+        text: concat!(web!(), "[service.check]\nkind = \"http\"\npaht = \"/\"\n"),
+        line: 8,
+        field: "service[0].check.paht",
+        phrase: "unknown field `paht`",
+    },
+    Case {
+        name: "check written as a string",
+        text: concat!(web!(), "check = \"tcp\"\n"),
+        line: 6,
+        field: "service[0].check",
+        phrase: "expected a check table",
+    },
+    Case {
+        name: "unknown check kind",
+        text: concat!(web!(), "[service.check]\nkind = \"icmp\"\n"),
+        line: 7,
+        field: "service[0].check.kind",
+        phrase: "unknown check kind \"icmp\" (expected \"none\", \"tcp\", \"http\", \"https\" or \"command\")",
+    },
+    Case {
+        name: "check port 0",
+        text: concat!(web!(), "[service.check]\nport = 0\n"),
+        line: 7,
+        field: "service[0].check.port",
+        phrase: "port 0 is out of range 1..=65535",
+    },
+    Case {
+        name: "interval as a number",
+        text: concat!(web!(), "[service.check]\ninterval = 1\n"),
+        line: 7,
+        field: "service[0].check.interval",
+        phrase: "a duration is a string",
+    },
+    Case {
+        name: "zero timeout",
+        text: concat!(web!(), "[service.check]\ntimeout = \"0ms\"\n"),
+        line: 7,
+        field: "service[0].check.timeout",
+        phrase: "greater than zero",
+    },
+    Case {
+        name: "timeout longer than the interval",
+        text: concat!(
+            web!(),
+            "[service.check]\ninterval = \"2s\"\ntimeout = \"3s\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.timeout",
+        phrase: "timeout 3s is longer than the interval 2s: a probe must end before the next one starts",
+    },
+    Case {
+        name: "timeout longer than the default interval",
+        text: concat!(web!(), "[service.check]\ntimeout = \"1500ms\"\n"),
+        line: 7,
+        field: "service[0].check.timeout",
+        phrase: "timeout 1s500ms is longer than the interval 1s (the default)",
+    },
+    Case {
+        name: "interval shorter than the default timeout",
+        text: concat!(web!(), "[service.check]\ninterval = \"500ms\"\n"),
+        line: 7,
+        field: "service[0].check.interval",
+        phrase: "interval 500ms is shorter than the timeout 800ms (the default)",
+    },
+    Case {
+        name: "rise zero",
+        text: concat!(web!(), "[service.check]\nrise = 0\n"),
+        line: 7,
+        field: "service[0].check.rise",
+        phrase: "rise 0 is out of range 1..=100",
+    },
+    Case {
+        name: "fall too large",
+        text: concat!(web!(), "[service.check]\nfall = 101\n"),
+        line: 7,
+        field: "service[0].check.fall",
+        phrase: "fall 101 is out of range 1..=100",
+    },
+    Case {
+        name: "path on the default (tcp) check",
+        text: concat!(web!(), "[service.check]\npath = \"/healthz\"\n"),
+        line: 7,
+        field: "service[0].check.path",
+        phrase: "`path` does not apply to kind \"tcp\" (the default kind); it is for http and https checks",
+    },
+    Case {
+        name: "expect_status on a tcp check",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"tcp\"\nexpect_status = [200]\n"
+        ),
+        line: 8,
+        field: "service[0].check.expect_status",
+        phrase: "`expect_status` does not apply to kind \"tcp\"",
+    },
+    Case {
+        name: "verify_tls on an http check",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\nverify_tls = false\n"
+        ),
+        line: 8,
+        field: "service[0].check.verify_tls",
+        phrase: "it is for https checks",
+    },
+    Case {
+        name: "command on an http check",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\ncommand = [\"/bin/true\"]\n"
+        ),
+        line: 8,
+        field: "service[0].check.command",
+        phrase: "it is for command checks",
+    },
+    Case {
+        name: "interval on a check of kind none",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"none\"\ninterval = \"5s\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.interval",
+        phrase: "`interval` does not apply to kind \"none\": no checks are run",
+    },
+    Case {
+        name: "path without a leading slash",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\npath = \"healthz\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.path",
+        phrase: "\"healthz\" is not a request path: it must start with \"/\"",
+    },
+    Case {
+        name: "path with a space (request line injection)",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\npath = \"/ HTTP/1.0\\r\\nX: y\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.path",
+        phrase: "contains a space, a control character or a non-ASCII character",
+    },
+    Case {
+        name: "host with a header injected",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"https\"\nhost = \"a\\r\\nX-Evil: 1\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.host",
+        phrase: "is not a host name",
+    },
+    Case {
+        name: "status code out of range",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\nexpect_status = [200, 600]\n"
+        ),
+        line: 8,
+        field: "service[0].check.expect_status[1]",
+        phrase: "status 600 is out of range 100..=599",
+    },
+    Case {
+        name: "duplicate status code",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\nexpect_status = [\n  200,\n  204,\n  200,\n]\n"
+        ),
+        line: 11,
+        field: "service[0].check.expect_status[2]",
+        phrase: "duplicate status 200 (also service[0].check.expect_status[0])",
+    },
+    Case {
+        name: "expect_status as a number",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\nexpect_status = 200\n"
+        ),
+        line: 8,
+        field: "service[0].check.expect_status",
+        phrase: "expected an array",
+    },
+    Case {
+        name: "empty expect_body",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"http\"\nexpect_body = \"\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.expect_body",
+        phrase: "must not be empty",
+    },
+    Case {
+        name: "command check without command",
+        text: concat!(web!(), "\n[service.check]\nkind = \"command\"\n"),
+        line: 7,
+        field: "service[0].check.command",
+        phrase: "missing required field `command`",
+    },
+    Case {
+        name: "empty command",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"command\"\ncommand = []\n"
+        ),
+        line: 8,
+        field: "service[0].check.command",
+        phrase: "the command is empty",
+    },
+    Case {
+        name: "command with a relative program",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"command\"\ncommand = [\"check-db\", \"--quick\"]\n"
+        ),
+        line: 8,
+        field: "service[0].check.command[0]",
+        phrase: "\"check-db\" is not an absolute path: the program is run directly, neither looked up in PATH nor run through a shell",
+    },
+    Case {
+        name: "command as a shell line",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"command\"\ncommand = \"/usr/local/bin/check-db --quick\"\n"
+        ),
+        line: 8,
+        field: "service[0].check.command",
+        phrase: "expected an array",
+    },
+    Case {
+        name: "command argument with a NUL",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"command\"\ncommand = [\"/bin/check\",\n  \"a\\u0000b\"]\n"
+        ),
+        line: 9,
+        field: "service[0].check.command[1]",
+        phrase: "contains a NUL character",
+    },
+    // --- a real's check ---
+    Case {
+        name: "unknown field in an inline real check",
+        text: concat!(
+            web!(),
+            "[[service.real]]\naddress = \"198.51.100.1\"\ncheck = { intervall = \"2s\" }\n"
+        ),
+        line: 8,
+        field: "service[0].real[0].check.intervall",
+        phrase: "unknown field `intervall`",
+    },
+    Case {
+        name: "unknown field in a [service.real.check] table",
+        text: concat!(
+            web!(),
+            "[[service.real]]\naddress = \"198.51.100.1\"\n[service.real.check]\nrise = 3\nfal = 3\n"
+        ),
+        line: 10,
+        field: "service[0].real[0].check.fal",
+        phrase: "unknown field `fal`",
+    },
+    Case {
+        name: "a real's path under the service's tcp kind",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"tcp\"\n",
+            "[[service.real]]\naddress = \"198.51.100.1\"\n",
+            "[[service.real]]\naddress = \"198.51.100.2\"\ncheck = { path = \"/healthz\" }\n",
+        ),
+        line: 12,
+        field: "service[0].real[1].check.path",
+        phrase: "`path` does not apply to kind \"tcp\" (the kind of service[0].check)",
+    },
+    Case {
+        name: "a real's interval shorter than the service's timeout",
+        text: concat!(
+            web!(),
+            "[service.check]\ninterval = \"5s\"\ntimeout = \"2s\"\n",
+            "[[service.real]]\naddress = \"198.51.100.1\"\n[service.real.check]\ninterval = \"1s\"\n",
+        ),
+        line: 12,
+        field: "service[0].real[0].check.interval",
+        phrase: "interval 1s is shorter than the timeout 2s (from service[0].check)",
+    },
+    Case {
+        name: "a real's timeout longer than the service's interval",
+        text: concat!(
+            web!(),
+            "[service.check]\ninterval = \"2s\"\n",
+            "[[service.real]]\naddress = \"198.51.100.1\"\ncheck = { timeout = \"3s\" }\n",
+        ),
+        line: 10,
+        field: "service[0].real[0].check.timeout",
+        phrase: "timeout 3s is longer than the interval 2s (from service[0].check)",
+    },
+    Case {
+        name: "a real switching to a command check without a command",
+        text: concat!(
+            web!(),
+            "[[service.real]]\naddress = \"198.51.100.1\"\ncheck = { kind = \"command\" }\n"
+        ),
+        line: 8,
+        field: "service[0].real[0].check.command",
+        phrase: "missing required field `command`",
+    },
+    Case {
+        name: "a real's port on a check of kind none",
+        text: concat!(
+            web!(),
+            "[[service.real]]\naddress = \"198.51.100.1\"\ncheck = { kind = \"none\", port = 81 }\n"
+        ),
+        line: 8,
+        field: "service[0].real[0].check.port",
+        phrase: "does not apply to kind \"none\"",
+    },
+    Case {
+        name: "a real's check rise out of range",
+        text: concat!(
+            web!(),
+            "[[service.real]]\naddress = \"198.51.100.1\"\ncheck = { rise = 1000 }\n"
+        ),
+        line: 8,
+        field: "service[0].real[0].check.rise",
+        phrase: "rise 1000 is out of range 1..=100",
+    },
+    // --- [service.damping] ---
+    Case {
+        name: "unknown field in [service.damping]",
+        text: concat!(web!(), "[service.damping]\nhalflife = \"30s\"\n"),
+        line: 7,
+        field: "service[0].damping.halflife",
+        phrase: "unknown field `halflife`",
+    },
+    Case {
+        name: "damping penalty as a float",
+        text: concat!(web!(), "[service.damping]\npenalty = 1000.0\n"),
+        line: 7,
+        field: "service[0].damping.penalty",
+        phrase: "expected an integer",
+    },
+    Case {
+        name: "damping penalty zero",
+        text: concat!(web!(), "[service.damping]\npenalty = 0\n"),
+        line: 7,
+        field: "service[0].damping.penalty",
+        phrase: "penalty 0 is out of range 1..=1000000",
+    },
+    Case {
+        name: "damping reuse not below suppress",
+        text: concat!(web!(), "[service.damping]\nsuppress = 2000\nreuse = 2000\n"),
+        line: 8,
+        field: "service[0].damping.reuse",
+        phrase: "reuse 2000 must be less than suppress 2000",
+    },
+    Case {
+        name: "damping suppress below the default reuse",
+        text: concat!(web!(), "[service.damping]\nsuppress = 500\n"),
+        line: 7,
+        field: "service[0].damping.suppress",
+        phrase: "suppress 500 must be greater than reuse 750 (the default",
+    },
+    Case {
+        name: "damping that can never hold a real down",
+        text: concat!(web!(), "[service.damping]\nmax_suppress = \"30s\"\n"),
+        line: 7,
+        field: "service[0].damping.max_suppress",
+        phrase: "a real could never be held down: the penalty is capped at reuse × 2^(max_suppress / half_life) = 1500, which does not exceed suppress 2000",
+    },
+    Case {
+        name: "zero damping half_life",
+        text: concat!(web!(), "[service.damping]\nhalf_life = \"0s\"\n"),
+        line: 7,
+        field: "service[0].damping.half_life",
+        phrase: "greater than zero",
+    },
+    Case {
+        name: "damping written as an array of tables",
+        text: concat!(web!(), "[[service.damping]]\npenalty = 1\n"),
+        line: 6,
+        field: "service[0].damping",
+        phrase: "expected a [service.damping] table, found an array (write [service.damping], not [[service.damping]])",
+    },
+    Case {
+        name: "[daemon] written as an array of tables",
+        text: concat!("[[daemon]]\npin_path = \"/sys/fs/bpf/lbd\"\n", dataplane!()),
+        line: 1,
+        field: "daemon",
+        phrase: "expected a [daemon] table, found an array",
+    },
+    Case {
+        name: "check written as an array of tables",
+        text: concat!(web!(), "[[service.check]]\nkind = \"tcp\"\n"),
+        line: 6,
+        field: "service[0].check",
+        phrase: "expected a [service.check] table, found an array",
+    },
 ];
 
 #[test]
@@ -626,6 +1146,59 @@ const GOOD: &[(&str, &str)] = &[
             "[timeouts]\ntcp = \"1h30m\"\ntcp_closing = \"90s\"\nudp = \"1m500ms\"\nageing_interval = \"250ms\"\n",
         ),
     ),
+    (
+        "every check kind",
+        concat!(
+            dataplane!(),
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 80\n[service.check]\nkind = \"none\"\n",
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 81\n[service.check]\nkind = \"tcp\"\nport = 9000\n",
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 82\n[service.check]\nkind = \"http\"\npath = \"/healthz?deep=1&x=%20\"\nhost = \"[2001:db8::1]:8080\"\nexpect_status = []\nexpect_body = \"\\\"status\\\": \\\"up\\\"\"\n",
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 83\n[service.check]\nkind = \"https\"\nhost = \"www.example.com\"\nverify_tls = false\n",
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 84\n[service.check]\nkind = \"command\"\n",
+            "command = [\"/usr/local/bin/check-db\", \"--query\", \"select 1; drop table x\", \"$(reboot)\"]\n",
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 85\n[service.check]\n",
+        ),
+    ),
+    (
+        "check and health boundaries",
+        concat!(
+            dataplane!(),
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 80\nmin_primaries = 65535\nslow_start = \"1ms\"\ndrain_timeout = \"1ms\"\n",
+            "[service.check]\nkind = \"http\"\nport = 65535\ninterval = \"1s\"\ntimeout = \"1s\"\nrise = 1\nfall = 100\nexpect_status = [100, 599]\n",
+            "[service.damping]\npenalty = 1000000\nsuppress = 2\nreuse = 1\nhalf_life = \"1ms\"\nmax_suppress = \"2ms\"\n",
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 81\nmin_primaries = 1\n[service.check]\nrise = 100\nfall = 1\n",
+        ),
+    ),
+    (
+        "real checks in both forms, switching kind (inherited HTTP fields are dropped)",
+        concat!(
+            dataplane!(),
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 80\n",
+            "[service.check]\nkind = \"https\"\npath = \"/healthz\"\nverify_tls = false\ninterval = \"3s\"\ntimeout = \"2s\"\n",
+            "[[service.real]]\naddress = \"198.51.100.1\"\n[service.real.check]\nkind = \"tcp\"\nport = 22\n",
+            "[[service.real]]\naddress = \"198.51.100.2\"\ncheck = { kind = \"http\", interval = \"500ms\", timeout = \"500ms\" }\n",
+            "[[service.real]]\naddress = \"198.51.100.3\"\ncheck = { kind = \"command\", command = [\"/bin/true\"] }\n",
+            "[[service.real]]\naddress = \"198.51.100.4\"\ncheck = { kind = \"none\" }\n",
+            "[[service.real]]\naddress = \"198.51.100.5\"\ncheck = {}\nbackup = true\n",
+        ),
+    ),
+    (
+        "empty damping table, keep on down, fallbacks of either family",
+        concat!(
+            dataplane!(),
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 80\non_down = \"keep\"\nfallback = \"198.51.100.99\"\n[service.damping]\n",
+            "[[service.real]]\naddress = \"198.51.100.1\"\n",
+            "[[service]]\nvip = \"2001:db8::10\"\nport = 80\non_down = \"reroute\"\nfallback = \"2001:db8:1::99\"\nfallback_mac = \"02:00:00:00:00:99\"\n",
+        ),
+    ),
+    (
+        "the fallback may be a real of another service",
+        concat!(
+            dataplane!(),
+            "[[service]]\nvip = \"192.0.2.10\"\nport = 80\n[[service.real]]\naddress = \"198.51.100.1\"\n",
+            "[[service]]\nvip = \"192.0.2.11\"\nport = 80\nfallback = \"198.51.100.1\"\n",
+        ),
+    ),
 ];
 
 #[test]
@@ -666,6 +1239,29 @@ fn the_annotated_example_parses() {
         "weight",
         "backup",
         "mac",
+        "check",
+        "on_down",
+        "min_primaries",
+        "slow_start",
+        "fallback",
+        "fallback_mac",
+        "drain_timeout",
+        "kind",
+        "interval",
+        "timeout",
+        "rise",
+        "fall",
+        "path",
+        "host",
+        "expect_status",
+        "expect_body",
+        "verify_tls",
+        "command",
+        "penalty",
+        "suppress",
+        "reuse",
+        "half_life",
+        "max_suppress",
     ] {
         assert!(
             text.contains(&format!("\n{key} = ")),
@@ -691,6 +1287,60 @@ fn the_annotated_example_parses() {
     assert_eq!(v4.reals.iter().filter(|r| r.backup).count(), 1);
     assert!(v6.addr.vip.is_ipv6() && v6.scheduler.name() == "maglev");
     assert!(!v6.reals.is_empty());
+}
+
+#[test]
+fn the_annotated_example_shows_health_checks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/lb.toml");
+    let (config, _) = config::load(&path, &FakeEnv).unwrap_or_else(|e| panic!("{e}"));
+    let (v4, v6) = (&config.services[0], &config.services[1]);
+    // The web service's written-out defaults are the defaults, its check
+    // is HTTP, with a fallback; the DNS service's is TCP.
+    let web_defaults = config::ServiceConfig::new(v4.addr);
+    assert_eq!(v4.on_down, web_defaults.on_down);
+    assert_eq!(v4.min_primaries, web_defaults.min_primaries);
+    assert_eq!(v4.drain_timeout, web_defaults.drain_timeout);
+    assert_eq!(v4.damping, Some(config::DampingConfig::default()));
+    assert!(v4.slow_start.is_some() && v4.fallback.is_some_and(|f| f.mac.is_some()));
+    let defaults = CheckSpec::default();
+    assert_eq!(
+        (
+            v4.check.interval,
+            v4.check.timeout,
+            v4.check.rise,
+            v4.check.fall
+        ),
+        (
+            defaults.interval,
+            defaults.timeout,
+            defaults.rise,
+            defaults.fall
+        )
+    );
+    let CheckKind::Http(http) = &v4.check.kind else {
+        panic!("{:?}", v4.check);
+    };
+    assert_eq!(http.path, "/healthz");
+    // The reals' own checks: a faster one, and https on the spare.
+    assert_eq!(v4.reals[0].check, None);
+    assert!(
+        v4.reals[1]
+            .check
+            .as_ref()
+            .is_some_and(|c| c.interval < v4.check.interval)
+    );
+    let spare = v4.check_for(&v4.reals[2]);
+    assert!(matches!(&spare.kind, CheckKind::Https(h) if !h.verify_tls && h.path == "/healthz"));
+    assert_eq!(v6.check.kind, CheckKind::Tcp);
+    assert!(v6.fallback.is_none() && v6.damping.is_none());
+    let kinds: Vec<&CheckKind> = v6.reals.iter().map(|r| &v6.check_for(r).kind).collect();
+    assert!(
+        matches!(
+            kinds[..],
+            [CheckKind::Tcp, CheckKind::Command { .. }, CheckKind::None]
+        ),
+        "{kinds:?}"
+    );
 }
 
 /// The one error of a generated config.

@@ -12,8 +12,9 @@ pub struct ConfigDiff {
     pub added: Vec<ServiceConfig>,
     /// Services only in the old config, in its order.
     pub removed: Vec<ServiceAddr>,
-    /// The new version of services in both whose scheduler, table size or
-    /// reals differ, in the new config's order. Reals are compared as a set
+    /// The new version of services in both whose settings (scheduler, table
+    /// size, check, health options) or reals (their checks included) differ,
+    /// in the new config's order. Reals are compared as a set
     /// keyed by (address, port): reordering them is not a change.
     pub changed: Vec<ServiceConfig>,
     /// How many services are in both and the same.
@@ -90,13 +91,35 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
 
 /// Same settings and the same set of reals (a config never has two reals
 /// with one (address, port), so equal lengths plus every real found equal in
-/// the other is set equality).
+/// the other is set equality). Reals are compared whole, their checks
+/// included.
 fn same_service(a: &ServiceConfig, b: &ServiceConfig) -> bool {
-    a.addr == b.addr
-        && a.scheduler == b.scheduler
-        && a.table_size == b.table_size
-        && a.reals.len() == b.reals.len()
-        && a.reals.iter().all(|r| b.real(r.addr, r.port) == Some(r))
+    // Destructured so that a new field cannot be forgotten here.
+    let ServiceConfig {
+        addr,
+        scheduler,
+        table_size,
+        reals,
+        check,
+        on_down,
+        min_primaries,
+        slow_start,
+        fallback,
+        drain_timeout,
+        damping,
+    } = a;
+    *addr == b.addr
+        && *scheduler == b.scheduler
+        && *table_size == b.table_size
+        && *check == b.check
+        && *on_down == b.on_down
+        && *min_primaries == b.min_primaries
+        && *slow_start == b.slow_start
+        && *fallback == b.fallback
+        && *drain_timeout == b.drain_timeout
+        && *damping == b.damping
+        && reals.len() == b.reals.len()
+        && reals.iter().all(|r| b.real(r.addr, r.port) == Some(r))
 }
 
 #[cfg(test)]
@@ -106,7 +129,8 @@ mod tests {
 
     use super::*;
     use crate::balancer::model::{Protocol, Scheduler};
-    use crate::config::{RealConfig, XdpModeConfig};
+    use crate::config::{DampingConfig, FallbackConfig, OnDown, RealConfig, XdpModeConfig};
+    use crate::health::spec::{CheckKind, CheckSpec};
 
     fn addr(vip: &str, port: u16) -> ServiceAddr {
         ServiceAddr {
@@ -219,6 +243,39 @@ mod tests {
         variants.push(s);
         let mut s = base.clone();
         s.reals[1] = real("10.0.0.3", 1);
+        variants.push(s);
+        let mut s = base.clone();
+        s.check.rise = 3;
+        variants.push(s);
+        let mut s = base.clone();
+        s.check.kind = CheckKind::None;
+        variants.push(s);
+        let mut s = base.clone();
+        s.reals[0].check = Some(CheckSpec {
+            port: Some(8080),
+            ..CheckSpec::default()
+        });
+        variants.push(s);
+        let mut s = base.clone();
+        s.on_down = OnDown::Keep;
+        variants.push(s);
+        let mut s = base.clone();
+        s.min_primaries = 2;
+        variants.push(s);
+        let mut s = base.clone();
+        s.slow_start = Some(Duration::from_secs(30));
+        variants.push(s);
+        let mut s = base.clone();
+        s.fallback = Some(FallbackConfig {
+            addr: "10.0.0.99".parse().unwrap(),
+            mac: None,
+        });
+        variants.push(s);
+        let mut s = base.clone();
+        s.drain_timeout = Duration::from_secs(1);
+        variants.push(s);
+        let mut s = base.clone();
+        s.damping = Some(DampingConfig::default());
         variants.push(s);
         for variant in variants {
             let d = diff(&config(vec![base.clone()]), &config(vec![variant.clone()]));

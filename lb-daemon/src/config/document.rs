@@ -14,8 +14,13 @@ use toml_edit::{
     Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike, Value, value,
 };
 
-use super::types::{DEFAULT_WEIGHT, RealConfig, ServiceConfig, format_mac};
+use super::duration::format_duration;
+use super::types::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_PRIMARIES, DEFAULT_WEIGHT, OnDown, RealConfig,
+    ServiceConfig, format_mac,
+};
 use crate::balancer::model::{Protocol, ServiceAddr};
+use crate::health::spec::{CheckKind, CheckSpec, HttpCheck};
 use crate::sched::maglev;
 
 /// Why an edit could not be made.
@@ -52,6 +57,7 @@ impl ConfigDocument {
 
     /// Appends a `[[service]]` (after the existing ones) with its reals.
     /// Writes `vip`, `port`, `protocol` and `scheduler`, and other fields
+    /// (the `check` and `damping` tables and the reals' checks included)
     /// only when they differ from the default.
     pub fn add_service(&mut self, service: &ServiceConfig) -> Result<(), EditError> {
         let table = service_table(service);
@@ -83,10 +89,12 @@ impl ConfigDocument {
         Ok(())
     }
 
-    /// Appends a real to a service (after its existing reals).
+    /// Appends a real to a service (after its existing reals). A real with
+    /// its own check gets a `check` table with every field that applies to
+    /// its kind (the service's check in the file is not known here).
     pub fn add_real(&mut self, service: &ServiceAddr, real: &RealConfig) -> Result<(), EditError> {
         self.with_service(service, |table, inline| {
-            let new = real_table(real, service.port);
+            let new = real_table(real, service.port, None);
             match table.get_mut("real") {
                 Some(item) => {
                     let mut reals = tables(item, "real")?;
@@ -209,17 +217,53 @@ fn service_table(service: &ServiceConfig) -> Table {
     if service.table_size != maglev::DEFAULT_SIZE {
         table.insert("table_size", value(i64::from(service.table_size)));
     }
+    if service.on_down != OnDown::default() {
+        table.insert("on_down", value(service.on_down.name()));
+    }
+    if service.min_primaries != DEFAULT_MIN_PRIMARIES {
+        table.insert("min_primaries", value(i64::from(service.min_primaries)));
+    }
+    if let Some(slow_start) = service.slow_start {
+        table.insert("slow_start", value(format_duration(slow_start)));
+    }
+    if let Some(fallback) = service.fallback {
+        table.insert("fallback", value(fallback.addr.to_string()));
+        if let Some(mac) = fallback.mac {
+            table.insert("fallback_mac", value(format_mac(mac)));
+        }
+    }
+    if service.drain_timeout != DEFAULT_DRAIN_TIMEOUT {
+        table.insert(
+            "drain_timeout",
+            value(format_duration(service.drain_timeout)),
+        );
+    }
+    if service.check != CheckSpec::default() {
+        let check = check_table(&service.check, Some(&CheckSpec::default()));
+        table.insert("check", Item::Table(check));
+    }
+    if let Some(damping) = service.damping {
+        let mut t = Table::new();
+        t.insert("penalty", value(i64::from(damping.penalty)));
+        t.insert("suppress", value(i64::from(damping.suppress)));
+        t.insert("reuse", value(i64::from(damping.reuse)));
+        t.insert("half_life", value(format_duration(damping.half_life)));
+        t.insert("max_suppress", value(format_duration(damping.max_suppress)));
+        table.insert("damping", Item::Table(t));
+    }
     if !service.reals.is_empty() {
         let mut reals = ArrayOfTables::new();
         for real in &service.reals {
-            reals.push(real_table(real, service.addr.port));
+            reals.push(real_table(real, service.addr.port, Some(&service.check)));
         }
         table.insert("real", Item::ArrayOfTables(reals));
     }
     table
 }
 
-fn real_table(real: &RealConfig, service_port: u16) -> Table {
+/// A real's table; its `check` (if it has its own) is written over
+/// `service_check` (`None`: not known, so every field is written).
+fn real_table(real: &RealConfig, service_port: u16, service_check: Option<&CheckSpec>) -> Table {
     let mut table = Table::new();
     table.insert("address", value(real.addr.to_string()));
     if real.port != service_port {
@@ -233,6 +277,103 @@ fn real_table(real: &RealConfig, service_port: u16) -> Table {
     }
     if let Some(mac) = real.mac {
         table.insert("mac", value(format_mac(mac)));
+    }
+    if let Some(check) = &real.check {
+        table.insert("check", Item::Table(check_table(check, service_check)));
+    }
+    table
+}
+
+/// The `check` table that makes `spec` when read over `base` (what a field
+/// left out stands for: the defaults for `[service.check]`, the service's
+/// check for a real's). With `base` `None` every field that applies to the
+/// kind is written. `fast_interval` is not written (the parser derives it
+/// from `interval`), nor an unset `port`, `host` or `expect_body` (which
+/// a table cannot say over a base that sets them).
+fn check_table(spec: &CheckSpec, base: Option<&CheckSpec>) -> Table {
+    fn http(kind: &CheckKind) -> Option<&HttpCheck> {
+        match kind {
+            CheckKind::Http(h) | CheckKind::Https(h) => Some(h),
+            _ => None,
+        }
+    }
+    let mut table = Table::new();
+    let kind_name = |kind: &CheckKind| match kind {
+        CheckKind::None => "none",
+        CheckKind::Tcp => "tcp",
+        CheckKind::Http(_) => "http",
+        CheckKind::Https(_) => "https",
+        CheckKind::Command { .. } => "command",
+    };
+    if base.is_none_or(|b| kind_name(&b.kind) != kind_name(&spec.kind)) {
+        table.insert("kind", value(kind_name(&spec.kind)));
+    }
+    if spec.kind == CheckKind::None {
+        return table;
+    }
+    // Whether a field must be written: it differs from what leaving it out
+    // gives.
+    let differs = |same: bool| base.is_none() || !same;
+    let base_or_default = base.cloned().unwrap_or_default();
+    if let Some(port) = spec.port
+        && differs(base_or_default.port == Some(port))
+    {
+        table.insert("port", value(i64::from(port)));
+    }
+    if differs(base_or_default.interval == spec.interval) {
+        table.insert("interval", value(format_duration(spec.interval)));
+    }
+    if differs(base_or_default.timeout == spec.timeout) {
+        table.insert("timeout", value(format_duration(spec.timeout)));
+    }
+    if differs(base_or_default.rise == spec.rise) {
+        table.insert("rise", value(i64::from(spec.rise)));
+    }
+    if differs(base_or_default.fall == spec.fall) {
+        table.insert("fall", value(i64::from(spec.fall)));
+    }
+    if let Some(h) = http(&spec.kind) {
+        // The base's HTTP settings are inherited by an http or https
+        // check; otherwise leaving a field out gives its default.
+        let default = HttpCheck {
+            path: "/".to_owned(),
+            host: None,
+            expect_status: Vec::new(),
+            expect_body: None,
+            verify_tls: true,
+        };
+        let inherited = base.and_then(|b| http(&b.kind)).unwrap_or(&default);
+        if differs(inherited.path == h.path) {
+            table.insert("path", value(h.path.as_str()));
+        }
+        if let Some(host) = &h.host
+            && differs(inherited.host.as_ref() == Some(host))
+        {
+            table.insert("host", value(host.as_str()));
+        }
+        if differs(inherited.expect_status == h.expect_status) {
+            let codes = h.expect_status.iter().map(|&s| i64::from(s));
+            table.insert("expect_status", value(codes.collect::<Array>()));
+        }
+        if let Some(body) = &h.expect_body
+            && differs(inherited.expect_body.as_ref() == Some(body))
+        {
+            table.insert("expect_body", value(body.as_str()));
+        }
+        let inherited_tls = match base.map(|b| &b.kind) {
+            Some(CheckKind::Https(b)) => b.verify_tls,
+            _ => true,
+        };
+        if matches!(spec.kind, CheckKind::Https(_)) && differs(inherited_tls == h.verify_tls) {
+            table.insert("verify_tls", value(h.verify_tls));
+        }
+    }
+    if let CheckKind::Command { program, args } = &spec.kind
+        && differs(base.is_some_and(|b| b.kind == spec.kind))
+    {
+        let words =
+            std::iter::once(program.to_string_lossy().into_owned()).chain(args.iter().cloned());
+        table.insert("command", value(words.collect::<Array>()));
     }
     table
 }
@@ -346,9 +487,11 @@ fn real_id(table: &dyn TableLike, service_port: u16) -> Option<(IpAddr, u16)> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::balancer::model::Scheduler;
-    use crate::config::{Config, Environment, parse};
+    use crate::config::{Config, DampingConfig, Environment, FallbackConfig, parse};
 
     struct AnyInterface;
 
@@ -661,6 +804,299 @@ tcp = "10m" # shorter than the default
         let config = parse(&doc.to_text(), "t", &AnyInterface).unwrap();
         assert_eq!(config.services.len(), 2);
         assert_eq!(config.service(&web()).unwrap().reals.len(), 1);
+    }
+
+    /// A file whose web service has health settings, a check table and
+    /// reals with their own checks (as a header table and inline).
+    const WITH_CHECKS: &str = r#"[dataplane]
+interfaces = ["eth0"]
+
+[[service]]
+vip = "192.0.2.10"
+port = 80
+on_down = "keep"
+slow_start = "30s" # ramp up
+fallback = "198.51.100.99"
+
+[service.check] # probe the app, not just the port
+kind = "http"
+path = "/healthz"
+interval = "2s"
+
+[service.damping]
+penalty = 500
+
+[[service.real]]
+address = "198.51.100.11"
+weight = 5
+
+[service.real.check]
+port = 8080 # the admin port
+
+[[service.real]]
+address = "198.51.100.12"
+check = { kind = "tcp" }
+
+[[service.real]]
+address = "198.51.100.13"
+
+# DNS.
+[[service]]
+vip = "2001:db8::53"
+port = 53
+protocol = "udp"
+
+[service.check]
+kind = "none"
+"#;
+
+    /// Parses and checks that the health settings of `WITH_CHECKS` are
+    /// intact.
+    fn with_checks_kept(doc: &ConfigDocument) -> Config {
+        let text = doc.to_text();
+        for kept in [
+            "[service.check] # probe the app, not just the port\nkind = \"http\"\npath = \"/healthz\"\ninterval = \"2s\"\n",
+            "[service.damping]\npenalty = 500\n",
+            "slow_start = \"30s\" # ramp up\n",
+            "[service.check]\nkind = \"none\"\n",
+        ] {
+            assert!(text.contains(kept), "{kept}\n---\n{text}");
+        }
+        let config =
+            parse(&text, "edited.toml", &AnyInterface).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let before = parse(WITH_CHECKS, "o", &AnyInterface).unwrap();
+        let (web_now, web_before) = (
+            config.service(&web()).unwrap(),
+            before.service(&web()).unwrap(),
+        );
+        assert_eq!(web_now.check, web_before.check);
+        assert_eq!(web_now.on_down, web_before.on_down);
+        assert_eq!(web_now.slow_start, web_before.slow_start);
+        assert_eq!(web_now.fallback, web_before.fallback);
+        assert_eq!(web_now.damping, web_before.damping);
+        assert_eq!(
+            config.service(&dns()).unwrap().check,
+            before.service(&dns()).unwrap().check
+        );
+        for real in &web_now.reals {
+            if let Some(old) = web_before.real(real.addr, real.port) {
+                assert_eq!(real.check, old.check, "{}", real.name());
+            }
+        }
+        config
+    }
+
+    #[test]
+    fn edits_keep_check_tables() {
+        let before = parse(WITH_CHECKS, "o", &AnyInterface).unwrap();
+        let reals = &before.service(&web()).unwrap().reals;
+        assert_eq!(reals[0].check.as_ref().and_then(|c| c.port), Some(8080));
+        assert_eq!(
+            reals[1].check.as_ref().map(|c| &c.kind),
+            Some(&CheckKind::Tcp)
+        );
+
+        let mut doc = ConfigDocument::parse(WITH_CHECKS).unwrap();
+        assert_eq!(doc.to_text(), WITH_CHECKS);
+        doc.set_weight(&web(), ip("198.51.100.11"), 80, 7).unwrap();
+        doc.set_weight(&web(), ip("198.51.100.12"), 80, 3).unwrap();
+        let config = with_checks_kept(&doc);
+        let reals = &config.service(&web()).unwrap().reals;
+        assert_eq!((reals[0].weight, reals[1].weight), (7, 3));
+        assert!(
+            doc.to_text()
+                .contains("[service.real.check]\nport = 8080 # the admin port\n")
+        );
+
+        let added = RealConfig::new(ip("198.51.100.14"), 80);
+        doc.add_real(&web(), &added).unwrap();
+        doc.add_real(&dns(), &RealConfig::new(ip("2001:db8:1::1"), 53))
+            .unwrap();
+        let config = with_checks_kept(&doc);
+        let web_service = config.service(&web()).unwrap();
+        assert_eq!(web_service.reals.len(), 4);
+        // The new real is last and inherits the service's check.
+        assert_eq!(web_service.reals[3], added);
+        assert_eq!(
+            web_service.check_for(&web_service.reals[3]),
+            &web_service.check
+        );
+        assert_eq!(config.service(&dns()).unwrap().reals.len(), 1);
+
+        // Removing the real with the [service.real.check] table removes the
+        // table with it, and only it.
+        doc.remove_real(&web(), ip("198.51.100.11"), 80).unwrap();
+        doc.remove_real(&web(), ip("198.51.100.13"), 80).unwrap();
+        let config = with_checks_kept(&doc);
+        let text = doc.to_text();
+        assert!(!text.contains("[service.real.check]"), "{text}");
+        assert!(!text.contains("8080"), "{text}");
+        let names: Vec<String> = config
+            .service(&web())
+            .unwrap()
+            .reals
+            .iter()
+            .map(RealConfig::name)
+            .collect();
+        assert_eq!(names, ["198.51.100.12:80", "198.51.100.14:80"]);
+        doc.remove_service(&dns()).unwrap();
+        let text = doc.to_text();
+        assert!(!text.contains("kind = \"none\""), "{text}");
+        parse(&text, "t", &AnyInterface).unwrap();
+    }
+
+    #[test]
+    fn added_services_keep_their_health_settings() {
+        let mut service = ServiceConfig::new(ServiceAddr {
+            vip: ip("192.0.2.30"),
+            port: 443,
+            protocol: Protocol::Tcp,
+        });
+        service.on_down = OnDown::Keep;
+        service.min_primaries = 2;
+        service.slow_start = Some(Duration::from_secs(90));
+        service.fallback = Some(FallbackConfig {
+            addr: ip("198.51.100.99"),
+            mac: Some([2, 0, 0, 0, 0, 0x99]),
+        });
+        service.drain_timeout = Duration::from_secs(20);
+        service.damping = Some(DampingConfig {
+            penalty: 10,
+            ..DampingConfig::default()
+        });
+        let https = HttpCheck {
+            path: "/healthz".into(),
+            host: Some("www.example.com".into()),
+            expect_status: vec![200, 204],
+            expect_body: Some("ok".into()),
+            verify_tls: false,
+        };
+        service.check = CheckSpec {
+            kind: CheckKind::Https(https.clone()),
+            port: Some(8443),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 3,
+            ..CheckSpec::default()
+        };
+        let real = |last: u8, check: Option<CheckSpec>| RealConfig {
+            check,
+            ..RealConfig::new(IpAddr::from([198, 51, 100, last]), 443)
+        };
+        service.reals = vec![
+            real(1, None),
+            // Same kind, other fields.
+            real(
+                2,
+                Some(CheckSpec {
+                    kind: CheckKind::Https(HttpCheck {
+                        path: "/other".into(),
+                        verify_tls: true,
+                        ..https.clone()
+                    }),
+                    fall: 5,
+                    ..service.check.clone()
+                }),
+            ),
+            // Another kind: the HTTP fields go, the timers stay.
+            real(
+                3,
+                Some(CheckSpec {
+                    kind: CheckKind::Tcp,
+                    ..service.check.clone()
+                }),
+            ),
+            // http keeps the path, host, statuses and body.
+            real(
+                4,
+                Some(CheckSpec {
+                    kind: CheckKind::Http(HttpCheck {
+                        verify_tls: true,
+                        ..https.clone()
+                    }),
+                    ..service.check.clone()
+                }),
+            ),
+            real(
+                5,
+                Some(CheckSpec {
+                    kind: CheckKind::Command {
+                        program: "/usr/local/bin/check".into(),
+                        args: vec!["--quick".into(), "two words".into()],
+                    },
+                    port: Some(9000),
+                    interval: Duration::from_secs(5),
+                    fast_interval: Duration::from_millis(250),
+                    timeout: Duration::from_secs(4),
+                    ..CheckSpec::default()
+                }),
+            ),
+            real(
+                6,
+                Some(CheckSpec {
+                    kind: CheckKind::None,
+                    ..CheckSpec::default()
+                }),
+            ),
+        ];
+        let mut doc = document();
+        doc.add_service(&service).unwrap();
+        let config = reparse(&doc);
+        assert_eq!(config.services[2], service, "{}", doc.to_text());
+    }
+
+    #[test]
+    fn a_default_service_writes_no_health_settings() {
+        let mut doc = document();
+        doc.add_service(&ServiceConfig::new(ServiceAddr { port: 81, ..web() }))
+            .unwrap();
+        let text = doc.to_text();
+        let added = &text[text.find("port = 81").unwrap()..text.find("[timeouts]").unwrap()];
+        assert_eq!(
+            added,
+            "port = 81\nprotocol = \"tcp\"\nscheduler = \"wlc\"\n\n"
+        );
+    }
+
+    #[test]
+    fn an_added_real_with_its_own_check_writes_every_field() {
+        let mut doc = ConfigDocument::parse(WITH_CHECKS).unwrap();
+        // Whatever the service's check says, the real's is what it gets.
+        let check = CheckSpec {
+            kind: CheckKind::Https(HttpCheck {
+                path: "/".into(),
+                host: None,
+                expect_status: vec![],
+                expect_body: None,
+                verify_tls: true,
+            }),
+            ..CheckSpec::default()
+        };
+        let real = RealConfig {
+            check: Some(check.clone()),
+            ..RealConfig::new(ip("198.51.100.20"), 80)
+        };
+        doc.add_real(&web(), &real).unwrap();
+        let config = with_checks_kept(&doc);
+        let web_service = config.service(&web()).unwrap();
+        let added = web_service.real(ip("198.51.100.20"), 80).unwrap();
+        assert_eq!(web_service.check_for(added), &check, "{}", doc.to_text());
+
+        // Into an inline array of reals: an inline check table.
+        let text = "service = [{ vip = \"192.0.2.10\", port = 80, check = { kind = \"http\", path = \"/x\" }, real = [{ address = \"198.51.100.11\", check = { port = 81 } }] }]\n[dataplane]\ninterfaces = [\"eth0\"]\n";
+        let mut doc = ConfigDocument::parse(text).unwrap();
+        doc.add_real(&web(), &real).unwrap();
+        doc.set_weight(&web(), ip("198.51.100.11"), 80, 2).unwrap();
+        let edited = doc.to_text();
+        assert!(edited.contains("check = { kind = \"https\", "), "{edited}");
+        let config = parse(&edited, "t", &AnyInterface).unwrap_or_else(|e| panic!("{e}\n{edited}"));
+        let web_service = config.service(&web()).unwrap();
+        assert_eq!(
+            web_service.reals[0].check.as_ref().and_then(|c| c.port),
+            Some(81)
+        );
+        assert_eq!(web_service.reals[0].weight, 2);
+        assert_eq!(web_service.check_for(&web_service.reals[1]), &check);
     }
 
     #[test]

@@ -27,11 +27,13 @@ pub use document::{ConfigDocument, EditError};
 pub use duration::{format_duration, parse_duration};
 pub use persist::write_atomic;
 pub use types::{
-    CONNTRACK_SIZE_RANGE, Config, DEFAULT_ADMIN_SOCKET, DEFAULT_AGEING_INTERVAL,
-    DEFAULT_CONNTRACK_SIZE, DEFAULT_MAX_REALS, DEFAULT_MAX_SERVICES, DEFAULT_METRICS_ADDRESS,
-    DEFAULT_NEIGHBOUR_REFRESH, DEFAULT_PIN_PATH, DEFAULT_WEIGHT, DaemonConfig, DataplaneConfig,
-    MAX_INTERFACES, MAX_REALS_RANGE, MAX_SERVICES_RANGE, MAX_WEIGHT, RealConfig, ServiceConfig,
-    TABLE_SIZE_RANGE, TimeoutsConfig, XdpModeConfig, format_mac, parse_mac,
+    CONNTRACK_SIZE_RANGE, Config, DAMPING_RANGE, DEFAULT_ADMIN_SOCKET, DEFAULT_AGEING_INTERVAL,
+    DEFAULT_CONNTRACK_SIZE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REALS, DEFAULT_MAX_SERVICES,
+    DEFAULT_METRICS_ADDRESS, DEFAULT_MIN_PRIMARIES, DEFAULT_NEIGHBOUR_REFRESH, DEFAULT_PIN_PATH,
+    DEFAULT_WEIGHT, DaemonConfig, DampingConfig, DataplaneConfig, FallbackConfig, MAX_INTERFACES,
+    MAX_REALS_RANGE, MAX_SERVICES_RANGE, MAX_WEIGHT, MIN_PRIMARIES_RANGE, OnDown, RISE_FALL_RANGE,
+    RealConfig, STATUS_RANGE, ServiceConfig, TABLE_SIZE_RANGE, TimeoutsConfig, XdpModeConfig,
+    format_mac, parse_mac,
 };
 
 /// How validation asks the system about things outside the file (tests pass

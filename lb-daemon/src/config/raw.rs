@@ -19,12 +19,18 @@ pub(super) type Bool = Spanned<bool>;
 pub(super) const TOP_LEVEL: [&str; 4] = ["daemon", "dataplane", "timeouts", "service"];
 
 /// Keys whose value is a duration string (for a hint on type errors).
-pub(super) const DURATION_KEYS: [&str; 5] = [
+pub(super) const DURATION_KEYS: [&str; 11] = [
     "neighbour_refresh",
     "tcp",
     "tcp_closing",
     "udp",
     "ageing_interval",
+    "slow_start",
+    "drain_timeout",
+    "interval",
+    "timeout",
+    "half_life",
+    "max_suppress",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -64,10 +70,23 @@ pub(super) struct RawService {
     pub protocol: Option<Text>,
     pub scheduler: Option<Text>,
     pub table_size: Option<Int>,
+    pub on_down: Option<Text>,
+    pub min_primaries: Option<Int>,
+    pub slow_start: Option<Text>,
+    pub fallback: Option<Text>,
+    pub fallback_mac: Option<Text>,
+    pub drain_timeout: Option<Text>,
     /// Only checked to be an array here; each real is deserialized on its
     /// own so that the errors of every real are reported.
     #[allow(dead_code)]
     pub real: Option<Vec<IgnoredAny>>,
+    /// `check` and `damping` are deserialized on their own too (as
+    /// [`RawCheck`] and [`RawDamping`]), so that a mistake in them does not
+    /// hide the errors of the rest of the service.
+    #[allow(dead_code)]
+    pub check: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub damping: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,4 +97,39 @@ pub(super) struct RawReal {
     pub weight: Option<Int>,
     pub backup: Option<Bool>,
     pub mac: Option<Text>,
+    /// A [`RawCheck`], deserialized on its own.
+    #[allow(dead_code)]
+    pub check: Option<IgnoredAny>,
+}
+
+/// `[service.check]`, or a real's `check` overriding it.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a check table ([service.check], or `check = { ... }` in a real)"
+)]
+pub(super) struct RawCheck {
+    pub kind: Option<Text>,
+    pub port: Option<Int>,
+    pub interval: Option<Text>,
+    pub timeout: Option<Text>,
+    pub rise: Option<Int>,
+    pub fall: Option<Int>,
+    pub path: Option<Text>,
+    pub host: Option<Text>,
+    pub expect_status: Option<Spanned<Vec<Int>>>,
+    pub expect_body: Option<Text>,
+    pub verify_tls: Option<Bool>,
+    pub command: Option<Spanned<Vec<Text>>>,
+}
+
+/// `[service.damping]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [service.damping] table")]
+pub(super) struct RawDamping {
+    pub penalty: Option<Int>,
+    pub suppress: Option<Int>,
+    pub reuse: Option<Int>,
+    pub half_life: Option<Text>,
+    pub max_suppress: Option<Text>,
 }

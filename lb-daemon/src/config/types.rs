@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::ageing::Timeouts;
 use crate::balancer::model::{Scheduler, ServiceAddr};
+use crate::health::spec::CheckSpec;
 use crate::sched::maglev;
 
 /// `daemon.admin_socket` when not given.
@@ -44,6 +45,20 @@ pub const TABLE_SIZE_RANGE: RangeInclusive<u32> = 257..=1_000_003;
 /// A real's weight when not given, and the largest allowed.
 pub const DEFAULT_WEIGHT: u32 = 1;
 pub const MAX_WEIGHT: u32 = 65_535;
+
+/// A service's `min_primaries` when not given (spares step in only when no
+/// primary is healthy), and its allowed range.
+pub const DEFAULT_MIN_PRIMARIES: u32 = 1;
+pub const MIN_PRIMARIES_RANGE: RangeInclusive<u32> = 1..=65_535;
+/// A service's `drain_timeout` when not given.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_mins(5);
+/// Allowed `rise` and `fall` of a check (the defaults are in
+/// [`crate::health::spec`]).
+pub const RISE_FALL_RANGE: RangeInclusive<u32> = 1..=100;
+/// Allowed status codes in a check's `expect_status`.
+pub const STATUS_RANGE: RangeInclusive<u32> = 100..=599;
+/// Allowed `penalty`, `suppress` and `reuse` of `[service.damping]`.
+pub const DAMPING_RANGE: RangeInclusive<u32> = 1..=1_000_000;
 
 /// The whole file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -189,10 +204,31 @@ pub struct ServiceConfig {
     /// In file order; no two share (address, port). May be empty: reals are
     /// often added later with `lbctl`.
     pub reals: Vec<RealConfig>,
+    /// `[service.check]`: how its reals are checked unless a real overrides
+    /// it (see [`ServiceConfig::check_for`]). Without the table, a TCP
+    /// connect with the default timers ([`CheckSpec::default`]).
+    pub check: CheckSpec,
+    /// What happens to the flows of a real that goes down.
+    pub on_down: OnDown,
+    /// Spares (`backup` reals) take traffic while fewer than this many
+    /// primaries are healthy: 1 (the default) = only when none is.
+    /// [`MIN_PRIMARIES_RANGE`].
+    pub min_primaries: u32,
+    /// A real that comes up (or is added) ramps its effective weight up over
+    /// this long; `None`: it gets its full weight at once. Positive.
+    pub slow_start: Option<Duration>,
+    /// The "sorry" server used when no primary or spare is healthy.
+    pub fallback: Option<FallbackConfig>,
+    /// A drained real is removed once its flows reach zero or this passes.
+    /// Positive; [`DEFAULT_DRAIN_TIMEOUT`] when not given.
+    pub drain_timeout: Duration,
+    /// `[service.damping]`; `None`: flapping reals are not held down.
+    pub damping: Option<DampingConfig>,
 }
 
 impl ServiceConfig {
-    /// A service with the default scheduler and table size and no reals.
+    /// A service with the default scheduler, table size, check and health
+    /// settings, and no reals.
     #[must_use]
     pub fn new(addr: ServiceAddr) -> Self {
         Self {
@@ -200,6 +236,13 @@ impl ServiceConfig {
             scheduler: Scheduler::WeightedLeastConnection,
             table_size: maglev::DEFAULT_SIZE,
             reals: Vec::new(),
+            check: CheckSpec::default(),
+            on_down: OnDown::default(),
+            min_primaries: DEFAULT_MIN_PRIMARIES,
+            slow_start: None,
+            fallback: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            damping: None,
         }
     }
 
@@ -207,6 +250,79 @@ impl ServiceConfig {
     #[must_use]
     pub fn real(&self, addr: IpAddr, port: u16) -> Option<&RealConfig> {
         self.reals.iter().find(|r| r.addr == addr && r.port == port)
+    }
+
+    /// The check that applies to `real` (one of this service's): its own if
+    /// it overrides the service's, else the service's.
+    #[must_use]
+    pub fn check_for<'a>(&'a self, real: &'a RealConfig) -> &'a CheckSpec {
+        real.check.as_ref().unwrap_or(&self.check)
+    }
+}
+
+/// A service's `on_down`: what happens to the established flows of a real
+/// that goes down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OnDown {
+    /// They move to a healthy real on their next packet (a dead server
+    /// cannot finish them).
+    #[default]
+    Reroute,
+    /// They stay on the real (for servers that are only overloaded).
+    Keep,
+}
+
+impl OnDown {
+    /// The name in the file.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            OnDown::Reroute => "reroute",
+            OnDown::Keep => "keep",
+        }
+    }
+}
+
+impl fmt::Display for OnDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A service's `fallback` ("sorry") server, reached at the service port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FallbackConfig {
+    /// Of the VIP's family; neither the VIP nor one of the service's reals.
+    pub addr: IpAddr,
+    /// `fallback_mac`; `None` resolves it from the neighbour table.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// `[service.damping]`: route-flap damping of reals. Every flap (a
+/// transition to down) adds `penalty`; the penalty halves every
+/// `half_life`; a real whose penalty exceeds `suppress` is held down until
+/// it decays below `reuse`, and never longer than `max_suppress`.
+/// Penalties are whole numbers in [`DAMPING_RANGE`], `reuse < suppress`,
+/// durations positive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DampingConfig {
+    pub penalty: u32,
+    pub suppress: u32,
+    pub reuse: u32,
+    pub half_life: Duration,
+    pub max_suppress: Duration,
+}
+
+impl Default for DampingConfig {
+    /// The values an empty `[service.damping]` table gets.
+    fn default() -> Self {
+        Self {
+            penalty: 1000,
+            suppress: 2000,
+            reuse: 750,
+            half_life: Duration::from_secs(30),
+            max_suppress: Duration::from_mins(5),
+        }
     }
 }
 
@@ -223,11 +339,15 @@ pub struct RealConfig {
     pub backup: bool,
     /// Static MAC; `None` resolves it from the neighbour table.
     pub mac: Option<[u8; 6]>,
+    /// The real's own check when its `check` table makes it differ from the
+    /// service's; `None`: the service's applies. Use
+    /// [`ServiceConfig::check_for`].
+    pub check: Option<CheckSpec>,
 }
 
 impl RealConfig {
     /// A real with the default weight, not a backup, MAC from the neighbour
-    /// table.
+    /// table, checked as its service says.
     #[must_use]
     pub fn new(addr: IpAddr, port: u16) -> Self {
         Self {
@@ -236,6 +356,7 @@ impl RealConfig {
             weight: DEFAULT_WEIGHT,
             backup: false,
             mac: None,
+            check: None,
         }
     }
 

@@ -26,7 +26,10 @@ use super::{ConfigError, ConfigErrors, Environment};
 use crate::balancer::model::{Protocol, Scheduler, ServiceAddr};
 use crate::dataplane::{DataplaneLimits, table_footprint};
 use crate::sched::maglev;
+use health::Health;
 use lb_common::MAX_LC_REALS;
+
+mod health;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -173,6 +176,20 @@ impl<'a> Checker<'a> {
     /// Deserializes one table; on error records it (with the path of the
     /// value it is about) and returns `None`.
     fn section<T: DeserializeOwned>(&mut self, path: &str, value: &Value<'_>) -> Option<T> {
+        // serde would read an array as the struct's fields in order.
+        if value.get_ref().as_array().is_some() {
+            let header: String = path
+                .split('.')
+                .map(|part| part.split('[').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(".");
+            self.error(
+                value.span().start,
+                path,
+                format!("expected a [{header}] table, found an array (write [{header}], not [[{header}]])"),
+            );
+            return None;
+        }
         match T::deserialize(ValueDeserializer::from(value.clone())) {
             Ok(raw) => Some(raw),
             Err(e) => {
@@ -532,7 +549,9 @@ impl<'a> Checker<'a> {
                 None
             }
         };
-        let reals = self.reals(path, item, vip, port);
+        let health = self.health(path, &raw, item);
+        let reals = self.reals(path, item, vip, port, &health);
+        let fallback = self.fallback(path, &raw, vip, &reals);
         Some(ServiceConfig {
             addr: ServiceAddr {
                 vip: vip?,
@@ -542,6 +561,13 @@ impl<'a> Checker<'a> {
             scheduler: scheduler.unwrap_or(Scheduler::WeightedLeastConnection),
             table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
             reals,
+            check: health.check,
+            on_down: health.on_down,
+            min_primaries: health.min_primaries,
+            slow_start: health.slow_start,
+            fallback,
+            drain_timeout: health.drain_timeout,
+            damping: health.damping,
         })
     }
 
@@ -551,6 +577,7 @@ impl<'a> Checker<'a> {
         service: &Value<'_>,
         vip: Option<IpAddr>,
         service_port: Option<u16>,
+        health: &Health,
     ) -> Vec<RealConfig> {
         let Some(items) = service
             .get_ref()
@@ -566,7 +593,7 @@ impl<'a> Checker<'a> {
             let path = format!("{service_path}.real[{j}]");
             let offset = item.span().start;
             self.real_tables.push((offset, path.clone()));
-            let Some(real) = self.real(&path, item, vip, service_port) else {
+            let Some(real) = self.real(&path, item, vip, service_port, health) else {
                 continue;
             };
             if let Some(first) = seen.get(&(real.addr, real.port)) {
@@ -592,6 +619,7 @@ impl<'a> Checker<'a> {
         item: &Value<'_>,
         vip: Option<IpAddr>,
         service_port: Option<u16>,
+        health: &Health,
     ) -> Option<RealConfig> {
         let raw = self.section::<RawReal>(path, item)?;
         let header = item.span().start;
@@ -656,12 +684,18 @@ impl<'a> Checker<'a> {
                     None
                 }
             });
+        let check = item
+            .get_ref()
+            .as_table()
+            .and_then(|t| t.get("check"))
+            .and_then(|value| self.real_check(path, value, &health.check_table, &health.check));
         Some(RealConfig {
             addr: addr?,
             port: port?,
             weight: weight.unwrap_or(super::types::DEFAULT_WEIGHT),
             backup: raw.backup.as_ref().is_some_and(|b: &Bool| *b.get_ref()),
             mac,
+            check,
         })
     }
 

@@ -58,7 +58,7 @@ impl Controller {
                     addr,
                     scheduler,
                     table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
-                    reals: Vec::new(),
+                    ..ServiceConfig::new(addr)
                 };
                 self.change(|doc| doc.add_service(&config).map_err(|e| e.to_string()))?;
                 Ok(done(format!("added service {addr} ({scheduler})"), None))
@@ -146,6 +146,7 @@ impl Controller {
             weight: weight.unwrap_or(1),
             backup,
             mac,
+            ..RealConfig::new(ip, port)
         };
         let name = config.name();
         self.change(|doc| doc.add_real(&addr, &config).map_err(|e| e.to_string()))?;
