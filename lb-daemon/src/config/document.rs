@@ -1026,7 +1026,7 @@ kind = "none"
                     },
                     port: Some(9000),
                     interval: Duration::from_secs(5),
-                    fast_interval: Duration::from_millis(250),
+                    fast_interval: crate::health::spec::DEFAULT_FAST_INTERVAL,
                     timeout: Duration::from_secs(4),
                     ..CheckSpec::default()
                 }),

@@ -430,7 +430,7 @@ address = "10.0.0.1"
             }),
             port: Some(8443),
             interval: Duration::from_secs(2),
-            fast_interval: Duration::from_millis(250),
+            fast_interval: crate::health::spec::DEFAULT_FAST_INTERVAL,
             timeout: Duration::from_millis(1500),
             rise: 3,
             fall: 4,

@@ -1,4 +1,10 @@
 //! Health checking of real servers: what to check (`spec`), the checks
 //! themselves, and the up/down state machine.
 
+pub mod damping;
+pub mod http;
+pub mod probe;
+pub mod scheduler;
 pub mod spec;
+pub mod state;
+pub mod tls;

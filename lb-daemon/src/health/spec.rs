@@ -39,10 +39,10 @@ pub struct HttpCheck {
 /// second, and while a transition is pending (some successes toward `rise`
 /// or failures toward `fall`) the next one after `fast_interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-pub const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(150);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(800);
 pub const DEFAULT_RISE: u32 = 2;
-pub const DEFAULT_FALL: u32 = 2;
+pub const DEFAULT_FALL: u32 = 10;
 
 /// A complete check of one real.
 #[derive(Clone, Debug, PartialEq, Eq)]

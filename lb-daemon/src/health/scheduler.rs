@@ -1,0 +1,654 @@
+//! Who is checked when: one tokio task per checked real, each probing at
+//! its own `interval` (or `fast_interval` while a transition is pending,
+//! see [`state`](super::state)), with a semaphore bounding the probes in
+//! flight. Each real's first probe is delayed by a fixed offset in
+//! `[0, interval)` derived from a hash of its key, so 10,000 reals added at
+//! once are spread over the interval instead of probed together, and the
+//! spread is the same after every restart.
+//!
+//! Every probe result is passed to the callback given to [`Checker::new`]
+//! as a [`HealthEvent`], with the transition it caused (if any): the
+//! daemon changes the data path on transitions and counts every probe for
+//! its metrics.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::{self, Write as _},
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::{runtime::Handle, sync::Semaphore, task::AbortHandle};
+
+use super::{
+    damping::{Damping, DampingState},
+    probe::{ProbeFailure, probe},
+    spec::{CheckKind, CheckSpec},
+    state::{Health, HealthState, History, HistoryEntry, Transition, next_probe, period},
+    tls::TlsConfigs,
+};
+
+/// A checked real: the service (`VIP:PORT/proto`) and the real
+/// (`IP:PORT`), as the config and `lbctl` name them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetKey {
+    pub service: String,
+    pub real: String,
+}
+
+impl TargetKey {
+    pub fn new(service: impl Into<String>, real: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            real: real.into(),
+        }
+    }
+}
+
+impl fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "real {} of {}", self.real, self.service)
+    }
+}
+
+/// A real to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub key: TargetKey,
+    /// The real's address (the check's `port` overrides the port).
+    pub addr: SocketAddr,
+    pub spec: CheckSpec,
+    /// Its health until the checks say otherwise (only for a new key).
+    pub initial: Health,
+}
+
+/// The result of one probe, or a change of health without a probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthEvent {
+    pub key: TargetKey,
+    /// The health changed (this is what the data path acts on).
+    pub transition: Option<Transition>,
+    /// The health now (with flap damping applied).
+    pub health: Health,
+    /// The probe's result. Changes that come without a probe (the real's
+    /// check became `none`, damping was turned off) carry `Ok(ZERO)`.
+    pub result: Result<Duration, ProbeFailure>,
+    /// Why the health changed, for the log and `lbctl` (with a transition).
+    pub reason: Option<String>,
+}
+
+/// Receives every [`HealthEvent`], on the runtime's worker threads (or on
+/// the thread calling [`Checker::set_targets`]/[`Checker::set_damping`]).
+/// It must not block and must not call back into the checker.
+pub type EventSink = Box<dyn Fn(HealthEvent) + Send + Sync>;
+
+/// The last probe of a real.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastProbe {
+    pub at: SystemTime,
+    pub result: Result<Duration, ProbeFailure>,
+}
+
+/// A real's state as `lbctl` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetStatus {
+    pub key: TargetKey,
+    pub addr: SocketAddr,
+    /// The health the data path uses (damping applied).
+    pub health: Health,
+    /// The health by the checks alone (rise/fall).
+    pub checks: Health,
+    /// Probes in the streak under way toward a transition.
+    pub streak: u32,
+    /// Flap damping holds the real down for this much longer.
+    pub held_for: Option<Duration>,
+    /// The flap-damping penalty now (0 without damping).
+    pub penalty: f64,
+    pub last: Option<LastProbe>,
+    /// The last transitions, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Runs the checks of a set of reals.
+pub struct Checker {
+    ctx: Arc<Context>,
+    targets: Mutex<HashMap<TargetKey, Slot>>,
+}
+
+/// What the probe tasks share.
+struct Context {
+    runtime: Handle,
+    semaphore: Semaphore,
+    tls: TlsConfigs,
+    sink: EventSink,
+    damping: Mutex<Option<Damping>>,
+}
+
+struct Slot {
+    addr: SocketAddr,
+    spec: CheckSpec,
+    shared: Arc<Mutex<Shared>>,
+    task: Option<AbortHandle>,
+}
+
+/// A real's state, updated by its task and read by `states`.
+struct Shared {
+    /// Bumped when the task is replaced or removed: a task that finds a
+    /// different number stops without touching the state.
+    generation: u64,
+    state: HealthState,
+    /// `state`'s health with damping applied.
+    health: Health,
+    damping: Option<DampingState>,
+    history: History,
+    last: Option<LastProbe>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Checker {
+    /// A checker whose probes run on `runtime`, at most `max_concurrent` at
+    /// a time, reporting to `sink`.
+    pub fn new(
+        runtime: Handle,
+        max_concurrent: usize,
+        tls: TlsConfigs,
+        sink: impl Fn(HealthEvent) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            ctx: Arc::new(Context {
+                runtime,
+                semaphore: Semaphore::new(max_concurrent.clamp(1, Semaphore::MAX_PERMITS)),
+                tls,
+                sink: Box::new(sink),
+                damping: Mutex::new(None),
+            }),
+            targets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the set of checked reals. A real whose address and check
+    /// are unchanged keeps its state and schedule; a changed one restarts
+    /// its probing (keeping its health); a new one starts with `initial`;
+    /// a missing one stops (an event already under way may still arrive).
+    /// Reals with `CheckKind::None` are not probed and are up.
+    pub fn set_targets(&self, targets: Vec<Target>) {
+        let mut events = Vec::new();
+        {
+            let mut map = lock(&self.targets);
+            let mut seen = HashSet::with_capacity(targets.len());
+            for target in targets {
+                seen.insert(target.key.clone());
+                if let Some(slot) = map.get_mut(&target.key) {
+                    if slot.addr == target.addr && slot.spec == target.spec {
+                        continue;
+                    }
+                    if let Some(task) = slot.task.take() {
+                        task.abort();
+                    }
+                    let generation = {
+                        let mut shared = lock(&slot.shared);
+                        shared.generation += 1;
+                        shared.state.reset_streaks();
+                        shared.generation
+                    };
+                    slot.addr = target.addr;
+                    slot.spec = target.spec;
+                    self.start(&target.key, slot, generation, &mut events);
+                } else {
+                    let mut slot = Slot {
+                        addr: target.addr,
+                        spec: target.spec,
+                        shared: Arc::new(Mutex::new(Shared::new(target.initial))),
+                        task: None,
+                    };
+                    self.start(&target.key, &mut slot, 0, &mut events);
+                    map.insert(target.key, slot);
+                }
+            }
+            map.retain(|key, slot| {
+                if seen.contains(key) {
+                    return true;
+                }
+                if let Some(task) = slot.task.take() {
+                    task.abort();
+                }
+                lock(&slot.shared).generation += 1;
+                false
+            });
+        }
+        for event in events {
+            (self.ctx.sink)(event);
+        }
+    }
+
+    fn start(
+        &self,
+        key: &TargetKey,
+        slot: &mut Slot,
+        generation: u64,
+        events: &mut Vec<HealthEvent>,
+    ) {
+        if slot.spec.kind == CheckKind::None {
+            let mut shared = lock(&slot.shared);
+            shared.state.force(Health::Up);
+            shared.damping = None;
+            if let Some(event) = shared.reevaluate(
+                key,
+                Instant::now(),
+                SystemTime::now(),
+                "no health check configured",
+            ) {
+                events.push(event);
+            }
+            return;
+        }
+        let task = self.ctx.runtime.spawn(run(
+            self.ctx.clone(),
+            key.clone(),
+            slot.addr,
+            slot.spec.clone(),
+            slot.shared.clone(),
+            generation,
+        ));
+        slot.task = Some(task.abort_handle());
+    }
+
+    /// Turns flap damping on (for every real) or off. Turning it off
+    /// releases held reals at once.
+    pub fn set_damping(&self, damping: Option<Damping>) {
+        *lock(&self.ctx.damping) = damping;
+        if damping.is_some() {
+            return;
+        }
+        let mut events = Vec::new();
+        {
+            let map = lock(&self.targets);
+            for (key, slot) in map.iter() {
+                let mut shared = lock(&slot.shared);
+                shared.damping = None;
+                if let Some(event) = shared.reevaluate(
+                    key,
+                    Instant::now(),
+                    SystemTime::now(),
+                    "flap damping turned off",
+                ) {
+                    events.push(event);
+                }
+            }
+        }
+        for event in events {
+            (self.ctx.sink)(event);
+        }
+    }
+
+    /// The health of one real, if it is checked.
+    #[must_use]
+    pub fn health(&self, key: &TargetKey) -> Option<Health> {
+        let map = lock(&self.targets);
+        map.get(key).map(|slot| lock(&slot.shared).health)
+    }
+
+    /// The number of reals (checked or `none`).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.targets).len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every real's state, sorted by key.
+    #[must_use]
+    pub fn states(&self) -> Vec<TargetStatus> {
+        let now = Instant::now();
+        let map = lock(&self.targets);
+        let mut out: Vec<TargetStatus> = map
+            .iter()
+            .map(|(key, slot)| {
+                let shared = lock(&slot.shared);
+                TargetStatus {
+                    key: key.clone(),
+                    addr: slot.addr,
+                    health: shared.health,
+                    checks: shared.state.health(),
+                    streak: shared.state.streak(),
+                    held_for: shared.damping.as_ref().and_then(|d| d.held_until(now)),
+                    penalty: shared.damping.as_ref().map_or(0.0, |d| d.penalty(now)),
+                    last: shared.last.clone(),
+                    history: shared.history.to_vec(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        let map = lock(&self.targets);
+        for slot in map.values() {
+            if let Some(task) = &slot.task {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn new(initial: Health) -> Self {
+        Self {
+            generation: 0,
+            state: HealthState::new(initial),
+            health: initial,
+            damping: None,
+            history: History::default(),
+            last: None,
+        }
+    }
+
+    /// Takes a probe result: the event to report and the period until the
+    /// next probe.
+    fn apply(
+        &mut self,
+        key: &TargetKey,
+        spec: &CheckSpec,
+        result: Result<Duration, ProbeFailure>,
+        now: Instant,
+        wall: SystemTime,
+        damping: Option<Damping>,
+    ) -> (HealthEvent, Duration) {
+        let raw = self.state.record(result.is_ok(), spec.rise, spec.fall);
+        match damping {
+            Some(config) => {
+                let state = self
+                    .damping
+                    .get_or_insert_with(|| DampingState::new(config));
+                if *state.config() != config {
+                    *state = DampingState::new(config);
+                }
+                if raw.is_some_and(|t| t.to == Health::Down) {
+                    state.on_flap(now);
+                }
+            }
+            None => self.damping = None,
+        }
+        let held = self.damping.as_mut().is_some_and(|d| d.is_held(now));
+        let want = if self.state.health() == Health::Up && !held {
+            Health::Up
+        } else {
+            Health::Down
+        };
+        let mut transition = None;
+        let mut reason = None;
+        if want != self.health {
+            let mut why = match (&result, want) {
+                (Err(failure), Health::Down) => failure.to_string(),
+                (_, Health::Down) => "held down by flap damping".to_owned(),
+                (_, Health::Up) if raw.is_none() => "flap damping hold ended".to_owned(),
+                (_, Health::Up) if spec.rise <= 1 => "check passed".to_owned(),
+                (_, Health::Up) => format!("{} consecutive checks passed", spec.rise),
+            };
+            if want == Health::Down
+                && let Some(left) = self.damping.as_ref().and_then(|d| d.held_until(now))
+            {
+                let _ = write!(
+                    why,
+                    " (flapping: held down for {})",
+                    crate::config::format_duration(left)
+                );
+            }
+            let t = Transition {
+                from: self.health,
+                to: want,
+            };
+            self.note(t, wall, why.clone());
+            transition = Some(t);
+            reason = Some(why);
+        }
+        self.last = Some(LastProbe {
+            at: wall,
+            result: result.clone(),
+        });
+        let next = if held && self.state.health() == Health::Up {
+            spec.interval
+        } else {
+            period(&self.state, spec)
+        };
+        (
+            HealthEvent {
+                key: key.clone(),
+                transition,
+                health: self.health,
+                result,
+                reason,
+            },
+            next,
+        )
+    }
+
+    /// Brings `health` in line with the state after a change that came
+    /// without a probe.
+    fn reevaluate(
+        &mut self,
+        key: &TargetKey,
+        now: Instant,
+        wall: SystemTime,
+        why: &str,
+    ) -> Option<HealthEvent> {
+        let held = self.damping.as_mut().is_some_and(|d| d.is_held(now));
+        let want = if self.state.health() == Health::Up && !held {
+            Health::Up
+        } else {
+            Health::Down
+        };
+        if want == self.health {
+            return None;
+        }
+        let t = Transition {
+            from: self.health,
+            to: want,
+        };
+        self.note(t, wall, why.to_owned());
+        Some(HealthEvent {
+            key: key.clone(),
+            transition: Some(t),
+            health: want,
+            result: Ok(Duration::ZERO),
+            reason: Some(why.to_owned()),
+        })
+    }
+
+    fn note(&mut self, transition: Transition, at: SystemTime, reason: String) {
+        self.health = transition.to;
+        self.history.push(HistoryEntry {
+            at,
+            transition,
+            reason,
+        });
+    }
+}
+
+/// The offset of a real's first probe in `[0, interval)`: a hash of its
+/// key (FNV-1a, then a mixer), the same on every run.
+#[must_use]
+pub fn first_offset(key: &TargetKey, interval: Duration) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key
+        .service
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(key.real.bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // splitmix64 finalizer: FNV's low bits alone are poorly spread.
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    let nanos = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(hash % nanos)
+}
+
+/// The probe loop of one real.
+async fn run(
+    ctx: Arc<Context>,
+    key: TargetKey,
+    addr: SocketAddr,
+    spec: CheckSpec,
+    shared: Arc<Mutex<Shared>>,
+    generation: u64,
+) {
+    let mut due = tokio::time::Instant::now() + first_offset(&key, spec.interval);
+    loop {
+        tokio::time::sleep_until(due).await;
+        let Ok(permit) = ctx.semaphore.acquire().await else {
+            return;
+        };
+        let result = probe(&spec, addr, &ctx.tls).await;
+        drop(permit);
+        let finished = tokio::time::Instant::now();
+        let damping = *lock(&ctx.damping);
+        let (event, period) = {
+            let mut shared = lock(&shared);
+            if shared.generation != generation {
+                return;
+            }
+            shared.apply(
+                &key,
+                &spec,
+                result,
+                finished.into_std(),
+                SystemTime::now(),
+                damping,
+            )
+        };
+        (ctx.sink)(event);
+        due = next_probe(due, finished, period);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{probe::FailureReason, state::recommended_spec};
+
+    fn key(i: usize) -> TargetKey {
+        TargetKey::new(
+            "10.0.0.1:80/tcp",
+            format!("192.168.{}.{}:80", i / 250, i % 250),
+        )
+    }
+
+    #[test]
+    fn offsets_are_spread_and_stable() {
+        let interval = Duration::from_secs(1);
+        let mut buckets = [0_u32; 10];
+        for i in 0..10_000 {
+            let offset = first_offset(&key(i), interval);
+            assert!(offset < interval);
+            assert_eq!(offset, first_offset(&key(i), interval));
+            buckets[(offset.as_millis() / 100) as usize] += 1;
+        }
+        // 1000 per 100 ms bucket expected.
+        assert!(
+            buckets.iter().all(|&b| (850..1150).contains(&b)),
+            "{buckets:?}"
+        );
+        assert_eq!(first_offset(&key(1), Duration::ZERO), Duration::ZERO);
+    }
+
+    fn fail() -> Result<Duration, ProbeFailure> {
+        Err(ProbeFailure::new(
+            FailureReason::Refused,
+            "connect: connection refused",
+        ))
+    }
+
+    #[test]
+    fn apply_reports_transitions_with_reasons() {
+        let spec = CheckSpec {
+            rise: 2,
+            fall: 2,
+            ..recommended_spec()
+        };
+        let k = key(1);
+        let mut s = Shared::new(Health::Up);
+        let t0 = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH;
+        let (e, next) = s.apply(&k, &spec, fail(), t0, wall, None);
+        assert_eq!(e.transition, None);
+        assert_eq!(next, spec.fast_interval);
+        let (e, next) = s.apply(&k, &spec, fail(), t0, wall, None);
+        assert_eq!(
+            e.transition,
+            Some(Transition {
+                from: Health::Up,
+                to: Health::Down
+            })
+        );
+        assert_eq!(e.reason.as_deref(), Some("connect: connection refused"));
+        assert_eq!(next, spec.interval);
+        s.apply(&k, &spec, Ok(Duration::ZERO), t0, wall, None);
+        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), t0, wall, None);
+        assert_eq!(e.health, Health::Up);
+        assert_eq!(e.reason.as_deref(), Some("2 consecutive checks passed"));
+        assert_eq!(s.history.len(), 2);
+    }
+
+    #[test]
+    fn damping_holds_a_flapping_real_down() {
+        let spec = CheckSpec {
+            rise: 1,
+            fall: 1,
+            ..recommended_spec()
+        };
+        let k = key(1);
+        let mut s = Shared::new(Health::Up);
+        let t0 = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH;
+        let damping = Some(Damping::default());
+        let mut ups = 0;
+        for i in 0..6 {
+            let at = t0 + Duration::from_secs(i);
+            let (e, _) = s.apply(&k, &spec, fail(), at, wall, damping);
+            assert_eq!(e.health, Health::Down);
+            let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), at, wall, damping);
+            if e.health == Health::Up {
+                ups += 1;
+            }
+        }
+        // Up after the first two flaps, held down from the third.
+        assert_eq!(ups, 2);
+        assert_eq!(s.state.health(), Health::Up);
+        assert_eq!(s.health, Health::Down);
+        let held = s
+            .damping
+            .as_ref()
+            .unwrap()
+            .held_until(t0 + Duration::from_secs(5));
+        assert!(held.is_some());
+        assert!(
+            s.history
+                .iter()
+                .any(|h| h.reason.contains("flapping: held down for"))
+        );
+        // Passing checks after the hold bring it up.
+        let later = t0 + Duration::from_mins(10);
+        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), later, wall, damping);
+        assert_eq!(e.health, Health::Up);
+        assert_eq!(e.reason.as_deref(), Some("flap damping hold ended"));
+    }
+}
