@@ -128,10 +128,18 @@ pub struct ServiceStatus {
 pub struct RealStatus {
     /// `IP:PORT`.
     pub real: String,
+    /// Configured weight.
     pub weight: u32,
-    /// `up`, `drained` (weight 0), `unresolved` (no MAC yet), `backup`, or
-    /// `removed` (no longer configured; kept while flows remain).
+    /// Weight for new connections now (health, spares, slow start).
+    #[serde(default)]
+    pub effective_weight: u32,
+    /// `up`, `down` (health check), `drained` (weight 0), `unresolved` (no
+    /// MAC yet), `backup_idle`, `backup_active`, or `removed` (no longer
+    /// configured; kept while flows remain).
     pub state: String,
+    /// Why the health check last changed its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
     pub mac: Option<String>,
     pub active_connections: u64,
     pub connections: u64,

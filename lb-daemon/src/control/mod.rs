@@ -9,6 +9,7 @@
 //! so the file always describes the running state.
 
 pub mod effective;
+mod health;
 mod requests;
 mod status;
 mod trace;
@@ -81,6 +82,8 @@ pub struct Controller {
     /// their established flows keep forwarding there, but they get no new
     /// connections. Losing a MAC for a moment must not reset connections.
     last_known: BTreeMap<IpAddr, [u8; 6]>,
+    /// Health of reals, from the checker (absent: up).
+    health: std::collections::HashMap<crate::health::scheduler::TargetKey, health::RealHealth>,
     /// Flows left by the last ageing pass: `status` reports it instead of
     /// walking a table of up to millions of entries on every call.
     flow_count: Option<u64>,
@@ -110,6 +113,7 @@ impl Controller {
             macs: resolved,
             last_known,
             flow_count: None,
+            health: std::collections::HashMap::new(),
         }
     }
 
@@ -137,13 +141,21 @@ impl Controller {
     /// Reals whose MAC must come from the neighbour table.
     #[must_use]
     pub fn reals_to_resolve(&self) -> BTreeSet<IpAddr> {
-        self.config
+        let reals = self
+            .config
             .services
             .iter()
             .flat_map(|s| s.reals.iter())
             .filter(|r| r.mac.is_none())
-            .map(|r| r.addr)
-            .collect()
+            .map(|r| r.addr);
+        let fallbacks = self
+            .config
+            .services
+            .iter()
+            .filter_map(|s| s.fallback.as_ref())
+            .filter(|f| f.mac.is_none())
+            .map(|f| f.addr);
+        reals.chain(fallbacks).collect()
     }
 
     /// Reals that need a MAC from the neighbour table and have none yet.
@@ -207,7 +219,12 @@ impl Controller {
             .config
             .services
             .iter()
-            .filter(|s| s.reals.iter().any(|r| r.addr == ip && r.mac.is_none()))
+            .filter(|s| {
+                s.reals.iter().any(|r| r.addr == ip && r.mac.is_none())
+                    || s.fallback
+                        .as_ref()
+                        .is_some_and(|f| f.addr == ip && f.mac.is_none())
+            })
             .cloned()
             .collect();
         for service in &affected {
@@ -240,35 +257,59 @@ impl Controller {
             .or_else(|| self.macs.get(&ip).copied())
     }
 
-    /// What the balancer programs for a configured service. Spare (backup)
-    /// reals get a slot but weight 0 until the health checker activates
-    /// them; a real without a resolved MAC gets no new connections (weight
-    /// 0) but keeps forwarding its flows to its last known MAC.
+    /// What the balancer programs for a configured service: each real's
+    /// weight for new connections from its configured weight, health,
+    /// MAC, spare status and slow start (`effective`); a real without a
+    /// resolved MAC keeps forwarding its flows to its last known MAC; a
+    /// down real's flows move (unless `on_down = "keep"`).
     #[must_use]
     pub fn spec(&self, service: &ServiceConfig) -> ServiceSpec {
+        let resolved =
+            |addr: IpAddr, mac: Option<[u8; 6]>| mac.or_else(|| self.macs.get(&addr).copied());
+        let inputs: Vec<effective::RealInput> = service
+            .reals
+            .iter()
+            .map(|r| {
+                let health = self.real_health(service, &r.name());
+                effective::RealInput {
+                    weight: r.weight,
+                    backup: r.backup,
+                    resolved: resolved(r.addr, r.mac).is_some(),
+                    down: health.is_some_and(|h| h.down),
+                    draining: false,
+                    up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
+                }
+            })
+            .collect();
+        let policy = effective::Policy {
+            min_primaries: service.min_primaries,
+            slow_start: service.slow_start,
+            reroute_on_down: service.on_down == crate::config::OnDown::Reroute,
+        };
+        let (weights, _) = effective::effective(&inputs, policy);
         ServiceSpec {
-            fallback: None,
             addr: service.addr,
             scheduler: service.scheduler,
             table_size: service.table_size,
             reals: service
                 .reals
                 .iter()
-                .map(|r| {
-                    let resolved = r.mac.or_else(|| self.macs.get(&r.addr).copied());
-                    RealSpec {
-                        addr: r.addr,
-                        port: r.port,
-                        weight: if r.backup || resolved.is_none() {
-                            0
-                        } else {
-                            r.weight
-                        },
-                        mac: resolved.or_else(|| self.last_known.get(&r.addr).copied()),
-                        reroute: false,
-                    }
+                .zip(weights)
+                .map(|(r, eff)| RealSpec {
+                    addr: r.addr,
+                    port: r.port,
+                    weight: eff.weight,
+                    mac: resolved(r.addr, r.mac).or_else(|| self.last_known.get(&r.addr).copied()),
+                    reroute: eff.reroute,
                 })
                 .collect(),
+            fallback: service.fallback.as_ref().map(|f| RealSpec {
+                addr: f.addr,
+                port: service.addr.port,
+                weight: 0,
+                mac: resolved(f.addr, f.mac),
+                reroute: false,
+            }),
         }
     }
 

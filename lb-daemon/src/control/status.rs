@@ -26,20 +26,29 @@ impl Controller {
                 None => TrafficStats::default(),
             };
             let mut reals = Vec::new();
-            for real in &service.reals {
+            let spec = self.spec(service);
+            for (real, programmed) in service.reals.iter().zip(&spec.reals) {
                 let name = real.name();
                 let mac = self.mac_of(service, real.addr);
-                let real_state = if real.backup {
-                    "backup"
+                let health = self.real_health(service, &name);
+                let real_state = if health.is_some_and(|h| h.down) {
+                    "down"
                 } else if mac.is_none() {
                     "unresolved"
+                } else if real.backup && programmed.weight > 0 {
+                    "backup_active"
+                } else if real.backup {
+                    "backup_idle"
                 } else if real.weight == 0 {
                     "drained"
                 } else {
                     "up"
                 };
                 let slot = self.lb.real_id(&service.addr, &name);
-                reals.push(self.real_status(name, real.weight, real_state, mac, slot)?);
+                let mut view = self.real_status(name, real.weight, real_state, mac, slot)?;
+                view.effective_weight = programmed.weight;
+                view.health_reason = health.and_then(|h| h.reason.clone());
+                reals.push(view);
             }
             for ((addr, name), slot) in self.lb.retired() {
                 if *addr == service.addr {
@@ -97,6 +106,8 @@ impl Controller {
         Ok(RealStatus {
             real,
             weight,
+            effective_weight: 0,
+            health_reason: None,
             state: state.into(),
             mac: mac.map(crate::config::format_mac),
             active_connections: active,

@@ -16,6 +16,11 @@ use lb_daemon::{
     config::{self, Config, SystemEnvironment, XdpModeConfig},
     control::Controller,
     dataplane::{Attachment, Dataplane, DataplaneLimits, Origin, PinDir},
+    health::{
+        scheduler::{Checker, HealthEvent},
+        state::Health,
+        tls::TlsConfigs,
+    },
     netlink::Netlink,
 };
 use tokio::sync::oneshot;
@@ -29,6 +34,8 @@ pub enum Event {
     Reload,
     /// A real's MAC appeared, changed or went away.
     Mac(IpAddr, Option<[u8; 6]>),
+    /// A health-check result.
+    Health(HealthEvent),
     Shutdown,
 }
 
@@ -78,7 +85,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
 
     attach_all(&mut controller, &interfaces, &config)?;
     let vip_iface = interfaces[0].1;
-    let mut held = vips::sync(&mut netlink, vip_iface, &previous_vips, &controller.vips());
+    let held = vips::sync(&mut netlink, vip_iface, &previous_vips, &controller.vips());
     for ip in controller.unresolved_reals() {
         tracing::warn!(real = %ip, "MAC not resolved yet: out of rotation until it is");
     }
@@ -124,120 +131,219 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .name("admin".into())
         .spawn(move || runtime.block_on(server::serve(admin, server_events)))?;
 
-    controller_loop(
-        &mut controller,
-        &inbox,
-        &mut netlink,
-        vip_iface,
-        &mut held,
-        &wanted,
-        &waker,
-    );
+    let (health_runtime, checker) = start_checker(&controller, &events)?;
 
-    drop(waker);
+    let mut host = Host {
+        netlink,
+        vip_iface,
+        held,
+        wanted,
+        waker,
+        checker,
+    };
+    controller_loop(&mut controller, &inbox, &mut host);
+
+    drop(host);
     drop(events);
     let _ = neighbour_thread.join();
     drop(server);
+    health_runtime.shutdown_background();
     tracing::info!("stopped; the data path keeps forwarding (`lbd teardown` removes it)");
     Ok(())
 }
 
-/// Serves events one at a time until shutdown; ages the connection table
-/// between them.
-fn controller_loop(
-    controller: &mut Controller,
-    inbox: &mpsc::Receiver<Event>,
-    netlink: &mut Netlink,
+/// The health checker, on its own small runtime (one worker keeps 10,000
+/// reals at a 1 s interval under a quarter of a core), reporting to the
+/// controller loop.
+fn start_checker(
+    controller: &Controller,
+    events: &mpsc::Sender<Event>,
+) -> anyhow::Result<(tokio::runtime::Runtime, Checker)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("health")
+        .enable_all()
+        .build()?;
+    let events = Mutex::new(events.clone());
+    let checker = Checker::new(
+        runtime.handle().clone(),
+        MAX_CONCURRENT_PROBES,
+        TlsConfigs::new().context("TLS roots for https checks")?,
+        move |event| {
+            let _ = events.lock().map(|tx| tx.send(Event::Health(event)));
+        },
+    );
+    checker.set_damping(controller.damping());
+    checker.set_targets(controller.health_targets());
+    Ok((runtime, checker))
+}
+
+/// Probes in flight at most.
+const MAX_CONCURRENT_PROBES: usize = 1000;
+/// How often reals in slow start get their next, larger weight.
+const RAMP_STEP: Duration = Duration::from_secs(1);
+
+/// What the controller loop drives outside the controller: VIP addresses,
+/// the neighbour thread's wanted set, the health checker.
+struct Host {
+    netlink: Netlink,
     vip_iface: u32,
-    held: &mut BTreeSet<IpAddr>,
-    wanted: &Wanted,
-    waker: &mpsc::Sender<()>,
-) {
+    held: BTreeSet<IpAddr>,
+    wanted: Wanted,
+    waker: mpsc::Sender<()>,
+    checker: Checker,
+}
+
+impl Host {
+    /// Brings VIPs, neighbour targets and health targets in line with the
+    /// controller after an event (`config_changed`: the config may differ).
+    fn sync(&mut self, controller: &mut Controller, config_changed: bool) {
+        controller.forget_unused_macs();
+        let now_wanted = controller.reals_to_resolve();
+        let mut current = self.wanted.lock().expect("wanted lock");
+        if *current != now_wanted {
+            *current = now_wanted;
+            // New reals: resolve them now, not at the next refresh.
+            let _ = self.waker.send(());
+        }
+        drop(current);
+        let vips = controller.vips();
+        if vips != self.held {
+            self.held = vips::sync(&mut self.netlink, self.vip_iface, &self.held, &vips);
+        }
+        if config_changed {
+            controller.forget_unused_health();
+            self.checker.set_damping(controller.damping());
+            self.checker.set_targets(controller.health_targets());
+        }
+    }
+}
+
+/// Serves events one at a time until shutdown; between them ages the
+/// connection table and steps slow starts.
+fn controller_loop(controller: &mut Controller, inbox: &mpsc::Receiver<Event>, host: &mut Host) {
     let mut next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+    let mut next_ramp = Instant::now() + RAMP_STEP;
     loop {
-        let timeout = next_ageing.saturating_duration_since(Instant::now());
+        let timeout = next_ageing
+            .min(next_ramp)
+            .saturating_duration_since(Instant::now());
         let event = match inbox.recv_timeout(timeout) {
             Ok(event) => event,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                match controller.age() {
-                    Ok(report) if report.expired > 0 || report.released_reals > 0 => {
-                        tracing::info!(
-                            flows = report.flows_seen,
-                            expired = report.expired,
-                            released_reals = report.released_reals,
-                            "aged the connection table"
-                        );
+                if Instant::now() >= next_ramp {
+                    if let Err(e) = controller.ramp() {
+                        tracing::error!(error = %e, "slow start step");
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "ageing the connection table"),
+                    next_ramp = Instant::now() + RAMP_STEP;
                 }
-                next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+                if Instant::now() >= next_ageing {
+                    age(controller);
+                    next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        match event {
-            Event::Shutdown => return,
-            Event::Admin(request, reply) => {
-                let summary = format!("{request:?}");
-                let is_read = matches!(
-                    request,
-                    Request::Status | Request::Flows { .. } | Request::Trace { .. }
-                );
-                let response = controller.handle(request);
-                if !is_read {
-                    match &response.error {
-                        None => tracing::info!(request = %summary, "lbctl change applied"),
-                        Some(e) => {
-                            tracing::warn!(request = %summary, error = %e, "lbctl change refused");
-                        }
+        let config_changed = matches!(event, Event::Admin(..) | Event::Reload);
+        if !handle(controller, event) {
+            return;
+        }
+        host.sync(controller, config_changed);
+    }
+}
+
+fn age(controller: &mut Controller) {
+    match controller.age() {
+        Ok(report) if report.expired > 0 || report.released_reals > 0 => {
+            tracing::info!(
+                flows = report.flows_seen,
+                expired = report.expired,
+                released_reals = report.released_reals,
+                "aged the connection table"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "ageing the connection table"),
+    }
+}
+
+/// One event; false on shutdown.
+fn handle(controller: &mut Controller, event: Event) -> bool {
+    match event {
+        Event::Shutdown => return false,
+        Event::Admin(request, reply) => {
+            let summary = format!("{request:?}");
+            let is_read = matches!(
+                request,
+                Request::Status | Request::Flows { .. } | Request::Trace { .. }
+            );
+            let response = controller.handle(request);
+            if !is_read {
+                match &response.error {
+                    None => tracing::info!(request = %summary, "lbctl change applied"),
+                    Some(e) => {
+                        tracing::warn!(request = %summary, error = %e, "lbctl change refused");
                     }
                 }
-                let _ = reply.send(response);
             }
-            Event::Reload => match controller.reload() {
-                Ok(diff) => tracing::info!(
-                    added = diff.added.len(),
-                    removed = diff.removed.len(),
-                    changed = diff.changed.len(),
-                    unchanged = diff.unchanged,
-                    "config reloaded (SIGHUP)"
+            let _ = reply.send(response);
+        }
+        Event::Reload => match controller.reload() {
+            Ok(diff) => tracing::info!(
+                added = diff.added.len(),
+                removed = diff.removed.len(),
+                changed = diff.changed.len(),
+                unchanged = diff.unchanged,
+                "config reloaded (SIGHUP)"
+            ),
+            Err(e) => tracing::error!(
+                "config reload (SIGHUP) refused; still running the previous config: {e}"
+            ),
+        },
+        Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
+            Ok(services) if !services.is_empty() => match mac {
+                Some(mac) => tracing::info!(
+                    real = %ip,
+                    mac = %config::format_mac(mac),
+                    services = services.len(),
+                    "real's MAC resolved: in rotation"
                 ),
-                Err(e) => tracing::error!(
-                    "config reload (SIGHUP) refused; still running the previous config: {e}"
+                None => tracing::warn!(
+                    real = %ip,
+                    "real's MAC is no longer resolvable: no new connections until it is \
+                     (established flows continue)"
                 ),
             },
-            Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
-                Ok(services) if !services.is_empty() => match mac {
-                    Some(mac) => tracing::info!(
-                        real = %ip,
-                        mac = %config::format_mac(mac),
-                        services = services.len(),
-                        "real's MAC resolved: in rotation"
-                    ),
-                    None => tracing::warn!(
-                        real = %ip,
-                        "real's MAC is no longer resolvable: no new connections until it is (established flows continue)"
-                    ),
-                },
-                Ok(_) => {}
-                Err(e) => tracing::error!(real = %ip, error = %e, "updating a real's MAC"),
-            },
-        }
-        controller.forget_unused_macs();
-        let now_wanted = controller.reals_to_resolve();
-        let mut current = wanted.lock().expect("wanted lock");
-        if *current != now_wanted {
-            *current = now_wanted;
-            // New reals: resolve them now, not at the next refresh.
-            let _ = waker.send(());
-        }
-        drop(current);
-        let vips = controller.vips();
-        if vips != *held {
-            *held = vips::sync(netlink, vip_iface, held, &vips);
+            Ok(_) => {}
+            Err(e) => tracing::error!(real = %ip, error = %e, "updating a real's MAC"),
+        },
+        Event::Health(event) => {
+            let changed = controller.on_health(&event);
+            if let Some(t) = event.transition {
+                let reason = event.reason.as_deref().unwrap_or("");
+                if t.to == Health::Down {
+                    tracing::warn!(
+                        service = %event.key.service,
+                        real = %event.key.real,
+                        reason,
+                        "real DOWN: out of rotation"
+                    );
+                } else {
+                    tracing::info!(
+                        service = %event.key.service,
+                        real = %event.key.real,
+                        reason,
+                        "real UP: in rotation"
+                    );
+                }
+            }
+            if let Err(e) = changed {
+                tracing::error!(real = %event.key.real, error = %e, "applying a health change");
+            }
         }
     }
+    true
 }
 
 /// Index and MAC of every configured interface.
