@@ -82,6 +82,8 @@ pub struct Controller {
     /// their established flows keep forwarding there, but they get no new
     /// connections. Losing a MAC for a moment must not reset connections.
     last_known: BTreeMap<IpAddr, [u8; 6]>,
+    /// Reals being drained: removed when their flows end or at the deadline.
+    drains: std::collections::HashMap<(ServiceAddr, String), std::time::Instant>,
     /// Health of reals, from the checker (absent: up).
     health: std::collections::HashMap<crate::health::scheduler::TargetKey, health::RealHealth>,
     /// Flows left by the last ageing pass: `status` reports it instead of
@@ -114,6 +116,7 @@ impl Controller {
             last_known,
             flow_count: None,
             health: std::collections::HashMap::new(),
+            drains: std::collections::HashMap::new(),
         }
     }
 
@@ -276,7 +279,7 @@ impl Controller {
                     backup: r.backup,
                     resolved: resolved(r.addr, r.mac).is_some(),
                     down: health.is_some_and(|h| h.down),
-                    draining: false,
+                    draining: self.is_draining(&service.addr, &r.name()),
                     up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
                 }
             })

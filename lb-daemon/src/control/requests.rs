@@ -112,10 +112,18 @@ impl Controller {
                         .map_err(|e| e.to_string())
                 })?;
                 let active = self.active_on(&addr, ip, port);
+                let timeout = self
+                    .config
+                    .service(&addr)
+                    .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
+                let name = std::net::SocketAddr::new(ip, port).to_string();
+                self.drains
+                    .insert((addr, name.clone()), std::time::Instant::now() + timeout);
                 Ok(done(
                     format!(
-                        "draining {} in {addr}: no new connections, {active} established flows left",
-                        std::net::SocketAddr::new(ip, port)
+                        "draining {name} in {addr}: no new connections, {active} established \
+                         flows left; removed when they end or in {}",
+                        crate::config::format_duration(timeout)
                     ),
                     Some(active),
                 ))
@@ -168,6 +176,45 @@ impl Controller {
         self.config
             .service(service)
             .is_some_and(|s| self.mac_of(s, ip).is_some())
+    }
+
+    /// Removes drained reals whose flows have ended or whose drain timed
+    /// out (the removal is written to the config file like an lbctl
+    /// change). Returns what was removed, with the flows left at removal.
+    pub fn finish_drains(&mut self) -> Vec<(ServiceAddr, String, u64)> {
+        let now = std::time::Instant::now();
+        let due: Vec<((ServiceAddr, String), u64)> = self
+            .drains
+            .iter()
+            .filter_map(|((addr, name), deadline)| {
+                let sock: std::net::SocketAddr = name.parse().ok()?;
+                let active = self.active_on(addr, sock.ip(), sock.port());
+                (active == 0 || now >= *deadline).then(|| ((*addr, name.clone()), active))
+            })
+            .collect();
+        let mut removed = Vec::new();
+        for ((addr, name), active) in due {
+            self.drains.remove(&(addr, name.clone()));
+            let Ok(sock) = name.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            match self.change(|doc| {
+                doc.remove_real(&addr, sock.ip(), sock.port())
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(_) => removed.push((addr, name, active)),
+                Err(e) => {
+                    tracing::warn!(service = %addr, real = %name, error = %e, "removing a drained real")
+                }
+            }
+        }
+        removed
+    }
+
+    /// Whether a real is being drained.
+    #[must_use]
+    pub fn is_draining(&self, addr: &ServiceAddr, name: &str) -> bool {
+        self.drains.contains_key(&(*addr, name.to_owned()))
     }
 
     /// Flows currently on a real (also after it was removed).

@@ -31,7 +31,9 @@ impl Controller {
                 let name = real.name();
                 let mac = self.mac_of(service, real.addr);
                 let health = self.real_health(service, &name);
-                let real_state = if health.is_some_and(|h| h.down) {
+                let real_state = if self.is_draining(&service.addr, &name) {
+                    "draining"
+                } else if health.is_some_and(|h| h.down) {
                     "down"
                 } else if mac.is_none() {
                     "unresolved"

@@ -180,7 +180,8 @@ fn start_checker(
 
 /// Probes in flight at most.
 const MAX_CONCURRENT_PROBES: usize = 1000;
-/// How often reals in slow start get their next, larger weight.
+/// How often reals in slow start get their next, larger weight, and
+/// drained reals are checked for removal.
 const RAMP_STEP: Duration = Duration::from_secs(1);
 
 /// What the controller loop drives outside the controller: VIP addresses,
@@ -234,6 +235,18 @@ fn controller_loop(controller: &mut Controller, inbox: &mpsc::Receiver<Event>, h
                 if Instant::now() >= next_ramp {
                     if let Err(e) = controller.ramp() {
                         tracing::error!(error = %e, "slow start step");
+                    }
+                    let removed = controller.finish_drains();
+                    for (service, real, active) in &removed {
+                        tracing::info!(
+                            %service,
+                            %real,
+                            flows_left = active,
+                            "drained real removed"
+                        );
+                    }
+                    if !removed.is_empty() {
+                        host.sync(controller, true);
                     }
                     next_ramp = Instant::now() + RAMP_STEP;
                 }
