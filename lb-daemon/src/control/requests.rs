@@ -204,7 +204,7 @@ impl Controller {
             }) {
                 Ok(_) => removed.push((addr, name, active)),
                 Err(e) => {
-                    tracing::warn!(service = %addr, real = %name, error = %e, "removing a drained real")
+                    tracing::warn!(service = %addr, real = %name, error = %e, "removing a drained real");
                 }
             }
         }
