@@ -86,6 +86,18 @@ fn a_killed_real_is_out_within_3s_and_back_within_2s_of_answering() {
         back.as_secs_f64() * 1e3
     );
     assert!(back < Duration::from_secs(2), "{back:?}\n{}", lbd.log());
+
+    // lbctl health shows the history with the reasons.
+    let health = lbd.lbctl_ok(&["health"]).unwrap();
+    println!("{health}");
+    assert!(
+        health.contains("down (connect: connection refused)"),
+        "{health}"
+    );
+    assert!(
+        health.contains("up (2 consecutive checks passed)"),
+        "{health}"
+    );
 }
 
 /// A service block with spares: `primaries` and `spares` are lab reals.

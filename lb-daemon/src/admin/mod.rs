@@ -60,6 +60,8 @@ pub enum Request {
     },
     /// Re-read the config file (like SIGHUP), reporting errors to the caller.
     Reload,
+    /// Health-check state of every real, with its recent transitions.
+    Health,
 }
 
 /// The reply: `{"ok": true, "data": …}` or `{"ok": false, "error": "…"}`.
@@ -180,4 +182,33 @@ pub struct ChangeResult {
     /// For drains and removals: flows still on the real.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_connections: Option<u64>,
+}
+
+/// `Health` data: one per checked real.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RealHealthStatus {
+    pub service: String,
+    pub real: String,
+    /// `up` or `down`, as the data path uses it (damping applied).
+    pub health: String,
+    /// What the checks alone say.
+    pub checks: String,
+    /// Probes in the streak under way toward a transition.
+    pub streak: u32,
+    /// Seconds flap damping still holds it down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for_seconds: Option<f64>,
+    pub damping_penalty: f64,
+    /// The last probe: `ok (1.2 ms)` or its failure.
+    pub last_probe: Option<String>,
+    /// Recent transitions, oldest first.
+    pub history: Vec<HealthTransition>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthTransition {
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    pub to: String,
+    pub reason: String,
 }

@@ -29,6 +29,9 @@ impl Controller {
             } => self
                 .trace(&protocol, &client, &service)
                 .map(Response::success),
+            Request::Health => Err(ControlError::Argument(
+                "health states are kept by the checker, not the controller".into(),
+            )),
             Request::Reload => self.reload().map(|diff| {
                 Response::success(ChangeResult {
                     summary: describe(&diff),

@@ -8,7 +8,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use lb_daemon::{
     admin::{
-        self, ChangeResult, FlowEntry, Request, Status, TraceResult, parse_real, parse_service,
+        self, ChangeResult, FlowEntry, RealHealthStatus, Request, Status, TraceResult, parse_real,
+        parse_service,
     },
     balancer::model::{Scheduler, ServiceAddr},
 };
@@ -72,6 +73,9 @@ enum Command {
     /// Re-read lbd's config file and apply the difference (like SIGHUP, but
     /// the errors come back here).
     Reload,
+    /// Health checks: each real's state, last probe, damping and recent
+    /// transitions with their reasons.
+    Health,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +198,10 @@ fn run(cli: &Cli) -> Result<(), String> {
             let flows: Vec<FlowEntry> = serde_json::from_value(data).map_err(decode)?;
             print!("{}", table::flows(&flows));
         }
+        Command::Health => {
+            let reals: Vec<RealHealthStatus> = serde_json::from_value(data).map_err(decode)?;
+            print!("{}", table::health(&reals));
+        }
         Command::Trace { .. } => {
             let trace: TraceResult = serde_json::from_value(data).map_err(decode)?;
             println!(
@@ -220,6 +228,7 @@ fn request(command: &Command) -> Result<Request, String> {
     Ok(match command {
         Command::Status => Request::Status,
         Command::Reload => Request::Reload,
+        Command::Health => Request::Health,
         Command::Flows {
             service,
             real,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use lb_daemon::admin::{FlowEntry, Status};
+use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status};
 
 /// `ipvsadm -Ln --stats`-like listing.
 pub fn status(status: &Status) -> String {
@@ -77,6 +77,46 @@ pub fn flows(flows: &[FlowEntry]) -> String {
         );
     }
     let _ = writeln!(out, "{} flows", flows.len());
+    out
+}
+
+/// Health checks, with each real's recent transitions.
+pub fn health(reals: &[RealHealthStatus]) -> String {
+    let mut out = format!(
+        "{:<26} {:<24} {:<6} {:<6} {:>6}  {}\n",
+        "SERVICE", "REAL", "HEALTH", "CHECKS", "STREAK", "LAST PROBE"
+    );
+    for r in reals {
+        let _ = writeln!(
+            out,
+            "{:<26} {:<24} {:<6} {:<6} {:>6}  {}",
+            r.service,
+            r.real,
+            r.health,
+            r.checks,
+            r.streak,
+            r.last_probe.as_deref().unwrap_or("-")
+        );
+        if let Some(held) = r.held_for_seconds {
+            let _ = writeln!(
+                out,
+                "    flapping: held down {held:.0} s more (penalty {:.0})",
+                r.damping_penalty
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        for t in &r.history {
+            let _ = writeln!(
+                out,
+                "    {:>6.1} s ago: {} ({})",
+                (now - t.at).max(0.0),
+                t.to,
+                t.reason
+            );
+        }
+    }
     out
 }
 

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, anyhow};
 use aya::programs::XdpMode;
 use lb_daemon::{
-    admin::{Request, Response},
+    admin::{HealthTransition, RealHealthStatus, Request, Response},
     balancer::{Adopted, Balancer},
     config::{self, Config, SystemEnvironment, XdpModeConfig},
     control::Controller,
@@ -258,12 +258,55 @@ fn controller_loop(controller: &mut Controller, inbox: &mpsc::Receiver<Event>, h
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        // `lbctl health` is answered by the checker, which keeps the states.
+        let event = match event {
+            Event::Admin(Request::Health, reply) => {
+                let _ = reply.send(Response::success(health_report(&host.checker)));
+                continue;
+            }
+            other => other,
+        };
         let config_changed = matches!(event, Event::Admin(..) | Event::Reload);
         if !handle(controller, event) {
             return;
         }
         host.sync(controller, config_changed);
     }
+}
+
+/// What `lbctl health` shows.
+fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
+    let seconds = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let mut states = checker.states();
+    states.sort_by(|a, b| (&a.key.service, &a.key.real).cmp(&(&b.key.service, &b.key.real)));
+    states
+        .into_iter()
+        .map(|s| RealHealthStatus {
+            service: s.key.service,
+            real: s.key.real,
+            health: s.health.label().into(),
+            checks: s.checks.label().into(),
+            streak: s.streak,
+            held_for_seconds: s.held_for.map(|d| d.as_secs_f64()),
+            damping_penalty: s.penalty,
+            last_probe: s.last.map(|p| match p.result {
+                Ok(took) => format!("ok ({:.1} ms)", took.as_secs_f64() * 1e3),
+                Err(failure) => failure.to_string(),
+            }),
+            history: s
+                .history
+                .into_iter()
+                .map(|h| HealthTransition {
+                    at: seconds(h.at),
+                    to: h.transition.to.label().into(),
+                    reason: h.reason,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn age(controller: &mut Controller) {
