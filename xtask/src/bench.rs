@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--json] [ARGS]`: builds the eBPF object, then runs the
 //! `lb-bench` binary of `lb-daemon` (release) with `LB_XDP_OBJECT` set, then
 //! `lbd-scale` of `lb-lab`: the real `lbd` (with the object embedded) with
-//! 100 services and 1000 reals, for its memory and config apply time.
+//! 100 services and 1000 reals, for its memory and config apply time; and
+//! the health checker's CPU with 10,000 reals (an ignored test, release).
 
 use std::ffi::OsString;
 
@@ -54,6 +55,29 @@ pub(crate) fn run(json: bool, args: &[OsString]) -> Result<()> {
     // reported, not fatal to them.
     if let Err(e) = run_command(&mut scale) {
         eprintln!("xtask: lbd-scale failed: {e:#}");
+    }
+    // The health checker's CPU cost with 10,000 reals at a 1 s interval
+    // (goal: under a quarter of one core), against loopback servers.
+    let mut checker = cargo();
+    checker
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "lb-daemon",
+            "--test",
+            "health_probes",
+            "--",
+            "--ignored",
+            "--nocapture",
+            "checker_cpu",
+        ])
+        .env(LB_XDP_OBJECT, &object);
+    if json {
+        checker.stdout(std::process::Stdio::from(std::io::stderr()));
+    }
+    if let Err(e) = run_command(&mut checker) {
+        eprintln!("xtask: the checker CPU measurement failed: {e:#}");
     }
     Ok(())
 }
