@@ -92,6 +92,8 @@ fn main() -> Result<()> {
     }
     println!("\n$ lbctl status");
     print!("{}", lbd.lbctl_ok(&["status"])?);
+    println!("\n$ lbctl health");
+    print!("{}", lbd.lbctl_ok(&["health"])?);
     println!("\n$ lbctl flows --limit 5");
     print!("{}", lbd.lbctl_ok(&["flows", "--limit", "5"])?);
     let client = format!("{}:40000", lab.client_addr_v4(0));
