@@ -103,6 +103,52 @@ fn parse(text: &str) -> WrkReport {
     }
 }
 
+/// A rate-limited download with curl from a client namespace: a
+/// long-lived flow whose survival a test can check.
+pub struct Download {
+    child: Child,
+}
+
+impl Download {
+    /// Starts `curl` fetching `url` at `rate` (curl's `--limit-rate`, e.g.
+    /// `"1M"`) from client `client`.
+    pub fn start(lab: &mut Lab, client: usize, url: &str, rate: &str) -> Result<Self> {
+        let args = [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "--limit-rate",
+            rate,
+            url,
+        ];
+        let mut cmd = command_in(lab.client_ns(client), &args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        Ok(Self {
+            child: lab.spawn(&mut cmd)?,
+        })
+    }
+
+    /// Waits for the end: the bytes received, or why it failed (a reset
+    /// connection makes curl fail).
+    pub fn finish(self) -> Result<u64> {
+        let output = self.child.wait_with_output().context("waiting for curl")?;
+        if !output.status.success() {
+            bail!(
+                "download failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .context("curl's size_download")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

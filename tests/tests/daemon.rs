@@ -7,7 +7,7 @@ use lb_lab::{
     Lab, VIP_V4,
     daemon::{LabDaemon, LabService},
     http_get, wait_until,
-    wrk::Wrk,
+    wrk::{Download, Wrk},
 };
 
 fn lab(reals: usize) -> Lab {
@@ -195,26 +195,13 @@ fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
     // would be reset), new connections, and a slow download.
     let kept = Wrk::start(&mut lab, 0, &vip_url(), Duration::from_secs(6), 12, false).unwrap();
     let fresh = Wrk::start(&mut lab, 0, &vip_url(), Duration::from_secs(6), 4, true).unwrap();
-    let download = lab
-        .spawn(
-            lb_lab::command_in(
-                lab.client_ns(0),
-                &[
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{size_download}",
-                    "--limit-rate",
-                    "1500K",
-                    &format!("http://{VIP_V4}{}", lb_lab::BIG_PATH),
-                ],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-        )
-        .unwrap();
+    let download = Download::start(
+        &mut lab,
+        0,
+        &format!("http://{VIP_V4}{}", lb_lab::BIG_PATH),
+        "1500K",
+    )
+    .unwrap();
     let name = LabService::v4("rr", &[]).name();
     for i in 0..3 {
         wait_for_connections(&lbd, &name, &real(&lab, i), 2);
@@ -260,15 +247,9 @@ fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
             report.text
         );
     }
-    let output = download.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "download: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        (6u64 << 20).to_string(),
+        download.finish().unwrap(),
+        6u64 << 20,
         "the slow download went on across the restart"
     );
 }

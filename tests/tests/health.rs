@@ -10,7 +10,7 @@ use lb_lab::{
     Lab, VIP_V4,
     daemon::{LabDaemon, LabService},
     wait_until,
-    wrk::Wrk,
+    wrk::{Download, Wrk},
 };
 
 fn real(lab: &Lab, i: usize) -> String {
@@ -181,26 +181,13 @@ fn spares_join_when_primaries_die_and_primaries_take_back_without_breaking_flows
     // A slow download from the spare, then the primaries return: the
     // spare goes idle, new connections go to the primaries, and the
     // download (an established flow on the spare) completes.
-    let download = lab
-        .spawn(
-            lb_lab::command_in(
-                lab.client_ns(0),
-                &[
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{size_download}",
-                    "--limit-rate",
-                    "1M",
-                    &format!("http://{VIP_V4}{}", lb_lab::BIG_PATH),
-                ],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-        )
-        .unwrap();
+    let download = Download::start(
+        &mut lab,
+        0,
+        &format!("http://{VIP_V4}{}", lb_lab::BIG_PATH),
+        "1M",
+    )
+    .unwrap();
     lab.real_start(0).unwrap();
     lab.real_start(1).unwrap();
     let back = wait_state(&lbd, &real(&lab, 2), "backup_idle", Duration::from_secs(10));
@@ -214,15 +201,9 @@ fn spares_join_when_primaries_die_and_primaries_take_back_without_breaking_flows
         lab.real_name(2),
         "new connections go to primaries"
     );
-    let output = download.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "download: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        (3u64 << 20).to_string(),
+        download.finish().unwrap(),
+        3u64 << 20,
         "the download on the spare went on after the primaries returned"
     );
 }
