@@ -9,5 +9,6 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod health;
+pub mod metrics;
 pub mod netlink;
 pub mod sched;

@@ -10,6 +10,7 @@
 
 pub mod effective;
 mod health;
+mod metrics;
 mod requests;
 mod status;
 mod trace;

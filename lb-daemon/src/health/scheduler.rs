@@ -76,6 +76,9 @@ pub struct HealthEvent {
     pub result: Result<Duration, ProbeFailure>,
     /// Why the health changed, for the log and `lbctl` (with a transition).
     pub reason: Option<String>,
+    /// How long the probe took, failed or not (zero for events that came
+    /// without a probe).
+    pub took: Duration,
 }
 
 /// Receives every [`HealthEvent`], on the runtime's worker threads (or on
@@ -428,6 +431,7 @@ impl Shared {
                 health: self.health,
                 result,
                 reason,
+                took: Duration::ZERO,
             },
             next,
         )
@@ -462,6 +466,7 @@ impl Shared {
             health: want,
             result: Ok(Duration::ZERO),
             reason: Some(why.to_owned()),
+            took: Duration::ZERO,
         })
     }
 
@@ -517,11 +522,12 @@ async fn run(
         let Ok(permit) = ctx.semaphore.acquire().await else {
             return;
         };
+        let started = tokio::time::Instant::now();
         let result = probe(&spec, addr, &ctx.tls).await;
         drop(permit);
         let finished = tokio::time::Instant::now();
         let damping = *lock(&ctx.damping);
-        let (event, period) = {
+        let (mut event, period) = {
             let mut shared = lock(&shared);
             if shared.generation != generation {
                 return;
@@ -535,6 +541,7 @@ async fn run(
                 damping,
             )
         };
+        event.took = finished - started;
         (ctx.sink)(event);
         due = next_probe(due, finished, period);
     }

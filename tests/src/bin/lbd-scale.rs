@@ -58,10 +58,12 @@ struct Sample {
     status_ms: f64,
     real_add_ms: f64,
     real_remove_ms: f64,
+    /// Median wall time of a `GET /metrics` (all 1000 reals).
+    scrape_ms: f64,
 }
 
 impl Sample {
-    const FIELDS: usize = 9;
+    const FIELDS: usize = 10;
 
     fn to_array(self) -> [f64; Self::FIELDS] {
         [
@@ -74,6 +76,7 @@ impl Sample {
             self.status_ms,
             self.real_add_ms,
             self.real_remove_ms,
+            self.scrape_ms,
         ]
     }
 
@@ -88,6 +91,7 @@ impl Sample {
             status_ms: a[6],
             real_add_ms: a[7],
             real_remove_ms: a[8],
+            scrape_ms: a[9],
         }
     }
 
@@ -310,8 +314,24 @@ impl Daemon {
         let (_, add) = self.lbctl_timed(&["real", "add", &service, &real, "--mac", &mac])?;
         let (_, remove) = self.lbctl_timed(&["real", "remove", &service, &real])?;
 
+        let mut scrape_times = Vec::new();
+        for _ in 0..STATUS_SAMPLES {
+            let started = Instant::now();
+            let page = lb_lab::http_get(
+                &self.ns,
+                "127.0.0.1:9140".parse()?,
+                "/metrics",
+                Duration::from_secs(10),
+            )?;
+            scrape_times.push(ms(started.elapsed()));
+            if page.status != 200 || !page.text().contains("lb_real_packets_total") {
+                bail!("GET /metrics answered {}", page.status);
+            }
+        }
+
         let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
         Ok(Sample {
+            scrape_ms: median(&scrape_times),
             rss_mb: status_kb(&status, "VmRSS")? / 1024.0,
             hwm_mb: status_kb(&status, "VmHWM")? / 1024.0,
             bpf_maps_mb: bpf_map_bytes(pid)? / f64::from(1 << 20),
@@ -567,7 +587,7 @@ fn print_json(cases: &[Case]) {
             "{{\"case\": \"{}\", \"rss_mb\": {:.1}, \"hwm_mb\": {:.1}, \"bpf_maps_mb\": {:.1}, \
              \"apply_ms\": {:.1}, \"startup_ms\": {:.1}, \"ready_ms\": {:.1}, \
              \"status_ms\": {:.1}, \"real_add_ms\": {:.1}, \"real_remove_ms\": {:.1}, \
-             \"services\": {SERVICES}, \"reals\": {REALS}, \"runs\": {}}}",
+             \"scrape_ms\": {:.1}, \"services\": {SERVICES}, \"reals\": {REALS}, \"runs\": {}}}",
             c.name,
             s.rss_mb,
             s.hwm_mb,
@@ -578,6 +598,7 @@ fn print_json(cases: &[Case]) {
             s.status_ms,
             s.real_add_ms,
             s.real_remove_ms,
+            s.scrape_ms,
             c.runs,
         );
     }
@@ -586,7 +607,7 @@ fn print_json(cases: &[Case]) {
 fn print_table(cases: &[Case]) {
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
     println!(
-        "\n{:<21} {:>7} {:>8} {:>8} {:>9} {:>11} {:>9} {:>10} {:>8} {:>8}  goal",
+        "\n{:<21} {:>7} {:>8} {:>8} {:>9} {:>11} {:>9} {:>10} {:>8} {:>8} {:>10}  goal",
         "case",
         "RSS MB",
         "peak MB",
@@ -596,13 +617,15 @@ fn print_table(cases: &[Case]) {
         "ready ms",
         "status ms",
         "add ms",
-        "rm ms"
+        "rm ms",
+        "scrape ms"
     );
     for c in cases {
         let s = &c.sample;
         println!(
-            "{:<21} {:>7.1} {:>8.1} {:>8.1} {:>9.1} {:>11.1} {:>9.1} {:>10.1} {:>8.1} {:>8.1}  \
-             RSS < {RSS_TARGET_MB} MB: {}, apply < {APPLY_TARGET_MS} ms: {}",
+            "{:<21} {:>7.1} {:>8.1} {:>8.1} {:>9.1} {:>11.1} {:>9.1} {:>10.1} {:>8.1} {:>8.1} \
+             {:>10.1}  RSS < {RSS_TARGET_MB} MB: {}, apply < {APPLY_TARGET_MS} ms: {}, \
+             scrape < 50 ms: {}",
             c.name,
             s.rss_mb,
             s.hwm_mb,
@@ -613,8 +636,10 @@ fn print_table(cases: &[Case]) {
             s.status_ms,
             s.real_add_ms,
             s.real_remove_ms,
+            s.scrape_ms,
             verdict(s.rss_mb < RSS_TARGET_MB),
             verdict(s.apply_ms < APPLY_TARGET_MS),
+            verdict(s.scrape_ms < 50.0),
         );
     }
     println!(
@@ -622,7 +647,7 @@ fn print_table(cases: &[Case]) {
          {CONNTRACK_SIZE}; medians of {FRESH_STARTS} fresh starts, and one restart after \
          kill -9 that adopts the pinned maps. RSS after the lbctl calls; peak = VmHWM; maps = \
          kernel memory of lbd's BPF maps, not in RSS. add/rm: `lbctl real add/remove` on a \
-         maglev service, config write-back included)"
+         maglev service, config write-back included; scrape: GET /metrics, 1000 reals)"
     );
 }
 

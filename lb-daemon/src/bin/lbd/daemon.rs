@@ -21,11 +21,12 @@ use lb_daemon::{
         state::Health,
         tls::TlsConfigs,
     },
+    metrics::Metrics,
     netlink::Netlink,
 };
 use tokio::sync::oneshot;
 
-use crate::{neighbours, server, vips};
+use crate::{metrics_http, neighbours, server, vips};
 
 /// What the controller thread is asked to do.
 pub enum Event {
@@ -36,6 +37,8 @@ pub enum Event {
     Mac(IpAddr, Option<[u8; 6]>),
     /// A health-check result.
     Health(HealthEvent),
+    /// A Prometheus scrape: the exposition text.
+    Scrape(oneshot::Sender<String>),
     Shutdown,
 }
 
@@ -49,9 +52,12 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let admin = {
+    let (admin, metrics_listener) = {
         let _context = runtime.enter();
-        server::bind(&config.daemon.admin_socket)?
+        (
+            server::bind(&config.daemon.admin_socket)?,
+            metrics_http::bind(config.daemon.metrics_address)?,
+        )
     };
     // Removed however lbd ends (a killed lbd's is removed by the next one).
     let _socket_file = RemoveOnDrop(config.daemon.admin_socket.clone());
@@ -108,31 +114,22 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let wanted: Wanted = Arc::new(Mutex::new(controller.reals_to_resolve()));
     let refresh = config.daemon.neighbour_refresh;
     let (waker, wake) = mpsc::channel::<()>();
-    // Opened here so a failure stops startup instead of a silent thread.
-    let neighbour_netlink = Netlink::open().context("opening rtnetlink")?;
-    let neighbour_thread = {
-        let events = events.clone();
-        let wanted = wanted.clone();
-        std::thread::Builder::new()
-            .name("neighbours".into())
-            .spawn(move || {
-                neighbours::run(
-                    resolver,
-                    neighbour_netlink,
-                    &wanted,
-                    &events,
-                    refresh,
-                    &wake,
-                );
-            })?
-    };
+    let neighbour_thread = spawn_neighbours(resolver, &wanted, &events, refresh, wake)?;
     let server_events = events.clone();
     let server = std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || runtime.block_on(server::serve(admin, server_events)))?;
+        .spawn(move || {
+            runtime.block_on(async move {
+                tokio::spawn(metrics_http::serve(metrics_listener, server_events.clone()));
+                server::serve(admin, server_events).await;
+            });
+        })?;
 
     let (health_runtime, checker) = start_checker(&controller, &events)?;
 
+    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
+    // "The running config was loaded at": startup counts as a load.
+    metrics.observe_reload(true, unix_now());
     let mut host = Host {
         netlink,
         vip_iface,
@@ -140,6 +137,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         wanted,
         waker,
         checker,
+        metrics,
     };
     controller_loop(&mut controller, &inbox, &mut host);
 
@@ -150,6 +148,25 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     health_runtime.shutdown_background();
     tracing::info!("stopped; the data path keeps forwarding (`lbd teardown` removes it)");
     Ok(())
+}
+
+/// The neighbour thread (its rtnetlink socket is opened here, so a failure
+/// stops startup instead of leaving a silent thread).
+fn spawn_neighbours(
+    resolver: neighbours::Resolver,
+    wanted: &Wanted,
+    events: &mpsc::Sender<Event>,
+    refresh: Duration,
+    wake: mpsc::Receiver<()>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let netlink = Netlink::open().context("opening rtnetlink")?;
+    let events = events.clone();
+    let wanted = wanted.clone();
+    Ok(std::thread::Builder::new()
+        .name("neighbours".into())
+        .spawn(move || {
+            neighbours::run(resolver, netlink, &wanted, &events, refresh, &wake);
+        })?)
 }
 
 /// The health checker, on its own small runtime (one worker keeps 10,000
@@ -193,6 +210,7 @@ struct Host {
     wanted: Wanted,
     waker: mpsc::Sender<()>,
     checker: Checker,
+    metrics: Metrics,
 }
 
 impl Host {
@@ -213,6 +231,13 @@ impl Host {
             self.held = vips::sync(&mut self.netlink, self.vip_iface, &self.held, &vips);
         }
         if config_changed {
+            let keep = controller
+                .config()
+                .services
+                .iter()
+                .flat_map(|s| s.reals.iter().map(move |r| (s.addr.to_string(), r.name())))
+                .collect();
+            self.metrics.retain_reals(&keep);
             controller.forget_unused_health();
             self.checker.set_damping(controller.damping());
             self.checker.set_targets(controller.health_targets());
@@ -258,10 +283,37 @@ fn controller_loop(controller: &mut Controller, inbox: &mpsc::Receiver<Event>, h
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        // `lbctl health` is answered by the checker, which keeps the states.
+        // `lbctl health` is answered by the checker, which keeps the states;
+        // scrapes, health results and reloads also feed the metrics.
         let event = match event {
             Event::Admin(Request::Health, reply) => {
                 let _ = reply.send(Response::success(health_report(&host.checker)));
+                continue;
+            }
+            Event::Scrape(reply) => {
+                let text = match controller.snapshot() {
+                    Ok(snapshot) => host.metrics.render(&snapshot),
+                    Err(e) => format!("# lbd could not read its maps: {e}\n"),
+                };
+                let _ = reply.send(text);
+                continue;
+            }
+            Event::Health(event) => {
+                observe_health(&host.metrics, &event);
+                Event::Health(event)
+            }
+            Event::Reload => {
+                let result = controller.reload();
+                host.metrics.observe_reload(result.is_ok(), unix_now());
+                log_reload(result);
+                host.sync(controller, true);
+                continue;
+            }
+            Event::Admin(Request::Reload, reply) => {
+                let response = controller.handle(Request::Reload);
+                host.metrics.observe_reload(response.ok, unix_now());
+                let _ = reply.send(response);
+                host.sync(controller, true);
                 continue;
             }
             other => other,
@@ -309,6 +361,40 @@ fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
         .collect()
 }
 
+fn log_reload(result: Result<lb_daemon::config::ConfigDiff, lb_daemon::control::ControlError>) {
+    match result {
+        Ok(diff) => tracing::info!(
+            added = diff.added.len(),
+            removed = diff.removed.len(),
+            changed = diff.changed.len(),
+            unchanged = diff.unchanged,
+            "config reloaded (SIGHUP)"
+        ),
+        Err(e) => tracing::error!(
+            "config reload (SIGHUP) refused; still running the previous config: {e}"
+        ),
+    }
+}
+
+/// A probe's duration and failure, and a transition, as metrics.
+fn observe_health(metrics: &Metrics, event: &HealthEvent) {
+    let (service, real) = (&event.key.service, &event.key.real);
+    // Events without a probe (a check set to `none`) carry no duration.
+    if !event.took.is_zero() {
+        let failure = event.result.as_ref().err().map(|f| f.reason.label());
+        metrics.observe_probe(service, real, event.took, failure);
+    }
+    if let Some(t) = event.transition {
+        metrics.observe_transition(service, real, t.to.label());
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 fn age(controller: &mut Controller) {
     match controller.age() {
         Ok(report) if report.expired > 0 || report.released_reals > 0 => {
@@ -345,18 +431,8 @@ fn handle(controller: &mut Controller, event: Event) -> bool {
             }
             let _ = reply.send(response);
         }
-        Event::Reload => match controller.reload() {
-            Ok(diff) => tracing::info!(
-                added = diff.added.len(),
-                removed = diff.removed.len(),
-                changed = diff.changed.len(),
-                unchanged = diff.unchanged,
-                "config reloaded (SIGHUP)"
-            ),
-            Err(e) => tracing::error!(
-                "config reload (SIGHUP) refused; still running the previous config: {e}"
-            ),
-        },
+        Event::Reload => log_reload(controller.reload()),
+        Event::Scrape(_) => {}
         Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
             Ok(services) if !services.is_empty() => match mac {
                 Some(mac) => tracing::info!(

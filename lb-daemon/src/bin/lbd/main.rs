@@ -7,6 +7,7 @@
 //! removes the data path and the VIP addresses.
 
 mod daemon;
+mod metrics_http;
 mod neighbours;
 mod server;
 mod teardown;

@@ -1,0 +1,156 @@
+//! `/metrics` scraped by a real Prometheus server: traffic through the
+//! balancer shows in `lb_real_packets_total`, and a stopped real's
+//! `lb_real_up` turns 0, as Prometheus's HTTP API reports them.
+
+use std::{net::SocketAddr, process::Stdio, time::Duration};
+
+use lb_lab::{
+    Lab, VIP_V4, command_in,
+    daemon::{LabDaemon, LabService},
+    http_get, wait_until,
+};
+
+/// Where lbd serves metrics inside the director namespace (the default).
+const METRICS: &str = "127.0.0.1:9140";
+/// Where the test's Prometheus listens, in the same namespace.
+const PROMETHEUS: &str = "127.0.0.1:9090";
+
+/// The values of an instant query, by the `real` label.
+fn query(ns: &str, promql: &str) -> Vec<(String, f64)> {
+    let path = format!("/api/v1/query?query={}", encode(promql));
+    let Ok(response) = http_get(
+        ns,
+        PROMETHEUS.parse().unwrap(),
+        &path,
+        Duration::from_secs(5),
+    ) else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_str(&response.text()).unwrap_or_default();
+    json["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["metric"]["real"].as_str().unwrap_or_default().to_owned(),
+                r["value"][1]
+                    .as_str()
+                    .unwrap_or("nan")
+                    .parse()
+                    .unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+/// Percent-encoding for a query string value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_lbd_and_sees_traffic_and_a_stopped_real() {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(2)
+        .build()
+        .unwrap();
+    let service = LabService::v4("rr", &[(0, 1), (1, 1)]);
+    let lbd = LabDaemon::start(&mut lab, 0, &[service]).expect("start lbd");
+    let ns = lbd.namespace().to_owned();
+
+    // The endpoint itself: right content type, nothing else served.
+    let metrics: SocketAddr = METRICS.parse().unwrap();
+    let page = http_get(&ns, metrics, "/metrics", Duration::from_secs(5)).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("lb_build_info{version="),
+        "{}",
+        page.text()
+    );
+    let other = http_get(&ns, metrics, "/", Duration::from_secs(5)).unwrap();
+    assert_eq!(other.status, 404);
+
+    // A real Prometheus, with its own config and data directory.
+    let dir = lab.dir().join("prometheus");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
+             - job_name: lbd\n    static_configs:\n      - targets: ['{METRICS}']\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = command_in(
+        &ns,
+        &[
+            "prometheus".to_owned(),
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address={PROMETHEUS}"),
+        ],
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    // The lab also kills it when dropped (e.g. after a failed assertion).
+    let mut prometheus = lab.spawn(&mut cmd).expect("start prometheus");
+
+    // Traffic through the balancer reaches both reals...
+    let vip = SocketAddr::from((VIP_V4, 80));
+    for _ in 0..20 {
+        let response = http_get(lab.client_ns(0), vip, "/", Duration::from_secs(5)).unwrap();
+        assert_eq!(response.status, 200);
+    }
+    // ...and Prometheus sees lb_real_packets_total grow for each.
+    let reals = [
+        format!("{}:80", lab.real_addr_v4(0)),
+        format!("{}:80", lab.real_addr_v4(1)),
+    ];
+    wait_until(
+        Duration::from_secs(30),
+        "Prometheus has packets for both reals",
+        || {
+            let values = query(&ns, "lb_real_packets_total");
+            reals
+                .iter()
+                .all(|r| values.iter().any(|(real, v)| real == r && *v > 0.0))
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n{:?}\n{}",
+            query(&ns, "lb_real_packets_total"),
+            lbd.log()
+        )
+    });
+    println!(
+        "lb_real_packets_total: {:?}",
+        query(&ns, "lb_real_packets_total")
+    );
+
+    // Stop real 1: Prometheus sees its lb_real_up turn 0.
+    assert!(query(&ns, "lb_real_up").iter().all(|(_, v)| *v > 0.5));
+    lab.real_stop(1).unwrap();
+    let promql = format!("lb_real_up{{real=\"{}\"}}", reals[1]);
+    wait_until(
+        Duration::from_secs(30),
+        "Prometheus sees the real down",
+        || query(&ns, &promql).first().is_some_and(|(_, v)| *v < 0.5),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    println!(
+        "lb_real_up after stopping {}: {:?}",
+        reals[1],
+        query(&ns, "lb_real_up")
+    );
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+}
