@@ -92,6 +92,16 @@ fn main() -> Result<()> {
     }
     println!("\n$ lbctl status");
     print!("{}", lbd.lbctl_ok(&["status"])?);
+    println!("\n$ curl -s http://127.0.0.1:9140/metrics | grep ^lb_real_connections_total");
+    let page = lb_lab::http_get(
+        lbd.namespace(),
+        "127.0.0.1:9140".parse()?,
+        "/metrics",
+        Duration::from_secs(5),
+    )?;
+    for line in page.text().lines().filter(|l| l.starts_with("lb_real_connections_total")) {
+        println!("{line}");
+    }
     println!("\n$ lbctl health");
     print!("{}", lbd.lbctl_ok(&["health"])?);
     println!("\n$ lbctl flows --limit 5");
