@@ -12,3 +12,4 @@ pub mod health;
 pub mod metrics;
 pub mod netlink;
 pub mod sched;
+pub mod vrrp;

@@ -99,7 +99,11 @@ fn main() -> Result<()> {
         "/metrics",
         Duration::from_secs(5),
     )?;
-    for line in page.text().lines().filter(|l| l.starts_with("lb_real_connections_total")) {
+    for line in page
+        .text()
+        .lines()
+        .filter(|l| l.starts_with("lb_real_connections_total"))
+    {
         println!("{line}");
     }
     println!("\n$ lbctl health");

@@ -187,7 +187,10 @@ fn start_checker(
         MAX_CONCURRENT_PROBES,
         TlsConfigs::new().context("TLS roots for https checks")?,
         move |event| {
-            let _ = events.lock().map(|tx| tx.send(Event::Health(event)));
+            if let Ok(tx) = events.lock() {
+                // Fails only when lbd is stopping.
+                let _ = tx.send(Event::Health(event));
+            }
         },
     );
     checker.set_damping(controller.damping());
