@@ -5,8 +5,8 @@ use std::{
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
-    process::{Child, Output, Stdio},
-    time::Duration,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
 };
 
 use std::os::unix::process::CommandExt as _;
@@ -75,6 +75,8 @@ pub struct LabDaemon {
     bin: PathBuf,
     child: Option<Child>,
     starts: usize,
+    /// Wall time from the latest spawn until `lbctl status` answered.
+    ready_after: Duration,
 }
 
 impl LabDaemon {
@@ -114,12 +116,13 @@ impl LabDaemon {
             bin: bin_dir()?,
             child: None,
             starts: 0,
+            ready_after: Duration::ZERO,
         };
         daemon.spawn()?;
         Ok(daemon)
     }
 
-    fn pin_path(lab: &Lab, director: usize) -> PathBuf {
+    fn default_pin_path(lab: &Lab, director: usize) -> PathBuf {
         PathBuf::from(format!("/sys/fs/bpf/{}d{director}", lab.prefix()))
     }
 
@@ -142,7 +145,7 @@ impl LabDaemon {
              [timeouts]\n\
              ageing_interval = \"2s\"\n",
             dir.join("lbd.sock").display(),
-            Self::pin_path(lab, director).display(),
+            Self::default_pin_path(lab, director).display(),
         );
         for service in services {
             text.push_str(&Self::service_text(lab, service));
@@ -176,14 +179,17 @@ impl LabDaemon {
         text
     }
 
-    /// Starts (or restarts) the `lbd` process and waits for its socket.
-    pub fn spawn(&mut self) -> Result<()> {
+    /// Starts (or restarts) the `lbd` process and waits until `lbctl
+    /// status` answers; returns the wall time from the spawn to then.
+    pub fn spawn(&mut self) -> Result<Duration> {
         if self.child.is_some() {
             bail!("lbd is already running");
         }
         self.starts += 1;
         let log = fs::File::create(self.dir.join(format!("lbd-{}.log", self.starts)))?;
         let lbd = self.bin.join("lbd");
+        let started = Instant::now();
+        // nsenter execs lbd: the child's pid is lbd's.
         let child = command_in_net(
             &self.ns,
             &[
@@ -200,10 +206,11 @@ impl LabDaemon {
         .spawn()
         .context("starting lbd")?;
         self.child = Some(child);
-        let ready = wait_until(Duration::from_secs(15), "lbd answers lbctl status", || {
+        let ready = wait_until(Duration::from_secs(30), "lbd answers lbctl status", || {
             self.child_exited().is_some()
                 || self.lbctl(&["status"]).is_ok_and(|o| o.status.success())
         });
+        self.ready_after = started.elapsed();
         if let Some(status) = self.child_exited() {
             self.child = None;
             bail!(
@@ -214,7 +221,19 @@ impl LabDaemon {
         if let Err(e) = ready {
             bail!("{e:#}\nlbd log:\n{}", self.log());
         }
-        Ok(())
+        Ok(self.ready_after)
+    }
+
+    /// Wall time from the latest spawn until `lbctl status` answered.
+    #[must_use]
+    pub fn ready_after(&self) -> Duration {
+        self.ready_after
+    }
+
+    /// The running lbd's process id.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn child_exited(&mut self) -> Option<std::process::ExitStatus> {
@@ -235,16 +254,17 @@ impl LabDaemon {
         &self.ns
     }
 
-    /// Runs `lbctl --socket … ARGS` in the director namespace.
+    /// Runs `lbctl --socket … ARGS`. The admin socket is a path, which
+    /// every network namespace sees: no namespace to enter (and no extra
+    /// exec in timings).
     pub fn lbctl(&self, args: &[&str]) -> Result<Output> {
-        let lbctl = self.bin.join("lbctl");
-        let mut full: Vec<&std::ffi::OsStr> = vec![
-            lbctl.as_os_str(),
-            "--socket".as_ref(),
-            self.socket.as_os_str(),
-        ];
-        full.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
-        Ok(command_in_net(&self.ns, &full).output()?)
+        Command::new(self.bin.join("lbctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running lbctl")
     }
 
     /// `lbctl ARGS`, which must succeed; its stdout.
@@ -313,6 +333,12 @@ impl LabDaemon {
         &self.config
     }
 
+    /// The log of the latest start.
+    #[must_use]
+    pub fn current_log(&self) -> String {
+        fs::read_to_string(self.dir.join(format!("lbd-{}.log", self.starts))).unwrap_or_default()
+    }
+
     /// Every log this daemon wrote, oldest first.
     #[must_use]
     pub fn log(&self) -> String {
@@ -322,10 +348,11 @@ impl LabDaemon {
             .join("--- restart ---\n")
     }
 
-    /// Runs `lbd teardown` (lbd must be stopped).
-    pub fn teardown(&self) -> Result<Output> {
+    /// Runs `lbd teardown` (lbd must be stopped) and checks that the pins
+    /// are gone.
+    pub fn teardown(&self) -> Result<()> {
         let lbd = self.bin.join("lbd");
-        Ok(command_in_net(
+        let out = command_in_net(
             &self.ns,
             &[
                 lbd.as_os_str(),
@@ -334,7 +361,25 @@ impl LabDaemon {
                 "teardown".as_ref(),
             ],
         )
-        .output()?)
+        .output()
+        .context("running lbd teardown")?;
+        if !out.status.success() {
+            bail!(
+                "lbd teardown failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if self.pin_path.exists() {
+            bail!("lbd teardown left {}", self.pin_path.display());
+        }
+        Ok(())
+    }
+
+    /// The pin directory of this lbd.
+    #[must_use]
+    pub fn pin_path(&self) -> &Path {
+        &self.pin_path
     }
 }
 
@@ -344,7 +389,9 @@ impl Drop for LabDaemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self.teardown();
+        if self.pin_path.exists() {
+            let _ = self.teardown();
+        }
         // Whatever teardown could not remove (e.g. the namespace is gone).
         let _ = remove_pins(&self.pin_path);
     }

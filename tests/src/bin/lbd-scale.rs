@@ -22,14 +22,13 @@ use std::{
     fmt::Write as _,
     fs,
     net::Ipv4Addr,
-    os::unix::process::CommandExt as _,
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitCode, ExitStatus, Output, Stdio},
+    path::PathBuf,
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use lb_lab::{Lab, command_in_net, daemon::bin_dir, format_mac, wait_until};
+use lb_lab::{Lab, daemon::LabDaemon, format_mac};
 
 const SERVICES: usize = 100;
 const REALS_PER_SERVICE: usize = 10;
@@ -38,7 +37,6 @@ const PORT: u16 = 80;
 const CONNTRACK_SIZE: u32 = 1_000_000;
 const FRESH_STARTS: usize = 3;
 const STATUS_SAMPLES: usize = 5;
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const RSS_TARGET_MB: f64 = 50.0;
 const APPLY_TARGET_MS: f64 = 200.0;
 /// The service `lbctl real add` changes (a Maglev one, see `scheduler`) and
@@ -112,251 +110,80 @@ struct Case {
     sample: Sample,
 }
 
-/// One `lbd` in the lab's director namespace, with its config, socket,
-/// pins and logs. Dropping it kills lbd and removes its data path.
-struct Daemon {
-    ns: String,
-    dir: PathBuf,
-    config: PathBuf,
-    socket: PathBuf,
-    pin_path: PathBuf,
-    bin: PathBuf,
-    child: Option<Child>,
-    starts: usize,
+/// `lbctl ARGS`, which must succeed: its stdout and wall time.
+fn lbctl_timed(daemon: &LabDaemon, args: &[&str]) -> Result<(String, Duration)> {
+    let started = Instant::now();
+    let out = daemon.lbctl_ok(args)?;
+    Ok((out, started.elapsed()))
 }
 
-impl Daemon {
-    fn new(lab: &Lab) -> Result<Self> {
-        let dir = lab.dir().join("lbd-scale");
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self {
-            ns: lab.director_ns(0).to_owned(),
-            config: dir.join("lb.toml"),
-            socket: dir.join("lbd.sock"),
-            // `lbl<pid>-…`: a lab's teardown (and a later run's stale
-            // cleanup) removes it if we cannot.
-            pin_path: PathBuf::from(format!("/sys/fs/bpf/{}scale", lab.prefix())),
-            dir,
-            bin: bin_dir()?,
-            child: None,
-            starts: 0,
-        })
+/// One start already done: reads everything a [`Sample`] holds.
+fn measure(daemon: &LabDaemon) -> Result<Sample> {
+    let pid = daemon.pid().context("lbd is not running")?;
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
+    ensure!(
+        comm.trim() == "lbd",
+        "pid {pid} is {:?}, not lbd (did nsenter fork?)",
+        comm.trim()
+    );
+    let log = daemon.current_log();
+    let ready_line = log
+        .lines()
+        .find(|l| l.contains("lbd ready"))
+        .context("no \"lbd ready\" line in lbd's log")?;
+    let apply_ms = log_field(ready_line, "apply_ms")?;
+    let startup_ms = log_field(ready_line, "startup_ms")?;
+    ensure!(
+        log_field::<usize>(ready_line, "services")? == SERVICES
+            && log_field::<usize>(ready_line, "reals")? == REALS,
+        "lbd did not load {SERVICES} services and {REALS} reals: {ready_line}"
+    );
+    ensure!(
+        !log.contains("MAC not resolved"),
+        "every real has a static MAC, yet lbd waits for some"
+    );
+
+    let mut status_times = Vec::new();
+    for _ in 0..STATUS_SAMPLES {
+        let (out, elapsed) = lbctl_timed(daemon, &["--json", "status"])?;
+        check_status(&out)?;
+        status_times.push(ms(elapsed));
     }
 
-    fn write_config(&self) -> Result<()> {
-        let text = config_text(&self.socket, &self.pin_path);
-        fs::write(&self.config, text).with_context(|| format!("writing {}", self.config.display()))
-    }
+    let service = service_name(CHANGED_SERVICE);
+    let real = ADDED_REAL.to_string();
+    let mac = format_mac([0x02, 0x97, 0xff, 0, 0, 1]);
+    let (_, add) = lbctl_timed(daemon, &["real", "add", &service, &real, "--mac", &mac])?;
+    let (_, remove) = lbctl_timed(daemon, &["real", "remove", &service, &real])?;
 
-    fn log_path(&self, start: usize) -> PathBuf {
-        self.dir.join(format!("lbd-{start}.log"))
-    }
-
-    /// The log of the current (latest) start.
-    fn current_log(&self) -> String {
-        fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
-    }
-
-    /// Starts lbd; returns once `lbctl status` answers, with the wall time
-    /// from the spawn to then.
-    fn spawn(&mut self) -> Result<Duration> {
-        ensure!(self.child.is_none(), "lbd is already running");
-        self.starts += 1;
-        let log = fs::File::create(self.log_path(self.starts))?;
-        let lbd = self.bin.join("lbd");
+    let mut scrape_times = Vec::new();
+    for _ in 0..STATUS_SAMPLES {
         let started = Instant::now();
-        // nsenter execs lbd: the child's pid is lbd's.
-        let child = command_in_net(
-            &self.ns,
-            &[
-                lbd.as_os_str(),
-                "--config".as_ref(),
-                self.config.as_os_str(),
-            ],
-        )
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("starting lbd")?;
-        self.child = Some(child);
-        let ready = wait_until(READY_TIMEOUT, "lbd to answer `lbctl status`", || {
-            self.child_exited().is_some()
-                || self.lbctl(&["status"]).is_ok_and(|o| o.status.success())
-        });
-        let elapsed = started.elapsed();
-        if let Some(status) = self.child_exited() {
-            self.child = None;
-            bail!("lbd exited ({status}) while starting");
+        let page = lb_lab::http_get(
+            daemon.namespace(),
+            "127.0.0.1:9140".parse()?,
+            "/metrics",
+            Duration::from_secs(10),
+        )?;
+        scrape_times.push(ms(started.elapsed()));
+        if page.status != 200 || !page.text().contains("lb_real_packets_total") {
+            bail!("GET /metrics answered {}", page.status);
         }
-        ready?;
-        Ok(elapsed)
     }
 
-    fn child_exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    fn pid(&self) -> Result<u32> {
-        Ok(self.child.as_ref().context("lbd is not running")?.id())
-    }
-
-    /// `lbctl --socket S ARGS`. The admin socket is a path, which every
-    /// network namespace sees: lbctl runs here, without nsenter, so that its
-    /// timing has no extra exec in it.
-    fn lbctl(&self, args: &[&str]) -> Result<Output> {
-        Command::new(self.bin.join("lbctl"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .context("running lbctl")
-    }
-
-    /// `lbctl ARGS`, which must succeed: its stdout and wall time.
-    fn lbctl_timed(&self, args: &[&str]) -> Result<(String, Duration)> {
-        let started = Instant::now();
-        let out = self.lbctl(args)?;
-        let elapsed = started.elapsed();
-        if !out.status.success() {
-            bail!(
-                "lbctl {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), elapsed))
-    }
-
-    fn signal(&mut self, signal: i32) -> Result<()> {
-        let mut child = self.child.take().context("lbd is not running")?;
-        let pid = libc::pid_t::try_from(child.id())?;
-        // SAFETY: kill(2) of our own child, not reaped yet.
-        unsafe { libc::kill(pid, signal) };
-        child.wait()?;
-        Ok(())
-    }
-
-    /// `lbd teardown` (lbd stopped), then makes sure the pins are gone.
-    fn teardown(&self) -> Result<()> {
-        let lbd = self.bin.join("lbd");
-        let out = command_in_net(
-            &self.ns,
-            &[
-                lbd.as_os_str(),
-                "--config".as_ref(),
-                self.config.as_os_str(),
-                "teardown".as_ref(),
-            ],
-        )
-        .env("NO_COLOR", "1")
-        .output()
-        .context("running lbd teardown")?;
-        if !out.status.success() {
-            bail!(
-                "lbd teardown failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        ensure!(
-            !self.pin_path.exists(),
-            "lbd teardown left {}",
-            self.pin_path.display()
-        );
-        Ok(())
-    }
-
-    /// One start already done: reads everything a [`Sample`] holds.
-    fn measure(&self, ready: Duration) -> Result<Sample> {
-        let pid = self.pid()?;
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
-        ensure!(
-            comm.trim() == "lbd",
-            "pid {pid} is {:?}, not lbd (did nsenter fork?)",
-            comm.trim()
-        );
-        let log = self.current_log();
-        let ready_line = log
-            .lines()
-            .find(|l| l.contains("lbd ready"))
-            .context("no \"lbd ready\" line in lbd's log")?;
-        let ready_line = strip_ansi(ready_line);
-        let apply_ms = log_field(&ready_line, "apply_ms")?;
-        let startup_ms = log_field(&ready_line, "startup_ms")?;
-        ensure!(
-            log_field::<usize>(&ready_line, "services")? == SERVICES
-                && log_field::<usize>(&ready_line, "reals")? == REALS,
-            "lbd did not load {SERVICES} services and {REALS} reals: {ready_line}"
-        );
-        ensure!(
-            !log.contains("MAC not resolved"),
-            "every real has a static MAC, yet lbd waits for some"
-        );
-
-        let mut status_times = Vec::new();
-        for _ in 0..STATUS_SAMPLES {
-            let (out, elapsed) = self.lbctl_timed(&["--json", "status"])?;
-            check_status(&out)?;
-            status_times.push(ms(elapsed));
-        }
-
-        let service = service_name(CHANGED_SERVICE);
-        let real = ADDED_REAL.to_string();
-        let mac = format_mac([0x02, 0x97, 0xff, 0, 0, 1]);
-        let (_, add) = self.lbctl_timed(&["real", "add", &service, &real, "--mac", &mac])?;
-        let (_, remove) = self.lbctl_timed(&["real", "remove", &service, &real])?;
-
-        let mut scrape_times = Vec::new();
-        for _ in 0..STATUS_SAMPLES {
-            let started = Instant::now();
-            let page = lb_lab::http_get(
-                &self.ns,
-                "127.0.0.1:9140".parse()?,
-                "/metrics",
-                Duration::from_secs(10),
-            )?;
-            scrape_times.push(ms(started.elapsed()));
-            if page.status != 200 || !page.text().contains("lb_real_packets_total") {
-                bail!("GET /metrics answered {}", page.status);
-            }
-        }
-
-        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-        Ok(Sample {
-            scrape_ms: median(&scrape_times),
-            rss_mb: status_kb(&status, "VmRSS")? / 1024.0,
-            hwm_mb: status_kb(&status, "VmHWM")? / 1024.0,
-            bpf_maps_mb: bpf_map_bytes(pid)? / f64::from(1 << 20),
-            apply_ms,
-            startup_ms,
-            ready_ms: ms(ready),
-            status_ms: median(&status_times),
-            real_add_ms: ms(add),
-            real_remove_ms: ms(remove),
-        })
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if self.pin_path.exists() {
-            let _ = self.teardown();
-        }
-        // Whatever teardown could not remove.
-        let _ = fs::remove_dir_all(&self.pin_path);
-    }
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(Sample {
+        scrape_ms: median(&scrape_times),
+        rss_mb: status_kb(&status, "VmRSS")? / 1024.0,
+        hwm_mb: status_kb(&status, "VmHWM")? / 1024.0,
+        bpf_maps_mb: bpf_map_bytes(pid)? / f64::from(1 << 20),
+        apply_ms,
+        startup_ms,
+        ready_ms: ms(daemon.ready_after()),
+        status_ms: median(&status_times),
+        real_add_ms: ms(add),
+        real_remove_ms: ms(remove),
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -387,7 +214,12 @@ fn service_name(s: usize) -> String {
     format!("{}:{PORT}/tcp", addr(98, s))
 }
 
-fn config_text(socket: &Path, pin_path: &Path) -> String {
+/// The config, with this lab's admin socket and pin directory.
+fn config_text(lab: &Lab) -> String {
+    let socket = lab.dir().join("lbd-scale.sock");
+    // `lbl<pid>-…`: a lab's teardown (and a later run's stale cleanup)
+    // removes it if lbd teardown cannot.
+    let pin_path = PathBuf::from(format!("/sys/fs/bpf/{}scale", lab.prefix()));
     let mut text = format!(
         "# lbd-scale: {SERVICES} services x {REALS_PER_SERVICE} reals\n\
          [daemon]\n\
@@ -418,24 +250,6 @@ fn config_text(socket: &Path, pin_path: &Path) -> String {
         }
     }
     text
-}
-
-/// Removes ANSI escape sequences (`ESC [ … letter`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `name=VALUE` or `name="VALUE"` in a tracing log line, as a number.
@@ -512,58 +326,61 @@ fn check_status(json: &str) -> Result<()> {
 }
 
 fn run(json: bool) -> Result<Vec<Case>> {
-    let lab = Lab::builder()
+    let mut lab = Lab::builder()
         .clients(0)
         .directors(1)
         .reals(0)
         .big_file_size(0)
         .build()
         .context("building the lab (one director namespace)")?;
-    let mut daemon = Daemon::new(&lab)?;
-    measure_all(&mut daemon, json).map_err(|e| {
+    let text = config_text(&lab);
+    let mut daemon = LabDaemon::start_with_config(&mut lab, 0, &text)?;
+    measure_all(&mut daemon, &text, json).map_err(|e| {
         anyhow!(
-            "{e:#}\nlog of lbd (start {} of this run):\n{}",
-            daemon.starts,
+            "{e:#}\nlog of lbd (latest start):\n{}",
             daemon.current_log()
         )
     })
 }
 
-fn measure_all(daemon: &mut Daemon, json: bool) -> Result<Vec<Case>> {
+/// Three fresh starts (the first already made), then a restart after
+/// `kill -9` that adopts the pinned maps.
+fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<Case>> {
     let mut fresh = Vec::new();
     for run in 1..=FRESH_STARTS {
-        daemon.write_config()?;
-        let ready = daemon.spawn()?;
-        let sample = daemon.measure(ready)?;
+        if run > 1 {
+            daemon.stop()?;
+            daemon.teardown()?;
+            // lbctl changed the file: start from the same config each time.
+            fs::write(daemon.config_path(), config)?;
+            daemon.spawn()?;
+        }
+        let sample = measure(daemon)?;
         if !json {
             eprintln!("lbd-scale: fresh start {run}/{FRESH_STARTS}: {sample:.1?}");
         }
         fresh.push(sample);
-        if run < FRESH_STARTS {
-            daemon.signal(libc::SIGTERM)?;
-            daemon.teardown()?;
-        }
     }
 
     // The last one dies: the next start adopts its pinned maps.
-    daemon.signal(libc::SIGKILL)?;
+    daemon.kill()?;
     ensure!(
-        daemon.pin_path.exists(),
+        daemon.pin_path().exists(),
         "no pins left at {} after kill -9",
-        daemon.pin_path.display()
+        daemon.pin_path().display()
     );
-    let ready = daemon.spawn()?;
+    daemon.spawn()?;
     ensure!(
         daemon
             .current_log()
             .contains("adopted the pinned data path"),
         "the restarted lbd did not adopt the pinned maps"
     );
-    let adopt = daemon.measure(ready)?;
+    let adopt = measure(daemon)?;
     if !json {
         eprintln!("lbd-scale: adopting restart: {adopt:.1?}");
     }
-    daemon.signal(libc::SIGTERM)?;
+    daemon.stop()?;
     daemon.teardown()?;
 
     Ok(vec![
