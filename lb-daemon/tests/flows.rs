@@ -186,6 +186,43 @@ fn removing_a_real_keeps_its_flows_until_they_age_out() {
 }
 
 #[test]
+fn a_removed_services_id_is_not_reused_while_its_flows_live() {
+    let mut h = Harness::new();
+    let svc = rr(&mut h, 1);
+    let old_id = h.lb.service_value(&svc).unwrap().id;
+    send(&mut h, 5100, TCP_SYN);
+    h.lb.remove(&svc).unwrap();
+    // A new service while the old one's flow still counts under its id.
+    let other = h.service(
+        VIP.into(),
+        81,
+        Protocol::Tcp,
+        Scheduler::RoundRobin,
+        &reals(1),
+    );
+    let new_id = h.lb.service_value(&other).unwrap().id;
+    assert_ne!(new_id, old_id, "the id still carries a live flow");
+    let stats = |h: &Harness, id| h.lb.dataplane().service_stats(id).unwrap().packets;
+    let before = stats(&h, new_id);
+    send(&mut h, 5100, TCP_ACK);
+    assert_eq!(
+        stats(&h, new_id),
+        before,
+        "the old flow's packets are not the new service's"
+    );
+    // Once the flow has aged out, the id is free again.
+    h.lb.age(
+        monotonic_now_ns() + 3600 * 1_000_000_000,
+        &Timeouts::default(),
+    )
+    .unwrap();
+    h.lb.remove(&other).unwrap();
+    h.lb.age(monotonic_now_ns(), &Timeouts::default()).unwrap();
+    let again = rr(&mut h, 1);
+    assert_eq!(h.lb.service_value(&again).unwrap().id, old_id.min(new_id));
+}
+
+#[test]
 fn flows_of_a_rerouted_real_move_on_their_next_packet() {
     let mut h = Harness::new();
     let vip: IpAddr = VIP.into();

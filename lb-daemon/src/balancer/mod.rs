@@ -99,6 +99,9 @@ pub struct Balancer {
     tables: RangeAllocator,
     /// Removed reals whose slot some flow may still use: (service, name) -> slot.
     retired: BTreeMap<(ServiceAddr, String), u32>,
+    /// Ids of removed services that flows still carry (they count their
+    /// packets under it): reused only once no flow does.
+    retired_services: BTreeSet<u32>,
 }
 
 impl Balancer {
@@ -113,6 +116,7 @@ impl Balancer {
             lc_ids: IdAllocator::new(limits.lc_sets),
             tables: RangeAllocator::new(limits.sched_table_size),
             retired: BTreeMap::new(),
+            retired_services: BTreeSet::new(),
         }
     }
 
@@ -301,10 +305,13 @@ impl Balancer {
                     .as_ref()
                     .map(|p| p.real_ids.keys().collect())
                     .unwrap_or_default();
-                for (name, slot) in &real_ids {
-                    if !kept.contains(name) {
-                        self.retired.insert((addr, name.clone()), *slot);
-                    }
+                let fresh: Vec<(String, u32)> = real_ids
+                    .iter()
+                    .filter(|(name, _)| !kept.contains(name))
+                    .map(|(name, slot)| (name.clone(), *slot))
+                    .collect();
+                for (name, slot) in fresh {
+                    self.retire(addr, name, slot);
                 }
                 match previous {
                     Some(p) => {
@@ -329,7 +336,7 @@ impl Balancer {
         for (name, id) in programmed.real_ids {
             self.retire(*addr, name, id);
         }
-        self.service_ids.free(programmed.value.id);
+        self.retired_services.insert(programmed.value.id);
         if !self.services.keys().any(|other| other.vip == addr.vip) {
             self.dp.remove_vip(&addr.vip_key())?;
         }
@@ -379,16 +386,12 @@ impl Balancer {
             let slot = match real_ids.get(&name) {
                 Some(&slot) => slot,
                 None => {
-                    let slot = self.adopt_or_allocate_real(spec.addr, &name)?;
+                    let slot = self.adopt_or_allocate_real(spec.addr, real)?;
                     real_ids.insert(name.clone(), slot);
                     slot
                 }
             };
             self.dp.set_real(slot, &real_value(real))?;
-            self.dp.set_real_meta(
-                slot,
-                &RealMeta::new(spec.addr.key(), real.addr, real.port, META_ACTIVE),
-            )?;
             if is_fallback {
                 if real.mac.is_some() {
                     fallback_real = slot;
@@ -435,21 +438,29 @@ impl Balancer {
     }
 
     /// A removed real that comes back gets its old slot (its flows and
-    /// counters continue); otherwise a fresh, zeroed slot.
+    /// counters continue); otherwise a fresh, zeroed slot. Either way the
+    /// slot's owner is recorded (only here: it changes nowhere else).
     fn adopt_or_allocate_real(
         &mut self,
         service: ServiceAddr,
-        name: &str,
+        real: &RealSpec,
     ) -> Result<u32, BalancerError> {
-        if let Some(slot) = self.retired.remove(&(service, name.to_owned())) {
-            return Ok(slot);
-        }
-        let slot = self
-            .real_ids
-            .allocate()
-            .ok_or(BalancerError::Exhausted { what: "real" })?;
-        self.dp.clear_real_stats(slot)?;
-        self.dp.set_real_connections(slot, 0)?;
+        let slot = match self.retired.remove(&(service, real.name())) {
+            Some(slot) => slot,
+            None => {
+                let slot = self
+                    .real_ids
+                    .allocate()
+                    .ok_or(BalancerError::Exhausted { what: "real" })?;
+                self.dp.clear_real_stats(slot)?;
+                self.dp.set_real_connections(slot, 0)?;
+                slot
+            }
+        };
+        self.dp.set_real_meta(
+            slot,
+            &RealMeta::new(service.key(), real.addr, real.port, META_ACTIVE),
+        )?;
         Ok(slot)
     }
 
@@ -569,11 +580,42 @@ impl Balancer {
                 self.real_ids.free(slot);
             }
         }
+        self.release_service_ids(
+            flows
+                .iter()
+                .filter(|(key, _)| !expired.contains(key))
+                .map(|(_, v)| v.service),
+        );
         Ok(AgeingReport {
             flows_seen,
             expired: plan.expired.len(),
             released_reals: released.len(),
         })
+    }
+}
+
+impl Balancer {
+    /// Frees the ids of removed services that no flow carries any more,
+    /// and keeps (claims) ids that flows carry but nothing owns, e.g. of a
+    /// service removed while an earlier lbd ran.
+    fn release_service_ids(&mut self, in_flows: impl Iterator<Item = u32>) {
+        let in_use: BTreeSet<u32> = in_flows.collect();
+        let live: BTreeSet<u32> = self.services.values().map(|p| p.value.id).collect();
+        for id in in_use.difference(&live) {
+            if !self.retired_services.contains(id) && self.service_ids.claim(*id) {
+                self.retired_services.insert(*id);
+            }
+        }
+        let done: Vec<u32> = self
+            .retired_services
+            .iter()
+            .filter(|id| !in_use.contains(id))
+            .copied()
+            .collect();
+        for id in done {
+            self.retired_services.remove(&id);
+            self.service_ids.free(id);
+        }
     }
 }
 

@@ -195,13 +195,15 @@ impl Dataplane {
         limits: DataplaneLimits,
         pins: Option<&PinDir>,
     ) -> Result<Self, DataplaneError> {
+        // One list of maps sizes them, pins them and checks pinned ones.
+        let shapes = Self::shapes(limits);
         let mut loader = EbpfLoader::new();
-        for (name, max_entries) in Self::sized_maps(limits) {
-            loader.map_max_entries(name, max_entries);
+        for shape in &shapes {
+            loader.map_max_entries(shape.name, shape.max_entries);
         }
         let origin = match pins {
             Some(dir) => {
-                pin::check_shapes(dir, &Self::shapes(limits))?;
+                pin::check_shapes(dir, &shapes)?;
                 let origin = if dir.has_maps() {
                     Origin::Adopted
                 } else {
@@ -212,7 +214,7 @@ impl Dataplane {
                     path: dir.root().to_owned(),
                     source: Box::new(e),
                 })?;
-                for shape in Self::shapes(limits) {
+                for shape in &shapes {
                     loader.map_pin_path(shape.name, dir.map(shape.name));
                 }
                 origin
@@ -264,23 +266,8 @@ impl Dataplane {
         })
     }
 
-    /// Maps whose size follows the limits.
-    fn sized_maps(limits: DataplaneLimits) -> [(&'static str, u32); 10] {
-        [
-            (names::CONNTRACK, limits.conntrack_size),
-            (names::REALS, limits.max_reals),
-            (names::REAL_CONNS, limits.max_reals),
-            (names::REAL_STATS, limits.max_reals),
-            (names::SERVICES, limits.max_services),
-            (names::VIPS, limits.max_services),
-            (names::SERVICE_STATS, limits.max_services),
-            (names::RR_CURSOR, limits.max_services),
-            (names::SCHED_TABLE, limits.sched_table_chunks()),
-            (names::LC_SETS, limits.lc_sets),
-        ]
-    }
-
-    /// Every map of the object as this build creates it.
+    /// Every map of the object as this build creates it (`REAL_META`, not
+    /// in the object, is ignored by the loader).
     fn shapes(limits: DataplaneLimits) -> Vec<pin::MapShape> {
         fn shape<K, V>(name: &'static str, max_entries: u32) -> pin::MapShape {
             pin::MapShape {
