@@ -67,6 +67,21 @@ fn lbd_serves_its_config_and_lbctl_shows_it() {
             "no such host: no MAC, out of rotation"
         );
     }
+
+    // A drained real without flows is removed (and the removal written).
+    let name = service.name();
+    lbd.lbctl_ok(&["real", "drain", &name, "10.99.0.150"])
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the drained real is removed",
+        || {
+            !std::fs::read_to_string(lbd.config_path())
+                .unwrap()
+                .contains("\"10.99.0.150\"")
+        },
+    )
+    .unwrap();
 }
 
 fn vip_url() -> String {

@@ -84,9 +84,12 @@ pub struct Controller {
     /// connections. Losing a MAC for a moment must not reset connections.
     last_known: BTreeMap<IpAddr, [u8; 6]>,
     /// Reals being drained: removed when their flows end or at the deadline.
-    drains: std::collections::HashMap<(ServiceAddr, String), std::time::Instant>,
+    drains: std::collections::HashMap<(ServiceAddr, std::net::SocketAddr), std::time::Instant>,
     /// Health of reals, from the checker (absent: up).
     health: std::collections::HashMap<crate::health::scheduler::TargetKey, health::RealHealth>,
+    /// Bumped whenever the running config changes (reload, lbctl, drains):
+    /// the daemon re-syncs VIPs, neighbour and health targets only then.
+    generation: u64,
     /// Flows left by the last ageing pass: `status` reports it instead of
     /// walking a table of up to millions of entries on every call.
     flow_count: Option<u64>,
@@ -116,6 +119,7 @@ impl Controller {
             macs: resolved,
             last_known,
             flow_count: None,
+            generation: 0,
             health: std::collections::HashMap::new(),
             drains: std::collections::HashMap::new(),
         }
@@ -124,6 +128,12 @@ impl Controller {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Changes whenever the running config does.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     #[must_use]
@@ -280,7 +290,8 @@ impl Controller {
                     backup: r.backup,
                     resolved: resolved(r.addr, r.mac).is_some(),
                     down: health.is_some_and(|h| h.down),
-                    draining: self.is_draining(&service.addr, &r.name()),
+                    draining: self
+                        .is_draining(&service.addr, std::net::SocketAddr::new(r.addr, r.port)),
                     up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
                 }
             })
@@ -324,6 +335,8 @@ impl Controller {
         let diff = self.apply_config(&config)?;
         self.config = config;
         self.text = text;
+        self.generation += 1;
+        self.prune_drains();
         Ok(diff)
     }
 
@@ -413,6 +426,8 @@ impl Controller {
         }
         self.config = new;
         self.text = text;
+        self.generation += 1;
+        self.prune_drains();
         Ok(diff)
     }
 

@@ -1,6 +1,6 @@
 //! `lbctl` requests turned into edits of the configuration.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::{ControlError, Controller};
 use crate::{
@@ -100,6 +100,8 @@ impl Controller {
                     doc.set_weight(&addr, ip, port, weight)
                         .map_err(|e| e.to_string())
                 })?;
+                // A new weight ends a drain: the operator wants it serving.
+                self.drains.remove(&(addr, SocketAddr::new(ip, port)));
                 Ok(done(
                     format!(
                         "weight of {} in {addr} set to {weight}",
@@ -119,9 +121,10 @@ impl Controller {
                     .config
                     .service(&addr)
                     .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
-                let name = std::net::SocketAddr::new(ip, port).to_string();
+                let real = SocketAddr::new(ip, port);
+                let name = real.to_string();
                 self.drains
-                    .insert((addr, name.clone()), std::time::Instant::now() + timeout);
+                    .insert((addr, real), std::time::Instant::now() + timeout);
                 Ok(done(
                     format!(
                         "draining {name} in {addr}: no new connections, {active} established \
@@ -184,40 +187,52 @@ impl Controller {
     /// Removes drained reals whose flows have ended or whose drain timed
     /// out (the removal is written to the config file like an lbctl
     /// change). Returns what was removed, with the flows left at removal.
-    pub fn finish_drains(&mut self) -> Vec<(ServiceAddr, String, u64)> {
+    pub fn finish_drains(&mut self) -> Vec<(ServiceAddr, SocketAddr, u64)> {
         let now = std::time::Instant::now();
-        let due: Vec<((ServiceAddr, String), u64)> = self
+        let due: Vec<(ServiceAddr, SocketAddr, u64)> = self
             .drains
             .iter()
-            .filter_map(|((addr, name), deadline)| {
-                let sock: std::net::SocketAddr = name.parse().ok()?;
-                let active = self.active_on(addr, sock.ip(), sock.port());
-                (active == 0 || now >= *deadline).then(|| ((*addr, name.clone()), active))
+            .map(|(&(addr, real), deadline)| (addr, real, *deadline))
+            .filter_map(|(addr, real, deadline)| {
+                let active = self.active_on(&addr, real.ip(), real.port());
+                (active == 0 || now >= deadline).then_some((addr, real, active))
             })
             .collect();
-        let mut removed = Vec::new();
-        for ((addr, name), active) in due {
-            self.drains.remove(&(addr, name.clone()));
-            let Ok(sock) = name.parse::<std::net::SocketAddr>() else {
-                continue;
-            };
-            match self.change(|doc| {
-                doc.remove_real(&addr, sock.ip(), sock.port())
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(_) => removed.push((addr, name, active)),
-                Err(e) => {
-                    tracing::warn!(service = %addr, real = %name, error = %e, "removing a drained real");
-                }
+        if due.is_empty() {
+            return due;
+        }
+        // One edit (one validation, one write) for all of them.
+        let removal = self.change(|doc| {
+            for (addr, real, _) in &due {
+                doc.remove_real(addr, real.ip(), real.port())
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        match removal {
+            Ok(_) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "removing drained reals; retrying in a second");
+                Vec::new()
             }
         }
-        removed
     }
 
     /// Whether a real is being drained.
     #[must_use]
-    pub fn is_draining(&self, addr: &ServiceAddr, name: &str) -> bool {
-        self.drains.contains_key(&(*addr, name.to_owned()))
+    pub fn is_draining(&self, addr: &ServiceAddr, real: SocketAddr) -> bool {
+        self.drains.contains_key(&(*addr, real))
+    }
+
+    /// Forgets drains of reals the config no longer has (removed by hand,
+    /// by a reload, or by the drain itself).
+    pub(super) fn prune_drains(&mut self) {
+        let config = &self.config;
+        self.drains.retain(|(addr, real), _| {
+            config
+                .service(addr)
+                .is_some_and(|s| s.real(real.ip(), real.port()).is_some())
+        });
     }
 
     /// Flows currently on a real (also after it was removed).

@@ -31,21 +31,22 @@ impl Controller {
                 let name = real.name();
                 let mac = self.mac_of(service, real.addr);
                 let health = self.real_health(service, &name);
-                let real_state = if self.is_draining(&service.addr, &name) {
-                    "draining"
-                } else if health.is_some_and(|h| h.down) {
-                    "down"
-                } else if mac.is_none() {
-                    "unresolved"
-                } else if real.backup && programmed.weight > 0 {
-                    "backup_active"
-                } else if real.backup {
-                    "backup_idle"
-                } else if real.weight == 0 {
-                    "drained"
-                } else {
-                    "up"
-                };
+                let real_state =
+                    if self.is_draining(&service.addr, SocketAddr::new(real.addr, real.port)) {
+                        "draining"
+                    } else if health.is_some_and(|h| h.down) {
+                        "down"
+                    } else if mac.is_none() {
+                        "unresolved"
+                    } else if real.backup && programmed.weight > 0 {
+                        "backup_active"
+                    } else if real.backup {
+                        "backup_idle"
+                    } else if real.weight == 0 {
+                        "drained"
+                    } else {
+                        "up"
+                    };
                 let slot = self.lb.real_id(&service.addr, &name);
                 let mut view = self.real_status(name, real.weight, real_state, mac, slot)?;
                 view.effective_weight = programmed.weight;

@@ -125,11 +125,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             });
         })?;
 
-    let (health_runtime, checker) = start_checker(&controller, &events)?;
-
-    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     // "The running config was loaded at": startup counts as a load.
     metrics.observe_reload(true, unix_now());
+    let (health_runtime, checker) = start_checker(&controller, &events, &metrics)?;
     let mut host = Host {
         netlink,
         vip_iface,
@@ -138,6 +137,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         waker,
         checker,
         metrics,
+        generation: controller.generation(),
     };
     controller_loop(&mut controller, &inbox, &mut host);
 
@@ -170,26 +170,30 @@ fn spawn_neighbours(
 }
 
 /// The health checker, on its own small runtime (one worker keeps 10,000
-/// reals at a 1 s interval under a quarter of a core), reporting to the
-/// controller loop.
+/// reals at a 1 s interval under a quarter of a core). Every probe feeds
+/// the metrics right there; only transitions go to the controller loop
+/// (10,000 probe results a second would swamp it).
 fn start_checker(
     controller: &Controller,
     events: &mpsc::Sender<Event>,
+    metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(tokio::runtime::Runtime, Checker)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("health")
         .enable_all()
         .build()?;
-    let events = Mutex::new(events.clone());
+    let events = events.clone();
+    let metrics = metrics.clone();
     let checker = Checker::new(
         runtime.handle().clone(),
         MAX_CONCURRENT_PROBES,
         TlsConfigs::new().context("TLS roots for https checks")?,
         move |event| {
-            if let Ok(tx) = events.lock() {
+            observe_health(&metrics, &event);
+            if event.transition.is_some() {
                 // Fails only when lbd is stopping.
-                let _ = tx.send(Event::Health(event));
+                let _ = events.send(Event::Health(event));
             }
         },
     );
@@ -205,7 +209,7 @@ const MAX_CONCURRENT_PROBES: usize = 1000;
 const RAMP_STEP: Duration = Duration::from_secs(1);
 
 /// What the controller loop drives outside the controller: VIP addresses,
-/// the neighbour thread's wanted set, the health checker.
+/// the neighbour thread's wanted set, the health checker, the metrics.
 struct Host {
     netlink: Netlink,
     vip_iface: u32,
@@ -213,14 +217,21 @@ struct Host {
     wanted: Wanted,
     waker: mpsc::Sender<()>,
     checker: Checker,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    /// The controller's config generation this was last synced with.
+    generation: u64,
 }
 
 impl Host {
-    /// Brings VIPs, neighbour targets and health targets in line with the
-    /// controller after an event (`config_changed`: the config may differ).
-    fn sync(&mut self, controller: &mut Controller, config_changed: bool) {
+    /// Brings VIPs, neighbour targets, health targets and metric series in
+    /// line with the controller's config, when that changed.
+    fn sync(&mut self, controller: &mut Controller) {
+        if controller.generation() == self.generation {
+            return;
+        }
+        self.generation = controller.generation();
         controller.forget_unused_macs();
+        controller.forget_unused_health();
         let now_wanted = controller.reals_to_resolve();
         let mut current = self.wanted.lock().expect("wanted lock");
         if *current != now_wanted {
@@ -233,23 +244,20 @@ impl Host {
         if vips != self.held {
             self.held = vips::sync(&mut self.netlink, self.vip_iface, &self.held, &vips);
         }
-        if config_changed {
-            let keep = controller
-                .config()
-                .services
-                .iter()
-                .flat_map(|s| s.reals.iter().map(move |r| (s.addr.to_string(), r.name())))
-                .collect();
-            self.metrics.retain_reals(&keep);
-            controller.forget_unused_health();
-            self.checker.set_damping(controller.damping());
-            self.checker.set_targets(controller.health_targets());
-        }
+        let keep = controller
+            .config()
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().map(move |r| (s.addr.to_string(), r.name())))
+            .collect();
+        self.metrics.retain_reals(&keep);
+        self.checker.set_damping(controller.damping());
+        self.checker.set_targets(controller.health_targets());
     }
 }
 
 /// Serves events one at a time until shutdown; between them ages the
-/// connection table and steps slow starts.
+/// connection table, steps slow starts and finishes drains.
 fn controller_loop(controller: &mut Controller, inbox: &mpsc::Receiver<Event>, host: &mut Host) {
     let mut next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
     let mut next_ramp = Instant::now() + RAMP_STEP;
@@ -257,75 +265,36 @@ fn controller_loop(controller: &mut Controller, inbox: &mpsc::Receiver<Event>, h
         let timeout = next_ageing
             .min(next_ramp)
             .saturating_duration_since(Instant::now());
-        let event = match inbox.recv_timeout(timeout) {
-            Ok(event) => event,
+        match inbox.recv_timeout(timeout) {
+            Ok(event) => {
+                if !handle(controller, host, event) {
+                    return;
+                }
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if Instant::now() >= next_ramp {
-                    if let Err(e) = controller.ramp() {
-                        tracing::error!(error = %e, "slow start step");
-                    }
-                    let removed = controller.finish_drains();
-                    for (service, real, active) in &removed {
-                        tracing::info!(
-                            %service,
-                            %real,
-                            flows_left = active,
-                            "drained real removed"
-                        );
-                    }
-                    if !removed.is_empty() {
-                        host.sync(controller, true);
-                    }
+                    step(controller);
                     next_ramp = Instant::now() + RAMP_STEP;
                 }
                 if Instant::now() >= next_ageing {
                     age(controller);
                     next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
                 }
-                continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        // `lbctl health` is answered by the checker, which keeps the states;
-        // scrapes, health results and reloads also feed the metrics.
-        let event = match event {
-            Event::Admin(Request::Health, reply) => {
-                let _ = reply.send(Response::success(health_report(&host.checker)));
-                continue;
-            }
-            Event::Scrape(reply) => {
-                let text = match controller.snapshot() {
-                    Ok(snapshot) => host.metrics.render(&snapshot),
-                    Err(e) => format!("# lbd could not read its maps: {e}\n"),
-                };
-                let _ = reply.send(text);
-                continue;
-            }
-            Event::Health(event) => {
-                observe_health(&host.metrics, &event);
-                Event::Health(event)
-            }
-            Event::Reload => {
-                let result = controller.reload();
-                host.metrics.observe_reload(result.is_ok(), unix_now());
-                log_reload(result);
-                host.sync(controller, true);
-                continue;
-            }
-            Event::Admin(Request::Reload, reply) => {
-                let response = controller.handle(Request::Reload);
-                host.metrics.observe_reload(response.ok, unix_now());
-                let _ = reply.send(response);
-                host.sync(controller, true);
-                continue;
-            }
-            other => other,
-        };
-        let config_changed = matches!(event, Event::Admin(..) | Event::Reload);
-        if !handle(controller, event) {
-            return;
         }
-        host.sync(controller, config_changed);
+        host.sync(controller);
+    }
+}
+
+/// Once a second: the next slow-start weights, and drained reals whose
+/// flows have ended are removed.
+fn step(controller: &mut Controller) {
+    if let Err(e) = controller.ramp() {
+        tracing::error!(error = %e, "slow start step");
+    }
+    for (service, real, active) in controller.finish_drains() {
+        tracing::info!(%service, %real, flows_left = active, "drained real removed");
     }
 }
 
@@ -414,16 +383,24 @@ fn age(controller: &mut Controller) {
 }
 
 /// One event; false on shutdown.
-fn handle(controller: &mut Controller, event: Event) -> bool {
+fn handle(controller: &mut Controller, host: &Host, event: Event) -> bool {
     match event {
         Event::Shutdown => return false,
+        // The checker keeps the health states.
+        Event::Admin(Request::Health, reply) => {
+            let _ = reply.send(Response::success(health_report(&host.checker)));
+        }
         Event::Admin(request, reply) => {
+            let reload = request == Request::Reload;
             let summary = format!("{request:?}");
             let is_read = matches!(
                 request,
                 Request::Status | Request::Flows { .. } | Request::Trace { .. }
             );
             let response = controller.handle(request);
+            if reload {
+                host.metrics.observe_reload(response.ok, unix_now());
+            }
             if !is_read {
                 match &response.error {
                     None => tracing::info!(request = %summary, "lbctl change applied"),
@@ -434,8 +411,18 @@ fn handle(controller: &mut Controller, event: Event) -> bool {
             }
             let _ = reply.send(response);
         }
-        Event::Reload => log_reload(controller.reload()),
-        Event::Scrape(_) => {}
+        Event::Reload => {
+            let result = controller.reload();
+            host.metrics.observe_reload(result.is_ok(), unix_now());
+            log_reload(result);
+        }
+        Event::Scrape(reply) => {
+            let text = match controller.snapshot() {
+                Ok(snapshot) => host.metrics.render(&snapshot),
+                Err(e) => format!("# lbd could not read its maps: {e}\n"),
+            };
+            let _ = reply.send(text);
+        }
         Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
             Ok(services) if !services.is_empty() => match mac {
                 Some(mac) => tracing::info!(
