@@ -13,7 +13,11 @@ use std::os::unix::process::CommandExt as _;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{HOST_IFNAME, HTTP_PORT, Lab, VIP_V4, VIP_V6, command_in_net, pass_object, wait_until};
+use lb_daemon::admin::{RealStatus, Status};
+
+use crate::{
+    HOST_IFNAME, HTTP_PORT, Lab, VIP_V4, VIP_V6, command_in_net, pass_object, wait_for, wait_until,
+};
 
 /// Where `lbd` and `lbctl` are: `LB_BIN_DIR`, or the target directory this
 /// test binary was built in (`cargo xtask test` builds them there first).
@@ -288,18 +292,73 @@ impl LabDaemon {
         Ok(serde_json::from_str(&self.lbctl_ok(&full)?)?)
     }
 
-    /// New connections a real (lab index) of a service has received.
+    /// `lbctl --json status`, typed.
+    pub fn status(&self) -> Result<Status> {
+        Ok(serde_json::from_value(self.lbctl_json(&["status"])?)?)
+    }
+
+    /// One real (`IP:PORT`) of a service (`VIP:PORT/proto`) as `lbctl
+    /// status` shows it.
+    pub fn real(&self, service: &str, real: &str) -> Result<RealStatus> {
+        let status = self.status()?;
+        status
+            .services
+            .into_iter()
+            .filter(|s| s.service == service)
+            .flat_map(|s| s.reals)
+            .find(|r| r.real == real)
+            .with_context(|| format!("no real {real} in service {service}"))
+    }
+
+    /// New connections a real of a service has received.
     pub fn real_connections(&self, service: &str, real: &str) -> Result<u64> {
-        let status = self.lbctl_json(&["status"])?;
-        let services = status["services"].as_array().context("services")?;
-        for s in services.iter().filter(|s| s["service"] == service) {
-            for r in s["reals"].as_array().into_iter().flatten() {
-                if r["real"] == real {
-                    return r["connections"].as_u64().context("connections");
-                }
+        Ok(self.real(service, real)?.connections)
+    }
+
+    /// Waits until a real of a service shows `state`; returns how long it
+    /// took (the last state seen is in the error).
+    pub fn wait_state(
+        &self,
+        service: &str,
+        real: &str,
+        state: &str,
+        limit: Duration,
+    ) -> Result<Duration> {
+        let started = Instant::now();
+        wait_for(limit, &format!("{real} is {state}"), || {
+            let now = self.real(service, real)?.state;
+            if now == state {
+                Ok(())
+            } else {
+                bail!("{real} is {now}")
             }
-        }
-        bail!("no real {real} in service {service}: {status}")
+        })
+        .with_context(|| format!("lbd log:\n{}", self.log()))?;
+        Ok(started.elapsed())
+    }
+
+    /// Waits until a real of a service has had more than `above` new
+    /// connections.
+    pub fn wait_connections(
+        &self,
+        service: &str,
+        real: &str,
+        above: u64,
+        limit: Duration,
+    ) -> Result<()> {
+        wait_for(
+            limit,
+            &format!("{real} gets more than {above} new connections"),
+            || {
+                let n = self.real_connections(service, real)?;
+                if n > above {
+                    Ok(())
+                } else {
+                    bail!("{real} has {n}")
+                }
+            },
+        )
+        .with_context(|| format!("lbd log:\n{}", self.log()))
     }
 
     /// SIGKILL: the daemon dies at once, the data path stays.

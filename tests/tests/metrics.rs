@@ -7,7 +7,7 @@ use std::{net::SocketAddr, process::Stdio, time::Duration};
 use lb_lab::{
     Lab, VIP_V4, command_in,
     daemon::{LabDaemon, LabService},
-    http_get, wait_until,
+    http_get, wait_for,
 };
 
 /// Where lbd serves metrics inside the director namespace (the default).
@@ -16,30 +16,19 @@ const METRICS: &str = "127.0.0.1:9140";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
 /// The values of an instant query, by the `real` label.
-fn query(ns: &str, promql: &str) -> Vec<(String, f64)> {
+fn query(ns: &str, promql: &str) -> anyhow::Result<Vec<(String, f64)>> {
     let path = format!("/api/v1/query?query={}", encode(promql));
-    let Ok(response) = http_get(
-        ns,
-        PROMETHEUS.parse().unwrap(),
-        &path,
-        Duration::from_secs(5),
-    ) else {
-        return Vec::new();
-    };
-    let json: serde_json::Value = serde_json::from_str(&response.text()).unwrap_or_default();
+    let response = http_get(ns, PROMETHEUS.parse()?, &path, Duration::from_secs(5))?;
+    let json: serde_json::Value = serde_json::from_str(&response.text())?;
+    anyhow::ensure!(json["status"] == "success", "Prometheus answered {json}");
     json["data"]["result"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|r| {
-            (
-                r["metric"]["real"].as_str().unwrap_or_default().to_owned(),
-                r["value"][1]
-                    .as_str()
-                    .unwrap_or("nan")
-                    .parse()
-                    .unwrap_or(f64::NAN),
-            )
+            let real = r["metric"]["real"].as_str().unwrap_or_default().to_owned();
+            let value = r["value"][1].as_str().unwrap_or("nan").parse()?;
+            Ok((real, value))
         })
         .collect()
 }
@@ -114,43 +103,42 @@ fn prometheus_scrapes_lbd_and_sees_traffic_and_a_stopped_real() {
         format!("{}:80", lab.real_addr_v4(0)),
         format!("{}:80", lab.real_addr_v4(1)),
     ];
-    wait_until(
+    let packets = wait_for(
         Duration::from_secs(30),
         "Prometheus has packets for both reals",
-        || {
-            let values = query(&ns, "lb_real_packets_total");
-            reals
-                .iter()
-                .all(|r| values.iter().any(|(real, v)| real == r && *v > 0.0))
+        || -> anyhow::Result<Vec<(String, f64)>> {
+            let values = query(&ns, "lb_real_packets_total")?;
+            for r in &reals {
+                anyhow::ensure!(
+                    values.iter().any(|(real, v)| real == r && *v > 0.0),
+                    "no packets for {r} yet: {values:?}"
+                );
+            }
+            Ok(values)
         },
     )
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e:#}\n{:?}\n{}",
-            query(&ns, "lb_real_packets_total"),
-            lbd.log()
-        )
-    });
-    println!(
-        "lb_real_packets_total: {:?}",
-        query(&ns, "lb_real_packets_total")
-    );
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    println!("lb_real_packets_total: {packets:?}");
 
-    // Stop real 1: Prometheus sees its lb_real_up turn 0.
-    assert!(query(&ns, "lb_real_up").iter().all(|(_, v)| *v > 0.5));
+    // Both reals are up; stop real 1: Prometheus sees its lb_real_up turn 0.
+    let up = query(&ns, "lb_real_up").unwrap();
+    assert_eq!(up.len(), 2, "{up:?}");
+    assert!(up.iter().all(|(_, v)| *v > 0.5), "{up:?}");
     lab.real_stop(1).unwrap();
     let promql = format!("lb_real_up{{real=\"{}\"}}", reals[1]);
-    wait_until(
+    let down = wait_for(
         Duration::from_secs(30),
         "Prometheus sees the real down",
-        || query(&ns, &promql).first().is_some_and(|(_, v)| *v < 0.5),
+        || {
+            let values = query(&ns, &promql)?;
+            match values.first() {
+                Some((_, v)) if *v < 0.5 => Ok(values),
+                _ => anyhow::bail!("lb_real_up is {values:?}"),
+            }
+        },
     )
     .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
-    println!(
-        "lb_real_up after stopping {}: {:?}",
-        reals[1],
-        query(&ns, "lb_real_up")
-    );
+    println!("lb_real_up after stopping {}: {down:?}", reals[1]);
     let _ = prometheus.kill();
     let _ = prometheus.wait();
 }
