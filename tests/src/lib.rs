@@ -651,13 +651,11 @@ impl Lab {
     fn teardown(&mut self) -> Result<()> {
         // Our nginx children: kill and reap.
         self.servers.clear();
-        // Children handed out by `spawn`: kill their groups while we can be
-        // sure the id is still theirs (still our child, or inside our
-        // namespaces).
-        let me = std::process::id();
+        // Children handed out by `spawn`: kill their groups, but only while
+        // the pid is inside our namespaces: one already reaped may belong to
+        // another test's child by now.
         for &pid in &self.spawned {
-            let ours =
-                parent_of(pid) == Some(me) || netns::pid_in_namespaces(pid, &self.namespaces);
+            let ours = netns::pid_in_namespaces(pid, &self.namespaces);
             if ours && let Ok(pgid) = libc::pid_t::try_from(pid) {
                 // SAFETY: kill(2) of a process group we created.
                 unsafe { libc::kill(-pgid, libc::SIGKILL) };
@@ -702,13 +700,6 @@ impl Drop for Lab {
 
 fn real_name(i: usize) -> String {
     format!("real-{i}")
-}
-
-/// The parent pid of `pid`, from `/proc/<pid>/stat`.
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 // The demo moves a lab between threads.

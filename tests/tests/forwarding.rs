@@ -53,7 +53,8 @@ fn requests_to_the_vip_are_served_by_every_real_over_ipv4_and_ipv6() {
         director.lb.apply(&spec).expect("program the service");
         let seen = answers(&lab, &spec, 20);
         // Round-robin positions are per CPU: each CPU alternates exactly, so
-        // with two CPUs the two reals' counts differ by at most two.
+        // the two reals' counts differ by at most one per CPU.
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let a = seen.get(lab.real_name(0)).copied().unwrap_or(0);
         let b = seen.get(lab.real_name(1)).copied().unwrap_or(0);
         assert_eq!(
@@ -63,7 +64,7 @@ fn requests_to_the_vip_are_served_by_every_real_over_ipv4_and_ipv6() {
             spec.addr
         );
         assert!(
-            a.abs_diff(b) <= 2,
+            a > 0 && b > 0 && a.abs_diff(b) <= cpus,
             "rr shares the requests ({}): {seen:?}",
             spec.addr
         );

@@ -404,27 +404,14 @@ fn pass_program_attaches_to_the_director_peer() {
     drop_and_check(lab);
 }
 
-/// The project's own eBPF object, when it has been built (or named by
-/// `LB_XDP_OBJECT`).
+/// The project's own eBPF object (embedded by `cargo xtask test`).
 #[test]
-fn project_pass_program_attaches_when_built() {
-    let path = std::env::var_os("LB_XDP_OBJECT").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/ebpf/bpfel-unknown-none/release/xdp-ebpf")
-        },
-        PathBuf::from,
-    );
-    let Ok(object) = std::fs::read(&path) else {
-        eprintln!(
-            "skipped: no eBPF object at {} (set LB_XDP_OBJECT or build it)",
-            path.display()
-        );
-        return;
-    };
+fn project_pass_program_attaches() {
+    let object = lb_daemon::dataplane::xdp_object()
+        .expect("the XDP object is embedded: run with `cargo xtask test`");
     let mut lab = build(1, 1, 0);
-    lab.attach_pass_program(0, &object)
-        .unwrap_or_else(|e| panic!("attaching xdp_pass from {}: {e:#}", path.display()));
+    lab.attach_pass_program(0, object)
+        .unwrap_or_else(|e| panic!("attaching xdp_pass from the project's object: {e:#}"));
     let link = exec_ok(
         lab.switch_ns(),
         &[
