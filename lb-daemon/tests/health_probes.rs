@@ -20,7 +20,7 @@ use lb_daemon::health::{
     probe::{FailureReason, ProbeFailure, probe},
     scheduler::{Checker, HealthEvent, Target, TargetKey},
     spec::{CheckKind, CheckSpec, HttpCheck},
-    state::{Health, recommended_spec},
+    state::Health,
     tls::TlsConfigs,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
@@ -491,13 +491,20 @@ async fn command_timeout_kills_the_process_group() {
         failure.to_string(),
         "timed out after 300ms (command still running, killed)"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let text = std::fs::read_to_string(&pids).unwrap();
     let pids: Vec<u32> = text.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(pids.len(), 2, "{text}");
+    // The group was killed; the processes are gone within a deadline.
+    let deadline = Instant::now() + Duration::from_secs(5);
     for pid in pids {
-        let state = process_state(pid);
-        assert!(matches!(state, None | Some('Z')), "pid {pid} is {state:?}");
+        loop {
+            let state = process_state(pid);
+            if matches!(state, None | Some('Z')) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "pid {pid} is still {state:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -539,15 +546,15 @@ async fn checker_end_to_end() {
     let dead_real = closed_port().await;
     let http_spec = CheckSpec {
         kind: CheckKind::Http(http("/ok")),
-        ..recommended_spec()
+        ..CheckSpec::default()
     };
     let (sink, mut rx) = events();
     let checker = Checker::new(tokio::runtime::Handle::current(), 64, tls(), sink);
     let start = Instant::now();
     checker.set_targets(vec![
-        target(SERVICE, tcp_real, recommended_spec(), Health::Up),
+        target(SERVICE, tcp_real, CheckSpec::default(), Health::Up),
         target(SERVICE, http_real, http_spec.clone(), Health::Up),
-        target(SERVICE, dead_real, recommended_spec(), Health::Up),
+        target(SERVICE, dead_real, CheckSpec::default(), Health::Up),
     ]);
     let dead_key = TargetKey::new(SERVICE, dead_real.to_string());
 
@@ -574,7 +581,7 @@ async fn checker_end_to_end() {
     }
     let took = down_at.unwrap() - start;
     println!("dead real down {took:?} after the checker started ({dead_probes} probes)");
-    assert_eq!(dead_probes, recommended_spec().fall);
+    assert_eq!(dead_probes, CheckSpec::default().fall);
     // First probe within one interval, then fall - 1 fast ones.
     assert!(took < Duration::from_secs(3), "{took:?}");
 
@@ -628,7 +635,7 @@ async fn changes(
     let http_key = TargetKey::new(SERVICE, http_real.to_string());
     let none_spec = CheckSpec {
         kind: CheckKind::None,
-        ..recommended_spec()
+        ..CheckSpec::default()
     };
     let faster = CheckSpec {
         interval: Duration::from_millis(500),
@@ -636,7 +643,7 @@ async fn changes(
     };
     checker.set_targets(vec![
         target(SERVICE, http_real, faster, Health::Down),
-        target(SERVICE, dead_real, recommended_spec(), Health::Down),
+        target(SERVICE, dead_real, CheckSpec::default(), Health::Down),
         target(SERVICE, none_real, none_spec, Health::Down),
     ]);
     let mut none_seen = false;
@@ -748,7 +755,7 @@ fn cpu_run(kind: &CheckKind, reals: usize, workers: usize, measure: Duration) {
                 addr,
                 spec: CheckSpec {
                     kind: kind.clone(),
-                    ..recommended_spec()
+                    ..CheckSpec::default()
                 },
                 initial: Health::Up,
             }

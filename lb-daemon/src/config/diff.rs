@@ -21,8 +21,6 @@ pub struct ConfigDiff {
     pub unchanged: usize,
     /// Any of `[timeouts]` differs (ageing interval included).
     pub timeouts_changed: bool,
-    /// `daemon.neighbour_refresh` differs (it can change at runtime).
-    pub neighbour_refresh_changed: bool,
     /// Dotted names of settings that differ but only take effect after a
     /// restart.
     pub restart_required: Vec<String>,
@@ -36,7 +34,6 @@ impl ConfigDiff {
             && self.removed.is_empty()
             && self.changed.is_empty()
             && !self.timeouts_changed
-            && !self.neighbour_refresh_changed
             && self.restart_required.is_empty()
     }
 }
@@ -60,12 +57,16 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         .filter(|addr| !kept.contains(addr))
         .collect();
     out.timeouts_changed = old.timeouts != new.timeouts;
-    out.neighbour_refresh_changed = old.daemon.neighbour_refresh != new.daemon.neighbour_refresh;
 
     let (od, nd) = (&old.daemon, &new.daemon);
     let (op, np) = (&old.dataplane, &new.dataplane);
     let restart = [
         ("daemon.pin_path", od.pin_path != nd.pin_path),
+        // The neighbour thread reads it once, at startup.
+        (
+            "daemon.neighbour_refresh",
+            od.neighbour_refresh != nd.neighbour_refresh,
+        ),
         ("daemon.admin_socket", od.admin_socket != nd.admin_socket),
         (
             "daemon.metrics_address",
@@ -297,8 +298,8 @@ mod tests {
         let mut new = old.clone();
         new.daemon.neighbour_refresh = Duration::from_secs(5);
         let d = diff(&old, &new);
-        assert!(d.neighbour_refresh_changed && !d.timeouts_changed);
-        assert!(d.restart_required.is_empty());
+        assert!(!d.timeouts_changed);
+        assert_eq!(d.restart_required, ["daemon.neighbour_refresh"]);
         assert!(!d.is_empty());
     }
 

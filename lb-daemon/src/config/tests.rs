@@ -2,7 +2,6 @@
 //! bad files is in `tests/config_corpus.rs`.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -318,14 +317,6 @@ fn system_environment_knows_loopback() {
     assert!(SystemEnvironment.interface_exists("lo"));
     assert!(!SystemEnvironment.interface_exists("no-such-if0"));
     assert!(!SystemEnvironment.interface_exists("bad\0name"));
-}
-
-#[test]
-fn the_example_config_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/lb.toml");
-    let (config, _) = load(&path, &FakeEnv).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.services.len(), 2);
-    let _: IpAddr = config.services[1].addr.vip;
 }
 
 // --- health checking: [service.check], real overrides, damping, fallback ---

@@ -76,6 +76,25 @@ impl Config {
     pub fn service(&self, addr: &ServiceAddr) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.addr == *addr)
     }
+
+    /// Addresses whose MAC must come from the neighbour table: reals and
+    /// fallback servers without a static `mac`.
+    #[must_use]
+    pub fn addresses_to_resolve(&self) -> std::collections::BTreeSet<std::net::IpAddr> {
+        let reals = self
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .filter(|r| r.mac.is_none())
+            .map(|r| r.addr);
+        let fallbacks = self
+            .services
+            .iter()
+            .filter_map(|s| s.fallback.as_ref())
+            .filter(|f| f.mac.is_none())
+            .map(|f| f.addr);
+        reals.chain(fallbacks).collect()
+    }
 }
 
 /// `[daemon]`: the process itself.

@@ -155,21 +155,7 @@ impl Controller {
     /// Reals whose MAC must come from the neighbour table.
     #[must_use]
     pub fn reals_to_resolve(&self) -> BTreeSet<IpAddr> {
-        let reals = self
-            .config
-            .services
-            .iter()
-            .flat_map(|s| s.reals.iter())
-            .filter(|r| r.mac.is_none())
-            .map(|r| r.addr);
-        let fallbacks = self
-            .config
-            .services
-            .iter()
-            .filter_map(|s| s.fallback.as_ref())
-            .filter(|f| f.mac.is_none())
-            .map(|f| f.addr);
-        reals.chain(fallbacks).collect()
+        self.config.addresses_to_resolve()
     }
 
     /// Reals that need a MAC from the neighbour table and have none yet.
@@ -343,12 +329,7 @@ impl Controller {
     /// Applies `new` in place of the running config: only services that
     /// differ are touched; on failure the ones already changed are put back.
     fn apply_config(&mut self, new: &Config) -> Result<ConfigDiff, ControlError> {
-        let mut diff = config::diff(&self.config, new);
-        if diff.neighbour_refresh_changed {
-            // The neighbour thread reads it once, at startup.
-            diff.restart_required
-                .push("daemon.neighbour_refresh".into());
-        }
+        let diff = config::diff(&self.config, new);
         if !diff.restart_required.is_empty() {
             return Err(ControlError::RestartRequired(diff.restart_required));
         }

@@ -550,7 +550,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{probe::FailureReason, state::recommended_spec};
+    use crate::health::{probe::FailureReason, spec::CheckSpec};
 
     fn key(i: usize) -> TargetKey {
         TargetKey::new(
@@ -589,7 +589,7 @@ mod tests {
         let spec = CheckSpec {
             rise: 2,
             fall: 2,
-            ..recommended_spec()
+            ..CheckSpec::default()
         };
         let k = key(1);
         let mut s = Shared::new(Health::Up);
@@ -620,7 +620,7 @@ mod tests {
         let spec = CheckSpec {
             rise: 1,
             fall: 1,
-            ..recommended_spec()
+            ..CheckSpec::default()
         };
         let k = key(1);
         let mut s = Shared::new(Health::Up);

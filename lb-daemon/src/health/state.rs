@@ -46,9 +46,9 @@
 //! | 10   | 150ms | 2.35 s     | ~0.027 (one flap in ~21 h)      |
 //!
 //! (Rates from simulating the rule below with 1 s / fast pacing; a flap is
-//! two transitions.) Hence [`RECOMMENDED_FALL`] = 10 and
-//! [`RECOMMENDED_FAST_INTERVAL`] = 150 ms, with `rise = 2` (a recovered
-//! real is in within 1.15 s) and `timeout = 800ms` unchanged. The fast
+//! two transitions.) Hence the defaults in `spec.rs`: `fall` = 10 and
+//! `fast_interval` = 150 ms, with `rise = 2` (a recovered real is in within
+//! 1.15 s) and `timeout = 800ms`. The fast
 //! probes cost little: they run only while a streak is under way (for a
 //! dead real, 1.35 s once).
 //!
@@ -57,38 +57,12 @@
 //! `interval + fall * timeout` ≈ 9 s. That is the price of not flapping;
 //! a stop-the-world pause of a few seconds does not take the real out.
 //!
-//! The constants in `spec.rs` are the config's defaults; these are the
-//! values recommended for them (the tests below check the goals with
-//! these).
+//! The tests below check these goals against `CheckSpec::default()`, so a
+//! change of the defaults that breaks one fails them.
 
 use std::{collections::VecDeque, ops::Add, time::Duration, time::SystemTime};
 
-use super::spec::{CheckKind, CheckSpec, DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
-
-/// Recommended default `rise`: see the module docs.
-pub const RECOMMENDED_RISE: u32 = 2;
-/// Recommended default `fall`: see the module docs.
-pub const RECOMMENDED_FALL: u32 = 10;
-/// Recommended default `fast_interval`: see the module docs.
-pub const RECOMMENDED_FAST_INTERVAL: Duration = Duration::from_millis(150);
-/// Recommended default `interval` (as in `spec.rs`).
-pub const RECOMMENDED_INTERVAL: Duration = DEFAULT_INTERVAL;
-/// Recommended default `timeout` (as in `spec.rs`).
-pub const RECOMMENDED_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-
-/// A TCP check with the recommended timers.
-#[must_use]
-pub fn recommended_spec() -> CheckSpec {
-    CheckSpec {
-        kind: CheckKind::Tcp,
-        port: None,
-        interval: RECOMMENDED_INTERVAL,
-        fast_interval: RECOMMENDED_FAST_INTERVAL,
-        timeout: RECOMMENDED_TIMEOUT,
-        rise: RECOMMENDED_RISE,
-        fall: RECOMMENDED_FALL,
-    }
-}
+use super::spec::CheckSpec;
 
 /// Whether a real takes new connections as far as checking is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -287,7 +261,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::spec::{DEFAULT_FALL, DEFAULT_FAST_INTERVAL, DEFAULT_RISE};
 
     /// xorshift64*: a seeded PRNG for reproducible simulations.
     struct Prng(u64);
@@ -449,7 +422,7 @@ mod tests {
 
     #[test]
     fn one_failure_in_three_at_random_does_not_flap() {
-        let spec = recommended_spec();
+        let spec = CheckSpec::default();
         let mut rng = Prng(0x5eed_1234_abcd_0001);
         let transitions = simulate(&spec, UP, Duration::ZERO, Duration::from_secs(1000), |_| {
             (!rng.one_in(3), Duration::from_millis(1))
@@ -470,18 +443,14 @@ mod tests {
     }
 
     #[test]
-    fn spec_rs_defaults_flap_with_one_failure_in_three() {
-        // Why the recommended defaults differ from `spec.rs` (rise 2, fall 2,
-        // fast 250ms) at the time of writing: those flap. Skipped once
-        // `spec.rs` takes the recommended values.
-        if DEFAULT_FALL >= RECOMMENDED_FALL {
-            return;
-        }
+    fn fall_2_flaps_with_one_failure_in_three() {
+        // Why the default is not the common rise 2 / fall 2 (fast 250 ms):
+        // that flaps all the time at one failure in three.
         let spec = CheckSpec {
-            rise: DEFAULT_RISE,
-            fall: DEFAULT_FALL,
-            fast_interval: DEFAULT_FAST_INTERVAL,
-            ..recommended_spec()
+            rise: 2,
+            fall: 2,
+            fast_interval: Duration::from_millis(250),
+            ..CheckSpec::default()
         };
         let mut rng = Prng(7);
         let transitions = simulate(&spec, UP, Duration::ZERO, Duration::from_secs(1000), |_| {
@@ -492,7 +461,7 @@ mod tests {
 
     #[test]
     fn dead_real_is_out_within_three_seconds() {
-        let spec = recommended_spec();
+        let spec = CheckSpec::default();
         // The server dies at every phase of the probe cadence; its probes
         // are refused at once (100 µs) from then on.
         for phase_ms in (0..1000).step_by(10) {
@@ -513,7 +482,7 @@ mod tests {
 
     #[test]
     fn recovered_real_is_in_within_two_seconds() {
-        let spec = recommended_spec();
+        let spec = CheckSpec::default();
         for phase_ms in (0..1000).step_by(10) {
             let back = Duration::from_secs(20) + Duration::from_millis(phase_ms);
             let transitions = simulate(&spec, DOWN, Duration::ZERO, Duration::from_secs(40), |t| {
@@ -533,7 +502,7 @@ mod tests {
     #[test]
     fn hung_real_is_out_after_fall_timeouts() {
         // Probes time out (800 ms each): out within interval + fall × timeout.
-        let spec = recommended_spec();
+        let spec = CheckSpec::default();
         let hang = Duration::from_millis(20_500);
         let transitions = simulate(&spec, UP, Duration::ZERO, Duration::from_mins(1), |t| {
             if t < hang {

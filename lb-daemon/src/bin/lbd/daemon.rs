@@ -555,13 +555,7 @@ fn initial_macs(
     config: &Config,
 ) -> std::collections::BTreeMap<IpAddr, [u8; 6]> {
     let mut macs = std::collections::BTreeMap::new();
-    let wanted: BTreeSet<IpAddr> = config
-        .services
-        .iter()
-        .flat_map(|s| s.reals.iter())
-        .filter(|r| r.mac.is_none())
-        .map(|r| r.addr)
-        .collect();
+    let wanted = config.addresses_to_resolve();
     for (ip, mac) in resolver.settle(netlink, &wanted, Duration::from_millis(500)) {
         match mac {
             Some(mac) => {

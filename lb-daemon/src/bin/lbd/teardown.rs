@@ -13,9 +13,7 @@ use crate::vips;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let (config, _) = config::load(path, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
-    if std::os::unix::net::UnixStream::connect(&config.daemon.admin_socket).is_ok() {
-        anyhow::bail!("lbd is running (admin socket answers); stop it before teardown");
-    }
+    crate::server::refuse_if_running(&config.daemon.admin_socket)?;
     let pins = PinDir::new(&config.daemon.pin_path);
     let detached = pins
         .remove_all()
