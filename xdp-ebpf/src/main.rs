@@ -20,7 +20,7 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use lb_common::{
-    FLOW_ACTIVE, FLOW_CLOSING, FlowValue, LAST_SEEN_GRANULARITY_NS, NO_REAL, PROTO_TCP,
+    FLOW_ACTIVE, FLOW_CLOSING, FlowKey, FlowValue, LAST_SEEN_GRANULARITY_NS, NO_REAL, PROTO_TCP,
     REAL_F_REROUTE, REAL_F_VALID, RealValue, Reason, ServiceKey, ServiceValue, VipKey,
 };
 use maps::{REALS, SERVICES, VIPS};
@@ -52,14 +52,23 @@ fn process(ctx: &XdpContext) -> Reason {
             Reason::FragmentNotVip
         };
     }
+    // A known flow costs one lookup. Otherwise only service traffic goes
+    // further: the host's own frames pay for two lookups and nothing else.
+    let flow = conntrack::lookup(key);
+    let mut service = None;
+    if flow.is_none() {
+        let Some(found) = (unsafe { SERVICES.get(&service_key(key)) }) else {
+            return Reason::NoService;
+        };
+        service = Some(found);
+    }
     let Some(our_mac) = forward::interface_mac(ctx.ingress_ifindex() as u32) else {
         return Reason::UnknownInterface;
     };
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
-    // A packet of a known flow goes where its flow goes: one lookup.
     let mut reason = Reason::NewFlow;
-    if let Some(flow) = conntrack::lookup(key) {
+    if let Some(flow) = flow {
         let flow = unsafe { &mut *flow };
         match continue_flow(flow, &packet, now) {
             Ok(real) => {
@@ -76,19 +85,24 @@ fn process(ctx: &XdpContext) -> Reason {
         }
     }
 
-    // A new connection (or one whose real is gone): find its service.
-    let service_key = ServiceKey {
-        addr: key.dst,
-        port: key.dst_port,
-        proto: key.proto,
-        family: key.family,
-    };
-    let Some(service) = (unsafe { SERVICES.get(&service_key) }) else {
+    // A new connection (or one whose real is gone): schedule it.
+    let Some(service) = service.or_else(|| unsafe { SERVICES.get(&service_key(key)) }) else {
         return Reason::NoService;
     };
     match schedule_flow(&packet, service, now) {
         Ok((real_id, real)) => forward(ctx, service.id, real_id, real, &our_mac, reason),
         Err(reason) => reason,
+    }
+}
+
+/// The `SERVICES` key of a flow: (VIP, port, protocol).
+#[inline(always)]
+fn service_key(key: &FlowKey) -> ServiceKey {
+    ServiceKey {
+        addr: key.dst,
+        port: key.dst_port,
+        proto: key.proto,
+        family: key.family,
     }
 }
 

@@ -67,7 +67,8 @@ pub enum Reason {
     NoService,
     /// IPv4 fragment of something that is not a VIP.
     FragmentNotVip,
-    /// The program runs on an interface userspace did not configure.
+    /// Service traffic arriving on an interface userspace did not configure
+    /// (other traffic there counts as `NoService`).
     UnknownInterface,
     /// A packet of a known flow.
     Established,
