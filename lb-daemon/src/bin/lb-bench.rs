@@ -18,6 +18,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+
+// The test fixtures' frame builders: the bench times the same layouts.
+#[path = "../../tests/common/packets.rs"]
+mod packets;
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, program_names};
 use lb_daemon::{
@@ -29,12 +33,12 @@ use lb_daemon::{
     dataplane::{Dataplane, DataplaneLimits},
     sched::maglev,
 };
+use packets::{DIRECTOR_MAC, TCP_ACK, TCP_SYN, tcp4, tcp6};
 
 const REPEAT: u32 = 200_000;
 const BATCHED_RUNS: usize = 15;
 const SINGLE_SAMPLES: usize = 4000;
 const MILLION: u32 = 1_000_000;
-const OUR_MAC: [u8; 6] = [0x02, 0xdd, 0, 0, 0, 1];
 
 struct Bench {
     lb: Balancer,
@@ -59,7 +63,7 @@ fn main() -> Result<()> {
     };
     let mut dp = Dataplane::load(limits).context("loading the XDP program")?;
     // Test runs without a context arrive on loopback (ifindex 1).
-    dp.set_interfaces(&[(1, OUR_MAC)])?;
+    dp.set_interfaces(&[(1, DIRECTOR_MAC)])?;
     let mut b = Bench {
         lb: Balancer::new(dp),
         next_client: 1,
@@ -69,7 +73,13 @@ fn main() -> Result<()> {
     let services = b.configure()?;
     let mut results = Vec::new();
 
-    let floor_frame = tcp4(Ipv4Addr::new(192, 0, 2, 1), 1000, services.v4(0), 80, 0x10);
+    let floor_frame = tcp4(
+        Ipv4Addr::new(192, 0, 2, 1),
+        1000,
+        services.v4(0),
+        80,
+        TCP_ACK,
+    );
     let floor = median(&b.batched(program_names::FLOOR, &floor_frame)?);
     let floor_single = median(&b.single(program_names::FLOOR, |_| floor_frame.clone())?);
     results.push(Measurement {
@@ -80,15 +90,19 @@ fn main() -> Result<()> {
     });
 
     // The same established flow is timed with a small and a full table.
-    let hit4 = tcp4(
-        Ipv4Addr::new(198, 51, 100, 1),
-        5000,
-        services.v4(0),
-        80,
-        0x10,
-    );
-    results.push(b.hit_case("hit_tcp4", &hit4)?);
-    results.push(b.hit_case("hit_tcp6", &tcp6(client6(1), 5000, services.v6, 80, 0x10))?);
+    let hit4 = |flags| {
+        tcp4(
+            Ipv4Addr::new(198, 51, 100, 1),
+            5000,
+            services.v4(0),
+            80,
+            flags,
+        )
+    };
+    results.push(b.hit_case("hit_tcp4", hit4)?);
+    results.push(b.hit_case("hit_tcp6", |flags| {
+        tcp6(client6(1), 5000, services.v6, 80, flags)
+    })?);
     for (case, index) in [
         ("new_rr", 0),
         ("new_wrr", 1),
@@ -104,7 +118,7 @@ fn main() -> Result<()> {
                 1024 + (c % 60_000) as u16,
                 vip,
                 80,
-                0x02,
+                TCP_SYN,
             )
         })?);
         results.push(Measurement {
@@ -223,14 +237,16 @@ impl Bench {
     }
 
     /// An established flow: open it with a SYN, then time its ACKs.
-    fn hit_case(&mut self, case: &'static str, ack: &[u8]) -> Result<Measurement> {
-        let mut syn = ack.to_vec();
-        let flags_at = ack.len() - 5 - 20 + 13;
-        syn[flags_at] = 0x02;
-        self.run_once(program_names::LB, &syn)?;
+    /// `frame(flags)` builds the flow's frame with those TCP flags.
+    fn hit_case(
+        &mut self,
+        case: &'static str,
+        frame: impl Fn(u8) -> Vec<u8>,
+    ) -> Result<Measurement> {
+        self.run_once(program_names::LB, &frame(TCP_SYN))?;
         Ok(Measurement {
             case,
-            ns_per_pkt: median(&self.batched(program_names::LB, ack)?),
+            ns_per_pkt: median(&self.batched(program_names::LB, &frame(TCP_ACK))?),
             method: "batched",
             single_ns: None,
         })
@@ -406,44 +422,4 @@ fn print_table(results: &[Measurement], floor: f64) {
             goal(m.case, ratio, m.ns_per_pkt, results)
         );
     }
-}
-
-// Frame builders (the same layouts as the test fixtures).
-
-fn tcp_segment(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut t = Vec::with_capacity(25);
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    t.extend_from_slice(b"hello");
-    t
-}
-
-fn ethernet(ether_type: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0xdd, 0, 0, 0, 1, 0x02, 0xcc, 0, 0, 0, 1];
-    f.extend_from_slice(&ether_type.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn tcp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Vec<u8> {
-    let l4 = tcp_segment(sport, dport, flags);
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&[0, 0, 0, 0, 64, 6, 0, 0]);
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    ip.extend_from_slice(&l4);
-    ethernet(0x0800, &ip)
-}
-
-fn tcp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
-    let l4 = tcp_segment(sport, dport, flags);
-    let mut ip = vec![0x60, 0, 0, 0];
-    ip.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-    ip.extend_from_slice(&[6, 64]);
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    ip.extend_from_slice(&l4);
-    ethernet(0x86dd, &ip)
 }
