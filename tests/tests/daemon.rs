@@ -53,23 +53,19 @@ fn lbd_serves_its_config_and_lbctl_shows_it() {
         }
     });
     let text = std::fs::read_to_string(lbd.config_path()).unwrap();
-    let status = lbd.lbctl_json(&["status"]).unwrap();
-    let reals = status["services"][0]["reals"].as_array().unwrap();
-    assert_eq!(reals.len(), 18, "{status}");
+    let status = lbd.status().unwrap();
+    assert_eq!(status.services[0].reals.len(), 18, "{status:?}");
+    let name = service.name();
     for i in 0..16 {
         assert!(text.contains(&format!("\"10.99.0.{}\"", 150 + i)), "{text}");
-        let real = reals
-            .iter()
-            .find(|r| r["real"] == format!("10.99.0.{}:80", 150 + i))
-            .unwrap();
+        let real = lbd.real(&name, &format!("10.99.0.{}:80", 150 + i)).unwrap();
         assert_eq!(
-            real["state"], "unresolved",
+            real.state, "unresolved",
             "no such host: no MAC, out of rotation"
         );
     }
 
     // A drained real without flows is removed (and the removal written).
-    let name = service.name();
     lbd.lbctl_ok(&["real", "drain", &name, "10.99.0.150"])
         .unwrap();
     wait_until(
@@ -92,15 +88,12 @@ fn real(lab: &Lab, i: usize) -> String {
     format!("{}:80", lab.real_addr_v4(i))
 }
 
-/// Waits until `real` of `service` has had more than `above` new connections.
+/// Waits until `real` of `service` has had more than `above` new
+/// connections; returns how long that took.
 fn wait_for_connections(lbd: &LabDaemon, service: &str, real: &str, above: u64) -> Duration {
     let start = Instant::now();
-    wait_until(
-        Duration::from_secs(10),
-        &format!("{real} gets new connections"),
-        || lbd.real_connections(service, real).is_ok_and(|n| n > above),
-    )
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    lbd.wait_connections(service, real, above, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e:#}"));
     start.elapsed()
 }
 
@@ -205,6 +198,7 @@ fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
         .build()
         .expect("build the lab");
     let service = LabService::v4("rr", &[(0, 1), (1, 1), (2, 1)]);
+    let name = service.name();
     let mut lbd = LabDaemon::start(&mut lab, 0, &[service]).expect("start lbd");
     // Long-lived keep-alive connections (any one moved to another real
     // would be reset), new connections, and a slow download.
@@ -217,7 +211,6 @@ fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
         "1500K",
     )
     .unwrap();
-    let name = LabService::v4("rr", &[]).name();
     for i in 0..3 {
         wait_for_connections(&lbd, &name, &real(&lab, i), 2);
     }
@@ -238,19 +231,13 @@ fn lbd_killed_and_restarted_under_load_loses_no_request_and_no_connection() {
     lbd.spawn().expect("restart lbd");
     let log = lbd.log();
     assert!(log.contains("adopted the pinned data path"), "{log}");
-    let status = lbd.lbctl_json(&["status"]).unwrap();
-    let reals = status["services"][0]["reals"].as_array().unwrap().clone();
-    let find = |r: &str| reals.iter().find(|x| x["real"] == r).cloned().unwrap();
-    assert_eq!(
-        find(&real(&lab, 1))["weight"],
-        2,
-        "the edit is applied: {status}"
-    );
-    let removed = find(&real(&lab, 2));
-    assert_eq!(removed["state"], "removed", "{status}");
+    let edited = lbd.real(&name, &real(&lab, 1)).unwrap();
+    assert_eq!(edited.weight, 2, "the edit is applied: {edited:?}");
+    let removed = lbd.real(&name, &real(&lab, 2)).unwrap();
+    assert_eq!(removed.state, "removed", "{removed:?}");
     assert!(
-        removed["active_connections"].as_u64().unwrap() > 0,
-        "the removed real keeps its keep-alive flows: {status}"
+        removed.active_connections > 0,
+        "the removed real keeps its keep-alive flows: {removed:?}"
     );
 
     for (what, wrk) in [("keep-alive", kept), ("new connections", fresh)] {
@@ -285,7 +272,15 @@ fn reloading_a_valid_and_an_invalid_config_under_load_fails_no_request() {
     wait_for_connections(&lbd, &name, &real(&lab, 2), 0);
 
     // Invalid: refused with file:line and field, by lbctl and by SIGHUP.
-    let before = lbd.lbctl_json(&["status"]).unwrap();
+    let weights = |lbd: &LabDaemon| -> Vec<(String, u32)> {
+        let status = lbd.status().unwrap();
+        status.services[0]
+            .reals
+            .iter()
+            .map(|r| (r.real.clone(), r.weight))
+            .collect()
+    };
+    let before = weights(&lbd);
     let bad = LabDaemon::config_text(&lab, 0, &[LabService::v4("wlc", &[(0, 70_000), (1, 1)])]);
     std::fs::write(lbd.config_path(), &bad).unwrap();
     let out = lbd.lbctl(&["reload"]).unwrap();
@@ -302,21 +297,7 @@ fn reloading_a_valid_and_an_invalid_config_under_load_fails_no_request() {
         lbd.log().contains("reload (SIGHUP) refused")
     })
     .unwrap();
-    let after = lbd.lbctl_json(&["status"]).unwrap();
-    let reals = |s: &serde_json::Value| -> Vec<(String, u64)> {
-        s["services"][0]["reals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["real"].as_str().unwrap().to_owned(),
-                    r["weight"].as_u64().unwrap(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(reals(&before), reals(&after), "running state untouched");
+    assert_eq!(before, weights(&lbd), "running state untouched");
 
     let report = wrk.finish().unwrap();
     println!("{}", report.text);

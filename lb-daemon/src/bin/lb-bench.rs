@@ -129,7 +129,7 @@ fn main() -> Result<()> {
         });
     }
     b.fill_conntrack(MILLION, &services)?;
-    results.push(b.hit_case("hit_tcp4_1m", &hit4)?);
+    results.push(b.hit_case("hit_tcp4_1m", hit4)?);
 
     for m in &results {
         let ratio = m.ns_per_pkt / floor;
