@@ -12,4 +12,5 @@ pub mod health;
 pub mod metrics;
 pub mod netlink;
 pub mod sched;
+pub mod sync;
 pub mod vrrp;

@@ -1058,6 +1058,129 @@ const CASES: &[Case] = &[
         field: "service[0].check",
         phrase: "expected a [service.check] table, found an array",
     },
+    // --- [vrrp] ---
+    Case {
+        name: "vrrp without vrid",
+        text: concat!(dataplane!(), "[vrrp]\npriority = 150\n"),
+        line: 3,
+        field: "vrrp.vrid",
+        phrase: "missing required field `vrid`",
+    },
+    Case {
+        name: "vrrp vrid out of range",
+        text: concat!(dataplane!(), "[vrrp]\nvrid = 256\n"),
+        line: 4,
+        field: "vrrp.vrid",
+        phrase: "vrid 256 is out of range 1..=255",
+    },
+    Case {
+        name: "vrrp priority 255 (address owner) refused",
+        text: concat!(dataplane!(), "[vrrp]\nvrid = 51\npriority = 255\n"),
+        line: 5,
+        field: "vrrp.priority",
+        phrase: "priority 255 is out of range 1..=254",
+    },
+    Case {
+        name: "vrrp interval not in centiseconds",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\nadvert_interval = \"15ms\"\n"
+        ),
+        line: 5,
+        field: "vrrp.advert_interval",
+        phrase: "multiple of 10ms between 10ms and 40.95s",
+    },
+    Case {
+        name: "vrrp interval too long",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\nadvert_interval = \"41s\"\n"
+        ),
+        line: 5,
+        field: "vrrp.advert_interval",
+        phrase: "multiple of 10ms between 10ms and 40.95s",
+    },
+    Case {
+        name: "vrrp unknown family",
+        text: concat!(dataplane!(), "[vrrp]\nvrid = 51\nfamily = \"inet\"\n"),
+        line: 5,
+        field: "vrrp.family",
+        phrase: "unknown family \"inet\"",
+    },
+    Case {
+        name: "vrrp unicast peer of the other family",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\nunicast_peers = [\"10.0.0.2\", \"fd00::2\"]\n"
+        ),
+        line: 5,
+        field: "vrrp.unicast_peers[1]",
+        phrase: "fd00::2 is not an IPv4 address (vrrp.family = \"ipv4\")",
+    },
+    Case {
+        name: "vrrp unicast peer listed twice",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\nunicast_peers = [\"10.0.0.2\", \"10.0.0.2\"]\n"
+        ),
+        line: 5,
+        field: "vrrp.unicast_peers[1]",
+        phrase: "listed twice",
+    },
+    Case {
+        name: "vrrp interface without the program",
+        text: concat!(dataplane!(), "[vrrp]\nvrid = 51\ninterface = \"eth1\"\n"),
+        line: 5,
+        field: "vrrp.interface",
+        phrase: "\"eth1\" is not one of dataplane.interfaces (eth0)",
+    },
+    Case {
+        name: "vrrp unknown key",
+        text: concat!(dataplane!(), "[vrrp]\nvrid = 51\nnopreempt = true\n"),
+        line: 5,
+        field: "vrrp.nopreempt",
+        phrase: "unknown field `nopreempt`",
+    },
+    Case {
+        name: "vrrp sync without key",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\n[vrrp.sync]\npeer = \"10.0.0.2\"\n"
+        ),
+        line: 5,
+        field: "vrrp.sync.key",
+        phrase: "missing required field `key`",
+    },
+    Case {
+        name: "vrrp sync key too short",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\n[vrrp.sync]\npeer = \"10.0.0.2\"\nkey = \"short\"\n"
+        ),
+        line: 7,
+        field: "vrrp.sync.key",
+        phrase: "the key is 5 bytes long; use at least 16",
+    },
+    Case {
+        name: "vrrp sync bad peer",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\n[vrrp.sync]\npeer = \"director-b\"\nkey = \"0123456789abcdef\"\n"
+        ),
+        line: 6,
+        field: "vrrp.sync.peer",
+        phrase: "\"director-b\" is not an IP address",
+    },
+    Case {
+        name: "vrrp sync zero interval",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\n[vrrp.sync]\npeer = \"10.0.0.2\"\nkey = \"0123456789abcdef\"\ninterval = \"0s\"\n"
+        ),
+        line: 8,
+        field: "vrrp.sync.interval",
+        phrase: "greater than zero",
+    },
 ];
 
 #[test]

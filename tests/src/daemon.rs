@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt as _;
 
 use anyhow::{Context, Result, bail};
 
-use lb_daemon::admin::{RealStatus, Status};
+use lb_daemon::admin::{RealStatus, Status, VrrpStatus};
 
 use crate::{
     HOST_IFNAME, HTTP_PORT, Lab, VIP_V4, VIP_V6, command_in_net, pass_object, wait_for, wait_until,
@@ -308,6 +308,45 @@ impl LabDaemon {
             .flat_map(|s| s.reals)
             .find(|r| r.real == real)
             .with_context(|| format!("no real {real} in service {service}"))
+    }
+
+    /// `lbctl --json vrrp`, typed.
+    pub fn vrrp(&self) -> Result<VrrpStatus> {
+        Ok(serde_json::from_value(self.lbctl_json(&["vrrp"])?)?)
+    }
+
+    /// Waits until `lbctl vrrp` shows `state` (`master`, `backup`,
+    /// `fault`); returns how long it took.
+    pub fn wait_vrrp(&self, state: &str, limit: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        wait_for(limit, &format!("VRRP {state}"), || {
+            let now = self.vrrp()?.state;
+            if now == state {
+                Ok(())
+            } else {
+                bail!("VRRP is {now}")
+            }
+        })
+        .with_context(|| format!("lbd log:\n{}", self.log()))?;
+        Ok(started.elapsed())
+    }
+
+    /// A `[vrrp]` section (vrid 51, 100 ms adverts, multicast) for a lab
+    /// director with `priority`, and `[vrrp.sync]` with `sync_peer` (a
+    /// director index) when given.
+    #[must_use]
+    pub fn vrrp_text(lab: &Lab, priority: u8, sync_peer: Option<usize>) -> String {
+        let mut text =
+            format!("\n[vrrp]\nvrid = 51\npriority = {priority}\nadvert_interval = \"100ms\"\n");
+        if let Some(peer) = sync_peer {
+            let _ = write!(
+                text,
+                "\n[vrrp.sync]\npeer = \"{}\"\nkey = \"lab-sync-key-0123456789\"\n\
+                 interval = \"200ms\"\nwait_before_preempt = \"5s\"\n",
+                lab.director_addr_v4(peer)
+            );
+        }
+        text
     }
 
     /// New connections a real of a service has received.

@@ -31,6 +31,7 @@
 pub mod daemon;
 pub mod director;
 mod http;
+pub mod keepalived;
 mod netns;
 mod nginx;
 mod wait;

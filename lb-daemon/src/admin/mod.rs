@@ -62,6 +62,9 @@ pub enum Request {
     Reload,
     /// Health-check state of every real, with its recent transitions.
     Health,
+    /// Director failover: VRRP state, peer, recent transitions and the
+    /// connection-table sync.
+    Vrrp,
 }
 
 /// The reply: `{"ok": true, "data": …}` or `{"ok": false, "error": "…"}`.
@@ -203,6 +206,61 @@ pub struct RealHealthStatus {
     pub last_probe: Option<String>,
     /// Recent transitions, oldest first.
     pub history: Vec<HealthTransition>,
+}
+
+/// `Vrrp` data. `enabled` is false (and the rest empty) without `[vrrp]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub enabled: bool,
+    pub vrid: u8,
+    pub interface: String,
+    pub family: String,
+    /// `initialize`, `backup`, `master`, or `fault` (link down).
+    pub state: String,
+    pub priority: u8,
+    pub advert_interval_ms: u64,
+    /// Our source address for advertisements.
+    pub local_address: Option<String>,
+    /// The current master as far as we know.
+    pub master: Option<String>,
+    /// Multicast group or unicast peers.
+    pub peers: Vec<String>,
+    /// Whether preemption is held back until the peer's connection table
+    /// has arrived.
+    pub preempt_held: bool,
+    pub advertisements_sent: u64,
+    pub advertisements_received: u64,
+    /// Dropped advertisements (TTL, checksum, version...), not counting
+    /// other virtual routers' ones.
+    pub advertisements_rejected: u64,
+    /// Seconds in the current state.
+    pub in_state_seconds: f64,
+    /// Recent transitions, oldest first.
+    pub history: Vec<VrrpTransition>,
+    pub sync: Option<SyncStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VrrpTransition {
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    pub to: String,
+    pub reason: String,
+}
+
+/// The connection-table sync with the peer director.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub peer: String,
+    pub flows_sent: u64,
+    pub flows_received: u64,
+    pub flows_applied: u64,
+    /// Flows whose service or real this director does not have.
+    pub flows_unknown: u64,
+    pub datagrams_rejected: u64,
+    pub last_rejection: Option<String>,
+    /// Whether a full table from the peer has arrived since we started.
+    pub table_received: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -81,6 +81,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         ),
         ("dataplane.max_reals", op.max_reals != np.max_reals),
         ("dataplane.max_services", op.max_services != np.max_services),
+        // The VRRP thread and its sockets are set up once, at startup.
+        ("vrrp", old.vrrp != new.vrrp),
     ];
     out.restart_required = restart
         .into_iter()

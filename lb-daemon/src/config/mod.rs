@@ -18,6 +18,7 @@ mod persist;
 mod raw;
 mod types;
 mod validate;
+mod vrrp;
 
 use std::fmt;
 use std::path::Path;
@@ -34,6 +35,10 @@ pub use types::{
     MAX_REALS_RANGE, MAX_SERVICES_RANGE, MAX_WEIGHT, MIN_PRIMARIES_RANGE, OnDown, RISE_FALL_RANGE,
     RealConfig, STATUS_RANGE, ServiceConfig, TABLE_SIZE_RANGE, TimeoutsConfig, XdpModeConfig,
     format_mac, parse_mac,
+};
+pub use vrrp::{
+    DEFAULT_ADVERT_INTERVAL, DEFAULT_PRIORITY, DEFAULT_SYNC_INTERVAL, DEFAULT_SYNC_PORT,
+    DEFAULT_WAIT_BEFORE_PREEMPT, MIN_SYNC_KEY_LEN, SyncConfig, VrrpConfig, VrrpFamily,
 };
 
 /// How validation asks the system about things outside the file (tests pass

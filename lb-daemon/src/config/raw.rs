@@ -16,10 +16,13 @@ pub(super) type Int = Spanned<i64>;
 pub(super) type Bool = Spanned<bool>;
 
 /// The top-level keys (the tables are deserialized one at a time).
-pub(super) const TOP_LEVEL: [&str; 4] = ["daemon", "dataplane", "timeouts", "service"];
+pub(super) const TOP_LEVEL: [&str; 5] = ["daemon", "dataplane", "timeouts", "vrrp", "service"];
 
 /// Keys whose value is a duration string (for a hint on type errors).
-pub(super) const DURATION_KEYS: [&str; 11] = [
+pub(super) const DURATION_KEYS: [&str; 14] = [
+    "advert_interval",
+    "preempt_delay",
+    "wait_before_preempt",
     "neighbour_refresh",
     "tcp",
     "tcp_closing",
@@ -132,4 +135,34 @@ pub(super) struct RawDamping {
     pub reuse: Option<Int>,
     pub half_life: Option<Text>,
     pub max_suppress: Option<Text>,
+}
+
+/// `[vrrp]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [vrrp] table")]
+pub(super) struct RawVrrp {
+    pub vrid: Option<Int>,
+    pub priority: Option<Int>,
+    pub interface: Option<Text>,
+    pub family: Option<Text>,
+    pub advert_interval: Option<Text>,
+    pub preempt: Option<Bool>,
+    pub preempt_delay: Option<Text>,
+    pub unicast_peers: Option<Spanned<Vec<Text>>>,
+    pub source_address: Option<Text>,
+    /// A [`RawSync`], deserialized on its own.
+    #[allow(dead_code)]
+    pub sync: Option<IgnoredAny>,
+}
+
+/// `[vrrp.sync]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [vrrp.sync] table")]
+pub(super) struct RawSync {
+    pub peer: Option<Text>,
+    pub port: Option<Int>,
+    pub listen: Option<Text>,
+    pub key: Option<Text>,
+    pub interval: Option<Text>,
+    pub wait_before_preempt: Option<Text>,
 }

@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::vrrp::VrrpConfig;
 use crate::ageing::Timeouts;
 use crate::balancer::model::{Scheduler, ServiceAddr};
 use crate::health::spec::CheckSpec;
@@ -66,6 +67,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub dataplane: DataplaneConfig,
     pub timeouts: TimeoutsConfig,
+    /// `None`: no failover; lbd holds the VIPs itself.
+    pub vrrp: Option<VrrpConfig>,
     /// In file order; no two share a [`ServiceAddr`].
     pub services: Vec<ServiceConfig>,
 }

@@ -30,6 +30,7 @@ use health::Health;
 use lb_common::MAX_LC_REALS;
 
 mod health;
+mod vrrp;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -150,6 +151,7 @@ impl<'a> Checker<'a> {
                     config.dataplane = self.dataplane(value);
                 }
                 "timeouts" => config.timeouts = self.timeouts(value),
+                "vrrp" => config.vrrp = self.vrrp(value),
                 "service" => config.services = self.services(value),
                 other => self.error(
                     key.span().start,
@@ -170,6 +172,9 @@ impl<'a> Checker<'a> {
             );
         }
         self.limits(&config.dataplane);
+        if let Some(vrrp) = &config.vrrp {
+            self.vrrp_interface(vrrp, &config.dataplane, root);
+        }
         config
     }
 

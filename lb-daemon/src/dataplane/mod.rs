@@ -23,7 +23,7 @@ use lb_common::{
     program_names,
 };
 
-pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, RealMeta};
+pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, NAME as REAL_META_NAME, RealMeta};
 pub use object::xdp_object;
 pub use pin::{PinDir, ShapeMismatch};
 

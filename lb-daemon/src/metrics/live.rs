@@ -23,6 +23,10 @@ pub(super) struct Live {
     transitions: IntCounterVec,
     reloads: IntCounterVec,
     last_reload: Gauge,
+    vrrp_state: IntGaugeVec,
+    vrrp_transitions: IntCounterVec,
+    sync_flows: IntCounterVec,
+    sync_rejected: IntCounterVec,
 }
 
 impl Live {
@@ -92,6 +96,7 @@ impl Live {
             ),
         );
         build_info.with_label_values(&[version]).set(1);
+        let (vrrp_state, vrrp_transitions, sync_flows, sync_rejected) = failover_metrics(&registry);
         Self {
             registry,
             probe_duration,
@@ -99,7 +104,29 @@ impl Live {
             transitions,
             reloads,
             last_reload,
+            vrrp_state,
+            vrrp_transitions,
+            sync_flows,
+            sync_rejected,
         }
+    }
+
+    pub(super) fn set_vrrp_state(&self, vrid: u8, value: i64, transition_to: Option<&str>) {
+        let vrid = vrid.to_string();
+        self.vrrp_state.with_label_values(&[&vrid]).set(value);
+        if let Some(to) = transition_to {
+            self.vrrp_transitions.with_label_values(&[&vrid, to]).inc();
+        }
+    }
+
+    pub(super) fn count_sync(&self, direction: &str, flows: u64) {
+        self.sync_flows
+            .with_label_values(&[direction])
+            .inc_by(flows);
+    }
+
+    pub(super) fn count_sync_rejected(&self, reason: &str) {
+        self.sync_rejected.with_label_values(&[reason]).inc();
     }
 
     pub(super) fn observe_probe(
@@ -145,6 +172,53 @@ impl Live {
             let _ = self.transitions.remove(&as_map(&stale));
         }
     }
+}
+
+/// `lb_vrrp_*` and `lb_sync_*`: director failover.
+fn failover_metrics(
+    registry: &Registry,
+) -> (IntGaugeVec, IntCounterVec, IntCounterVec, IntCounterVec) {
+    let vrrp_state = register(
+        registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "lb_vrrp_state",
+                "VRRP state of this director: 0 initialize (stopped or link down), 1 backup, 2 master.",
+            ),
+            &["vrid"],
+        ),
+    );
+    let vrrp_transitions = register(
+        registry,
+        IntCounterVec::new(
+            Opts::new(
+                "lb_vrrp_transitions_total",
+                "VRRP state changes of this director, by the state it changed to.",
+            ),
+            &["vrid", "to"],
+        ),
+    );
+    let sync_flows = register(
+        registry,
+        IntCounterVec::new(
+            Opts::new(
+                "lb_sync_flows_total",
+                "Connection-table entries sent to or received from the peer director (direction = sent, received, applied).",
+            ),
+            &["direction"],
+        ),
+    );
+    let sync_rejected = register(
+        registry,
+        IntCounterVec::new(
+            Opts::new(
+                "lb_sync_rejected_total",
+                "Sync datagrams or flows that were not applied, by reason.",
+            ),
+            &["reason"],
+        ),
+    );
+    (vrrp_state, vrrp_transitions, sync_flows, sync_rejected)
 }
 
 /// The label sets (name, value) of `collector`'s series whose (service,

@@ -69,6 +69,29 @@ impl Metrics {
         self.live.observe_reload(success, unix_time);
     }
 
+    /// The VRRP state of virtual router `vrid` (`initialize`, `backup` or
+    /// `master`); `transition` also counts one change to it.
+    pub fn set_vrrp_state(&self, vrid: u8, state: &str, transition: bool) {
+        let value = match state {
+            "master" => 2,
+            "backup" => 1,
+            _ => 0,
+        };
+        self.live
+            .set_vrrp_state(vrid, value, transition.then_some(state));
+    }
+
+    /// Connection-table entries synchronised: `direction` is `sent`,
+    /// `received` or `applied`.
+    pub fn count_sync(&self, direction: &str, flows: u64) {
+        self.live.count_sync(direction, flows);
+    }
+
+    /// A sync datagram or flow not applied, with a short reason label.
+    pub fn count_sync_rejected(&self, reason: &str) {
+        self.live.count_sync_rejected(reason);
+    }
+
     /// Forgets the health series (probe durations, failures, transitions) of
     /// every (service, real) pair not in `keep`, so that removed reals'
     /// series vanish.

@@ -1,8 +1,8 @@
-//! Interfaces: index by name, hardware address.
+//! Interfaces: index by name, hardware address, whether the link is up.
 
 use netlink_packet_route::{
     RouteNetlinkMessage,
-    link::{LinkAttribute, LinkExtentMask, LinkMessage},
+    link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage},
 };
 
 use super::{Mac, Netlink, NetlinkError};
@@ -30,6 +30,18 @@ impl Netlink {
                 _ => None,
             })
             .ok_or(NetlinkError::NoMacAddress { ifindex: index })
+    }
+
+    /// Whether interface `index` is administratively up and has a carrier
+    /// (`IFF_UP` and `IFF_RUNNING`): a director whose link is down must not
+    /// stay VRRP master.
+    pub fn link_is_up(&mut self, index: u32) -> Result<bool, NetlinkError> {
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        request.attributes = vec![skip_stats()];
+        let message = self.get_link(request, format!("index {index}"))?;
+        let flags = message.header.flags;
+        Ok(flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::Running))
     }
 
     fn get_link(

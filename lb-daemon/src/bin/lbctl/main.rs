@@ -8,8 +8,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use lb_daemon::{
     admin::{
-        self, ChangeResult, FlowEntry, RealHealthStatus, Request, Status, TraceResult, parse_real,
-        parse_service,
+        self, ChangeResult, FlowEntry, RealHealthStatus, Request, Status, TraceResult, VrrpStatus,
+        parse_real, parse_service,
     },
     balancer::model::{Scheduler, ServiceAddr},
 };
@@ -76,6 +76,9 @@ enum Command {
     /// Health checks: each real's state, last probe, damping and recent
     /// transitions with their reasons.
     Health,
+    /// Director failover: VRRP state, master, peers, recent transitions and
+    /// the connection-table sync.
+    Vrrp,
 }
 
 #[derive(Subcommand)]
@@ -202,6 +205,10 @@ fn run(cli: &Cli) -> Result<(), String> {
             let reals: Vec<RealHealthStatus> = serde_json::from_value(data).map_err(decode)?;
             print!("{}", table::health(&reals));
         }
+        Command::Vrrp => {
+            let vrrp: VrrpStatus = serde_json::from_value(data).map_err(decode)?;
+            print!("{}", table::vrrp(&vrrp));
+        }
         Command::Trace { .. } => {
             let trace: TraceResult = serde_json::from_value(data).map_err(decode)?;
             println!(
@@ -229,6 +236,7 @@ fn request(command: &Command) -> Result<Request, String> {
         Command::Status => Request::Status,
         Command::Reload => Request::Reload,
         Command::Health => Request::Health,
+        Command::Vrrp => Request::Vrrp,
         Command::Flows {
             service,
             real,

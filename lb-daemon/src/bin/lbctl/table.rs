@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status};
+use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status, VrrpStatus};
 
 /// `ipvsadm -Ln --stats`-like listing.
 pub fn status(status: &Status) -> String {
@@ -116,6 +116,77 @@ pub fn health(reals: &[RealHealthStatus]) -> String {
                 t.reason
             );
         }
+    }
+    out
+}
+
+/// Director failover, like keepalived's data dump in a few lines.
+pub fn vrrp(v: &VrrpStatus) -> String {
+    if !v.enabled {
+        return "VRRP is not configured: this director holds the VIPs itself.\n".into();
+    }
+    let mut out = format!(
+        "VRRP vrid {} on {} ({}): {} for {:.1} s, priority {}, advert every {} ms\n",
+        v.vrid,
+        v.interface,
+        v.family,
+        v.state.to_uppercase(),
+        v.in_state_seconds,
+        v.priority,
+        v.advert_interval_ms
+    );
+    let _ = writeln!(
+        out,
+        "  local {}, master {}, peers {}",
+        v.local_address.as_deref().unwrap_or("-"),
+        v.master.as_deref().unwrap_or("unknown"),
+        v.peers.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  advertisements: {} sent, {} received, {} rejected{}",
+        v.advertisements_sent,
+        v.advertisements_received,
+        v.advertisements_rejected,
+        if v.preempt_held {
+            "; preemption held until the peer's connection table arrives"
+        } else {
+            ""
+        }
+    );
+    if let Some(s) = &v.sync {
+        let _ = writeln!(
+            out,
+            "  sync with {}: {} flows sent, {} received ({} applied, {} unknown), {} datagrams \
+             rejected{}, table {}",
+            s.peer,
+            s.flows_sent,
+            s.flows_received,
+            s.flows_applied,
+            s.flows_unknown,
+            s.datagrams_rejected,
+            s.last_rejection
+                .as_deref()
+                .map(|r| format!(" (last: {r})"))
+                .unwrap_or_default(),
+            if s.table_received {
+                "received"
+            } else {
+                "not received yet"
+            }
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    for t in &v.history {
+        let _ = writeln!(
+            out,
+            "    {:>6.1} s ago: {} ({})",
+            (now - t.at).max(0.0),
+            t.to,
+            t.reason
+        );
     }
     out
 }

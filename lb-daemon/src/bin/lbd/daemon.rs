@@ -26,7 +26,7 @@ use lb_daemon::{
 };
 use tokio::sync::oneshot;
 
-use crate::{metrics_http, neighbours, server, vips};
+use crate::{failover, flow_sync, metrics_http, neighbours, server, vips};
 
 /// What the controller thread is asked to do.
 pub enum Event {
@@ -90,8 +90,16 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
 
     attach_all(&mut controller, &interfaces, &config)?;
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let vip_iface = interfaces[0].1;
-    let held = vips::sync(&mut netlink, vip_iface, &previous_vips, &controller.vips());
+    let vips = vip_holder(
+        &config,
+        &mut netlink,
+        &interfaces,
+        &controller,
+        &previous_vips,
+        &metrics,
+    )?;
     for ip in controller.unresolved_reals() {
         tracing::warn!(real = %ip, "MAC not resolved yet: out of rotation until it is");
     }
@@ -125,14 +133,13 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             });
         })?;
 
-    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     // "The running config was loaded at": startup counts as a load.
     metrics.observe_reload(true, unix_now());
     let (health_runtime, checker) = start_checker(&controller, &events, &metrics)?;
     let mut host = Host {
         netlink,
         vip_iface,
-        held,
+        vips,
         wanted,
         waker,
         checker,
@@ -213,7 +220,7 @@ const RAMP_STEP: Duration = Duration::from_secs(1);
 struct Host {
     netlink: Netlink,
     vip_iface: u32,
-    held: BTreeSet<IpAddr>,
+    vips: Vips,
     wanted: Wanted,
     waker: mpsc::Sender<()>,
     checker: Checker,
@@ -241,8 +248,13 @@ impl Host {
         }
         drop(current);
         let vips = controller.vips();
-        if vips != self.held {
-            self.held = vips::sync(&mut self.netlink, self.vip_iface, &self.held, &vips);
+        match &mut self.vips {
+            Vips::Direct(held) => {
+                if vips != *held {
+                    *held = vips::sync(&mut self.netlink, self.vip_iface, held, &vips);
+                }
+            }
+            Vips::Vrrp(failover) => failover.set_vips(vips),
         }
         let keep = controller
             .config()
@@ -254,6 +266,99 @@ impl Host {
         self.checker.set_damping(controller.damping());
         self.checker.set_targets(controller.health_targets());
     }
+}
+
+/// Who holds the VIPs on the interface.
+enum Vips {
+    /// No `[vrrp]`: lbd itself, always (these are held now).
+    Direct(BTreeSet<IpAddr>),
+    /// The VRRP thread, while master.
+    Vrrp(failover::Failover),
+}
+
+/// Holds the VIPs now (no `[vrrp]`), or starts the VRRP thread that holds
+/// them while master.
+fn vip_holder(
+    config: &Config,
+    netlink: &mut Netlink,
+    interfaces: &[(String, u32, [u8; 6])],
+    controller: &Controller,
+    previous_vips: &BTreeSet<IpAddr>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Vips> {
+    Ok(match &config.vrrp {
+        None => Vips::Direct(vips::sync(
+            netlink,
+            interfaces[0].1,
+            previous_vips,
+            &controller.vips(),
+        )),
+        Some(vrrp) => {
+            let sync_flags = Arc::new(failover::SyncFlags::default());
+            Vips::Vrrp(start_failover(
+                vrrp,
+                interfaces,
+                controller,
+                previous_vips,
+                metrics,
+                &sync_flags,
+            )?)
+        }
+    })
+}
+
+/// Starts the VRRP thread on `vrrp.interface` (default: the first one).
+fn start_failover(
+    vrrp: &lb_daemon::config::VrrpConfig,
+    interfaces: &[(String, u32, [u8; 6])],
+    controller: &Controller,
+    previous_vips: &BTreeSet<IpAddr>,
+    metrics: &Arc<Metrics>,
+    sync_flags: &Arc<failover::SyncFlags>,
+) -> anyhow::Result<failover::Failover> {
+    let name = vrrp.interface.as_ref().unwrap_or(&interfaces[0].0);
+    let (name, index, mac) = interfaces
+        .iter()
+        .find(|(n, _, _)| n == name)
+        .cloned()
+        .ok_or_else(|| anyhow!("vrrp.interface {name} is not attached"))?;
+    let sync_status = vrrp.sync.as_ref().map(|s| {
+        Arc::new(Mutex::new(lb_daemon::admin::SyncStatus {
+            peer: std::net::SocketAddr::new(s.peer, s.port).to_string(),
+            ..Default::default()
+        }))
+    });
+    let failover = failover::Failover::start(
+        vrrp,
+        failover::Interface { name, index, mac },
+        controller.vips(),
+        previous_vips,
+        metrics.clone(),
+        sync_flags.clone(),
+        sync_status.clone(),
+    )?;
+    if let (Some(sync), Some(status), Some(pins)) = (
+        &vrrp.sync,
+        sync_status,
+        controller.balancer().dataplane().pins(),
+    ) {
+        flow_sync::start(
+            sync,
+            pins,
+            sync_flags.clone(),
+            failover.table_notifier()?,
+            status,
+            metrics.clone(),
+        )?;
+        tracing::info!(peer = %sync.peer, port = sync.port, "connection-table sync started");
+    }
+    tracing::info!(
+        vrid = vrrp.vrid,
+        priority = vrrp.priority,
+        interval_ms = vrrp.advert_interval.as_millis() as u64,
+        "VRRP started: VIPs are held only while master"
+    );
+    Ok(failover)
 }
 
 /// Serves events one at a time until shutdown; between them ages the
@@ -389,6 +494,13 @@ fn handle(controller: &mut Controller, host: &Host, event: Event) -> bool {
         // The checker keeps the health states.
         Event::Admin(Request::Health, reply) => {
             let _ = reply.send(Response::success(health_report(&host.checker)));
+        }
+        Event::Admin(Request::Vrrp, reply) => {
+            let status = match &host.vips {
+                Vips::Vrrp(failover) => failover.status(),
+                Vips::Direct(_) => lb_daemon::admin::VrrpStatus::default(),
+            };
+            let _ = reply.send(Response::success(status));
         }
         Event::Admin(request, reply) => {
             let reload = request == Request::Reload;

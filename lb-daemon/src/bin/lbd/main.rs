@@ -7,6 +7,8 @@
 //! removes the data path and the VIP addresses.
 
 mod daemon;
+mod failover;
+mod flow_sync;
 mod metrics_http;
 mod neighbours;
 mod server;

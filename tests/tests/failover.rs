@@ -1,0 +1,325 @@
+//! Director failover: two `lbd` directors running VRRP (100 ms adverts)
+//! with connection-table sync, real nginx reals, wrk and a slow download as
+//! the clients. The master's lbd gets SIGKILL, its link is taken down, the
+//! directors are partitioned; each time the test prints how long clients
+//! were without service and checks that established connections survive.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use lb_lab::{
+    Lab, VIP_V4,
+    daemon::{LabDaemon, LabService},
+    exec_ok, http_get, url, wait_until,
+    wrk::{Download, Wrk},
+};
+
+const BIG: u64 = 8 << 20;
+
+fn lab() -> Lab {
+    Lab::builder()
+        .clients(1)
+        .directors(2)
+        .reals(2)
+        .big_file_size(BIG)
+        .build()
+        .expect("build the lab")
+}
+
+/// Director 0 (priority 150) and director 1 (priority 100), syncing flows
+/// with each other; returns once 0 is master and 1 backup.
+fn pair(lab: &mut Lab, scheduler: &'static str) -> (LabDaemon, LabDaemon) {
+    let service = LabService::v4(scheduler, &[(0, 1), (1, 1)]);
+    let text = |lab: &Lab, me: usize, priority: u8| {
+        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
+            + &LabDaemon::vrrp_text(lab, priority, Some(1 - me))
+    };
+    let t0 = text(lab, 0, 150);
+    let t1 = text(lab, 1, 100);
+    let d0 = LabDaemon::start_with_config(lab, 0, &t0).expect("start director 0");
+    let took = d0
+        .wait_vrrp("master", Duration::from_secs(5))
+        .expect("director 0 master");
+    println!(
+        "director 0 alone became master after {} ms",
+        took.as_millis()
+    );
+    let d1 = LabDaemon::start_with_config(lab, 1, &t1).expect("start director 1");
+    d1.wait_vrrp("backup", Duration::from_secs(5))
+        .expect("director 1 backup");
+    // Director 1 must not have taken over meanwhile.
+    assert_eq!(d0.vrrp().unwrap().state, "master", "{}", d1.log());
+    (d0, d1)
+}
+
+/// Back-to-back HTTP requests (a new connection each) from client 0,
+/// recording when each one ended and whether it succeeded.
+struct Prober {
+    stop: Arc<AtomicBool>,
+    results: Arc<Mutex<Vec<(Instant, bool)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prober {
+    fn start(lab: &Lab) -> Self {
+        let ns = lab.client_ns(0).to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, results) = (stop.clone(), results.clone());
+            std::thread::spawn(move || {
+                let vip = SocketAddr::from((VIP_V4, 80));
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = http_get(&ns, vip, "/", Duration::from_millis(100))
+                        .is_ok_and(|r| r.status == 200);
+                    results.lock().unwrap().push((Instant::now(), ok));
+                }
+            })
+        };
+        Self {
+            stop,
+            results,
+            thread: Some(thread),
+        }
+    }
+
+    /// (requests, failed, outage): the outage runs from `since` to the
+    /// first success after the last failure (zero without failures).
+    fn outage_since(&self, since: Instant) -> (usize, usize, Duration) {
+        let results = self.results.lock().unwrap();
+        let after: Vec<&(Instant, bool)> = results.iter().filter(|(t, _)| *t >= since).collect();
+        let failed = after.iter().filter(|(_, ok)| !ok).count();
+        let last_failure = after.iter().rposition(|(_, ok)| !ok);
+        let outage = match last_failure {
+            None => Duration::ZERO,
+            Some(i) => after
+                .get(i + 1)
+                .map_or(Duration::MAX, |(t, _)| t.duration_since(since)),
+        };
+        (after.len(), failed, outage)
+    }
+
+    /// Waits until a request succeeded after `since`.
+    fn wait_success_after(&self, since: Instant, limit: Duration) {
+        wait_until(limit, "a request through the VIP succeeds", || {
+            let results = self.results.lock().unwrap();
+            results.iter().any(|(t, ok)| *t > since && *ok)
+        })
+        .expect("requests succeed again");
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The MAC the client's neighbour table has for the VIP.
+fn client_vip_mac(lab: &Lab) -> String {
+    exec_ok(
+        lab.client_ns(0),
+        &["ip", "neigh", "show", &VIP_V4.to_string()],
+    )
+    .unwrap_or_default()
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    lb_lab::format_mac(mac)
+}
+
+/// Waits until director `to` has the flows of the download (the sync has
+/// carried them over).
+fn wait_synced(backup: &LabDaemon) {
+    wait_until(
+        Duration::from_secs(5),
+        "the backup has the master's flows",
+        || {
+            backup
+                .vrrp()
+                .ok()
+                .and_then(|v| v.sync)
+                .is_some_and(|s| s.flows_applied > 0)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", backup.log()));
+}
+
+#[test]
+fn sigkill_of_the_masters_lbd_moves_clients_to_the_backup_and_back() {
+    let mut lab = lab();
+    let (mut d0, d1) = pair(&mut lab, "wlc");
+    let big = url(VIP_V4.into(), lb_lab::BIG_PATH);
+    let download = Download::start(&mut lab, 0, &big, "1M").unwrap();
+    let wrk = Wrk::start(
+        &mut lab,
+        0,
+        &url(VIP_V4.into(), "/"),
+        Duration::from_secs(9),
+        8,
+        false,
+    )
+    .unwrap();
+    let prober = Prober::start(&lab);
+    wait_synced(&d1);
+
+    let killed = Instant::now();
+    d0.kill().unwrap();
+    let took = d1.wait_vrrp("master", Duration::from_secs(3)).unwrap();
+    let d1_mac = mac_text(lab.director_mac(1));
+    wait_until(
+        Duration::from_secs(3),
+        "the client sends to director 1",
+        || client_vip_mac(&lab).contains(&d1_mac),
+    )
+    .unwrap();
+    let redirected = killed.elapsed();
+    prober.wait_success_after(killed + redirected, Duration::from_secs(3));
+    let (requests, failed, outage) = prober.outage_since(killed);
+    println!(
+        "SIGKILL of the master's lbd: backup master after {} ms, client redirected after {} ms; \
+         {requests} requests since, {failed} failed, outage {} ms",
+        took.as_millis(),
+        redirected.as_millis(),
+        outage.as_millis()
+    );
+    assert!(
+        redirected < Duration::from_secs(1),
+        "clients must be served by the backup within 1 s"
+    );
+
+    // The restarted director comes back as backup, takes the table from
+    // director 1, then preempts it.
+    let back = Instant::now();
+    d0.spawn().unwrap();
+    d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
+    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    let v0 = d0.vrrp().unwrap();
+    assert!(v0.sync.as_ref().is_some_and(|s| s.table_received), "{v0:?}");
+    println!(
+        "failback: director 0 master again {} ms after its restart",
+        back.elapsed().as_millis()
+    );
+
+    let report = wrk.finish().unwrap();
+    println!(
+        "wrk (8 keep-alive connections): {} requests, errors: {:?}",
+        report.requests, report.socket_errors
+    );
+    assert!(
+        report.clean(),
+        "wrk saw errors:\n{}\n{}\n{}",
+        report.text,
+        d0.log(),
+        d1.log()
+    );
+    let got = download
+        .finish()
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", d0.log(), d1.log()));
+    assert_eq!(
+        got, BIG,
+        "the download completes across failover and failback"
+    );
+    let (requests, failed, _) = prober.outage_since(killed);
+    println!("new connections across failover and failback: {requests}, {failed} failed");
+}
+
+#[test]
+fn link_down_on_the_master_fails_over_within_a_second() {
+    let mut lab = lab();
+    let (d0, d1) = pair(&mut lab, "wlc");
+    let big = url(VIP_V4.into(), lb_lab::BIG_PATH);
+    let download = Download::start(&mut lab, 0, &big, "1M").unwrap();
+    let prober = Prober::start(&lab);
+    wait_synced(&d1);
+
+    let down = Instant::now();
+    exec_ok(lab.director_ns(0), &["ip", "link", "set", "eth0", "down"]).unwrap();
+    let took = d1.wait_vrrp("master", Duration::from_secs(3)).unwrap();
+    prober.wait_success_after(down + took, Duration::from_secs(3));
+    let (requests, failed, outage) = prober.outage_since(down);
+    println!(
+        "link down on the master: backup master after {} ms; {requests} requests, {failed} failed, \
+         service back after {} ms",
+        took.as_millis(),
+        outage.as_millis()
+    );
+    assert!(
+        outage < Duration::from_secs(1),
+        "clients must be served again within 1 s"
+    );
+    assert_eq!(d0.vrrp().unwrap().state, "fault");
+
+    let up = Instant::now();
+    exec_ok(lab.director_ns(0), &["ip", "link", "set", "eth0", "up"]).unwrap();
+    d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
+    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    println!(
+        "link up: director 0 master again after {} ms",
+        up.elapsed().as_millis()
+    );
+    let got = download
+        .finish()
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", d0.log(), d1.log()));
+    assert_eq!(
+        got, BIG,
+        "the download completes across failover and failback"
+    );
+}
+
+#[test]
+fn a_partition_heals_to_exactly_one_master() {
+    let mut lab = lab();
+    let (d0, d1) = pair(&mut lab, "maglev");
+    // The switch stops flooding multicast to director 1: it hears no
+    // advertisements (clients' unicast and broadcast still reach it) and
+    // takes over.
+    let port = lab.director_peer_ifname(1).to_owned();
+    let switch = lab.switch_ns().to_owned();
+    let flood = |on: &str| {
+        exec_ok(
+            &switch,
+            &["bridge", "link", "set", "dev", &port, "mcast_flood", on],
+        )
+        .unwrap();
+    };
+    flood("off");
+    d1.wait_vrrp("master", Duration::from_secs(3)).unwrap();
+    assert_eq!(
+        d0.vrrp().unwrap().state,
+        "master",
+        "split brain: both masters"
+    );
+    println!("partitioned: both directors are master");
+
+    let healed = Instant::now();
+    flood("on");
+    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    println!(
+        "healed: director 1 backup after {} ms",
+        healed.elapsed().as_millis()
+    );
+    // And it stays that way: one master, the higher priority one.
+    let settled = Instant::now();
+    wait_until(Duration::from_secs(1), "a second of stable roles", || {
+        let (s0, s1) = (d0.vrrp().unwrap().state, d1.vrrp().unwrap().state);
+        assert_eq!((s0.as_str(), s1.as_str()), ("master", "backup"));
+        settled.elapsed() > Duration::from_millis(800)
+    })
+    .unwrap();
+    let held = |ns: &str| exec_ok(ns, &["ip", "-4", "addr", "show", "dev", "eth0"]).unwrap();
+    assert!(held(lab.director_ns(0)).contains(&VIP_V4.to_string()));
+    assert!(
+        !held(lab.director_ns(1)).contains(&VIP_V4.to_string()),
+        "the backup released the VIP"
+    );
+}
