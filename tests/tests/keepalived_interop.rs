@@ -3,6 +3,7 @@
 //! expects, with multicast and with unicast peers.
 
 use std::{
+    fmt::Write as _,
     net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
@@ -41,10 +42,7 @@ fn start_lbd(lab: &mut Lab, director: usize, priority: u8, unicast_to: Option<us
     let mut text = LabDaemon::config_text(lab, director, &[service])
         + &LabDaemon::vrrp_text(lab, priority, None);
     if let Some(peer) = unicast_to {
-        text.push_str(&format!(
-            "unicast_peers = [\"{}\"]\n",
-            lab.director_addr_v4(peer)
-        ));
+        let _ = writeln!(text, "unicast_peers = [\"{}\"]", lab.director_addr_v4(peer));
     }
     LabDaemon::start_with_config(lab, director, &text).expect("start lbd")
 }
