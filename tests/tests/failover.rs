@@ -316,10 +316,84 @@ fn a_partition_heals_to_exactly_one_master() {
         settled.elapsed() > Duration::from_millis(800)
     })
     .unwrap();
+    // The transitions are in the metrics.
+    let metrics = http_get(
+        lab.director_ns(1),
+        SocketAddr::from(([127, 0, 0, 1], 9140)),
+        "/metrics",
+        Duration::from_secs(2),
+    )
+    .unwrap()
+    .text();
+    for line in [
+        "lb_vrrp_state{vrid=\"51\"} 1",
+        "lb_vrrp_transitions_total{to=\"master\",vrid=\"51\"} 1",
+        "lb_vrrp_transitions_total{to=\"backup\",vrid=\"51\"} 2",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
+    }
     let held = |ns: &str| exec_ok(ns, &["ip", "-4", "addr", "show", "dev", "eth0"]).unwrap();
     assert!(held(lab.director_ns(0)).contains(&VIP_V4.to_string()));
     assert!(
         !held(lab.director_ns(1)).contains(&VIP_V4.to_string()),
         "the backup released the VIP"
     );
+}
+
+/// IPv6: advertisements from link-local addresses to ff02::12, unsolicited
+/// neighbour advertisements for the VIP, sync over IPv6.
+#[test]
+fn ipv6_directors_fail_over_on_a_graceful_stop() {
+    let mut lab = lab();
+    let service = LabService {
+        ipv6: true,
+        scheduler: "wlc",
+        reals: vec![(0, 1), (1, 1)],
+    };
+    let text = |lab: &Lab, me: usize, priority: u8| {
+        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
+            + &format!(
+                "\n[vrrp]\nvrid = 52\nfamily = \"ipv6\"\npriority = {priority}\n\
+                 [vrrp.sync]\npeer = \"{}\"\nkey = \"lab-sync-key-0123456789\"\n",
+                lab.director_addr_v6(1 - me)
+            )
+    };
+    let (t0, t1) = (text(&lab, 0, 150), text(&lab, 1, 100));
+    let mut d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
+    d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
+    let d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
+    d1.wait_vrrp("backup", Duration::from_secs(8)).unwrap();
+    let vip = SocketAddr::from((lb_lab::VIP_V6, 80));
+    let get = |lab: &Lab| {
+        http_get(lab.client_ns(0), vip, "/", Duration::from_millis(300))
+            .is_ok_and(|r| r.status == 200)
+    };
+    wait_until(Duration::from_secs(5), "served through director 0", || {
+        get(&lab)
+    })
+    .unwrap();
+    // Director 0 advertises from its link-local address.
+    wait_until(
+        Duration::from_secs(2),
+        "director 1 knows the master",
+        || {
+            let v1 = d1.vrrp().unwrap();
+            v1.master.as_deref().is_some_and(|m| m.starts_with("fe80:"))
+        },
+    )
+    .unwrap();
+
+    let stopped = Instant::now();
+    d0.stop().unwrap();
+    let took = d1.wait_vrrp("master", Duration::from_secs(2)).unwrap();
+    wait_until(Duration::from_secs(2), "served through director 1", || {
+        get(&lab)
+    })
+    .unwrap();
+    println!(
+        "IPv6, graceful stop of the master: backup master after {} ms, clients served after {} ms",
+        took.as_millis(),
+        stopped.elapsed().as_millis()
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(1));
 }

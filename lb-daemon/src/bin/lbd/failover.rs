@@ -127,8 +127,8 @@ impl Failover {
             None => source_address(&mut netlink, iface.index, cfg.family, &vips)
                 .with_context(|| format!("VRRP on {}", iface.name))?,
         };
-        let socket = VrrpSocket::open(&iface.name, iface.index, local, &cfg.unicast_peers)
-            .with_context(|| format!("opening the VRRP socket on {}", iface.name))?;
+        let socket = open_socket(&iface, local, &cfg.unicast_peers)
+            .with_context(|| format!("opening the VRRP socket on {} from {local}", iface.name))?;
         let announcer = Announcer::open(&iface.name, iface.index, iface.mac)
             .with_context(|| format!("opening the ARP/NA socket on {}", iface.name))?;
         let mut router_cfg = state::Config::new(cfg.priority, local);
@@ -226,6 +226,27 @@ impl Drop for Failover {
         }
     }
 }
+
+/// Opens the VRRP socket. An IPv6 link-local address is unusable while
+/// duplicate address detection runs (about a second after the link comes
+/// up): wait for it rather than fail.
+fn open_socket(iface: &Interface, local: IpAddr, peers: &[IpAddr]) -> std::io::Result<VrrpSocket> {
+    let deadline = Instant::now() + TENTATIVE_WAIT;
+    loop {
+        match VrrpSocket::open(&iface.name, iface.index, local, peers) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrNotAvailable
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How long `open_socket` waits for a tentative address.
+const TENTATIVE_WAIT: Duration = Duration::from_secs(5);
 
 /// "224.0.0.18", or the unicast peers.
 fn peers(cfg: &VrrpConfig) -> Vec<String> {
