@@ -1521,3 +1521,53 @@ fn what_the_data_path_cannot_hold_is_refused_where_it_is_written() {
         "{e}"
     );
 }
+
+/// The `[vrrp]` block of the annotated example is commented out (the
+/// example is a single director); uncommented, it parses to the documented
+/// defaults.
+#[test]
+fn the_annotated_vrrp_block_parses_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/lb.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# [vrrp]\n").expect("a [vrrp] block");
+    let end = start + text[start..].find("\n\n").expect("the block's end");
+    let settings: String = text[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with('[') || l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let file = format!("{}{settings}", dataplane!());
+    let config =
+        config::parse(&file, "lb.toml [vrrp]", &FakeEnv).unwrap_or_else(|e| panic!("{e}\n{file}"));
+    let vrrp = config.vrrp.expect("vrrp");
+    let defaults = config::VrrpConfig::new(51);
+    assert_eq!(vrrp.vrid, 51);
+    assert_eq!(vrrp.priority, defaults.priority);
+    assert_eq!(vrrp.advert_interval, defaults.advert_interval);
+    assert_eq!(
+        (vrrp.preempt, vrrp.preempt_delay),
+        (defaults.preempt, defaults.preempt_delay)
+    );
+    assert_eq!(vrrp.family, defaults.family);
+    let sync = vrrp.sync.expect("sync");
+    assert_eq!(sync.port, config::DEFAULT_SYNC_PORT);
+    assert_eq!(sync.interval, config::DEFAULT_SYNC_INTERVAL);
+    assert_eq!(
+        sync.wait_before_preempt,
+        config::DEFAULT_WAIT_BEFORE_PREEMPT
+    );
+    for key in [
+        "interface",
+        "unicast_peers",
+        "source_address",
+        "peer",
+        "listen",
+        "key",
+    ] {
+        assert!(
+            settings.contains(&format!("{key} = ")),
+            "{key} is documented"
+        );
+    }
+}
