@@ -63,6 +63,7 @@ fn pair(lab: &mut Lab, scheduler: &'static str) -> (LabDaemon, LabDaemon) {
 struct Prober {
     stop: Arc<AtomicBool>,
     results: Arc<Mutex<Vec<(Instant, bool)>>>,
+    errors: Arc<Mutex<Vec<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -71,13 +72,22 @@ impl Prober {
         let ns = lab.client_ns(0).to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let results = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let (stop, results) = (stop.clone(), results.clone());
+            let (stop, results, errors) = (stop.clone(), results.clone(), errors.clone());
+            let started = Instant::now();
             std::thread::spawn(move || {
                 let vip = SocketAddr::from((VIP_V4, 80));
                 while !stop.load(Ordering::Relaxed) {
-                    let ok = http_get(&ns, vip, "/", Duration::from_millis(100))
-                        .is_ok_and(|r| r.status == 200);
+                    let result = http_get(&ns, vip, "/", Duration::from_millis(100));
+                    let ok = result.as_ref().is_ok_and(|r| r.status == 200);
+                    if !ok {
+                        let at = started.elapsed().as_millis();
+                        errors.lock().unwrap().push(match result {
+                            Ok(r) => format!("at {at} ms: status {}", r.status),
+                            Err(e) => format!("at {at} ms: {e:#}"),
+                        });
+                    }
                     results.lock().unwrap().push((Instant::now(), ok));
                 }
             })
@@ -85,6 +95,7 @@ impl Prober {
         Self {
             stop,
             results,
+            errors,
             thread: Some(thread),
         }
     }
@@ -112,6 +123,13 @@ impl Prober {
             results.iter().any(|(t, ok)| *t > since && *ok)
         })
         .expect("requests succeed again");
+    }
+}
+
+impl Prober {
+    /// The failed requests, with the time since the prober started.
+    fn errors(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
     }
 }
 
@@ -230,7 +248,11 @@ fn sigkill_of_the_masters_lbd_moves_clients_to_the_backup_and_back() {
         "the download completes across failover and failback"
     );
     let (requests, failed, _) = prober.outage_since(killed);
-    println!("new connections across failover and failback: {requests}, {failed} failed");
+    println!(
+        "new connections across failover and failback: {requests}, {failed} failed {:?}",
+        prober.errors()
+    );
+    println!("{}", d0.lbctl_ok(&["vrrp"]).unwrap());
 }
 
 #[test]

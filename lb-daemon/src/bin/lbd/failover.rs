@@ -172,6 +172,7 @@ impl Failover {
             table_deadline: None,
             link_up: true,
             announce_at: VecDeque::new(),
+            last_heard: None,
         };
         let thread = std::thread::Builder::new()
             .name("vrrp".into())
@@ -312,6 +313,8 @@ struct Vrrp {
     link_up: bool,
     /// When to announce the VIPs (again).
     announce_at: VecDeque<Instant>,
+    /// The last valid advertisement: when, from whom, which priority.
+    last_heard: Option<(Instant, IpAddr, u8)>,
 }
 
 impl Vrrp {
@@ -362,12 +365,8 @@ impl Vrrp {
                 );
                 self.release_hold("waited long enough for the peer's table");
             }
-            let master_down = self.router.master_down_interval();
+            let reason = self.timer_reason(now);
             let actions = self.router.on_timer(now);
-            let reason = format!(
-                "no advertisement from the master for {} ms",
-                master_down.as_millis()
-            );
             self.perform(&actions, &reason);
             while self.announce_at.front().is_some_and(|t| now >= *t) {
                 self.announce_at.pop_front();
@@ -375,6 +374,26 @@ impl Vrrp {
                     self.announce();
                 }
             }
+        }
+    }
+
+    /// Why the timer makes us master: the master went silent, or we
+    /// preempt a lower-priority one we still hear.
+    fn timer_reason(&self, now: Instant) -> String {
+        let master_down = self.router.master_down_interval();
+        match self.last_heard {
+            Some((at, from, priority))
+                if now.duration_since(at) < master_down && priority < self.cfg.priority =>
+            {
+                format!(
+                    "preempting {from} (priority {priority} < ours {})",
+                    self.cfg.priority
+                )
+            }
+            _ => format!(
+                "no advertisement from the master for {} ms",
+                master_down.as_millis()
+            ),
         }
     }
 
@@ -416,6 +435,7 @@ impl Vrrp {
             match socket::check(&received, self.cfg.vrid, unicast) {
                 Ok(adv) => {
                     self.update(|s| s.advertisements_received += 1);
+                    self.last_heard = Some((Instant::now(), received.src, adv.priority));
                     let before = self.router.state();
                     let actions = self.router.on_advertisement(
                         Instant::now(),
