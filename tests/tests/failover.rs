@@ -362,7 +362,7 @@ fn a_partition_heals_to_exactly_one_master() {
     );
 }
 
-/// IPv6: advertisements from link-local addresses to ff02::12, unsolicited
+/// IPv6: advertisements from link-local addresses to `ff02::12`, unsolicited
 /// neighbour advertisements for the VIP, sync over IPv6.
 #[test]
 fn ipv6_directors_fail_over_on_a_graceful_stop() {

@@ -23,6 +23,7 @@ use lb_common::{
     program_names,
 };
 
+pub use batch::lookup_all;
 pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, NAME as REAL_META_NAME, RealMeta};
 pub use object::xdp_object;
 pub use pin::{PinDir, ShapeMismatch};
@@ -651,17 +652,12 @@ impl Dataplane {
         }
     }
 
-    /// Every flow in the connection table. Entries that vanish while the
-    /// table is walked (LRU eviction) are skipped.
+    /// Every flow in the connection table, read in batches.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
-        let mut out = Vec::new();
-        for key in self.conntrack.keys() {
-            let key = key.map_err(map_err(names::CONNTRACK))?;
-            if let Some(value) = self.flow(&key)? {
-                out.push((key, value));
-            }
-        }
-        Ok(out)
+        batch::lookup_all(IterableMap::map(&self.conntrack)).map_err(|e| DataplaneError::Batch {
+            name: names::CONNTRACK,
+            source: e,
+        })
     }
 
     pub fn insert_flow(&mut self, key: &FlowKey, value: &FlowValue) -> Result<(), DataplaneError> {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError};
+use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
 use lb_common::{
     FLOW_ACTIVE, FLOW_CLOSING, FlowKey, FlowValue, ServiceKey, ServiceValue, map_names as names,
 };
@@ -184,18 +184,14 @@ impl PinnedTables {
         Ok(Index::new(services, metas))
     }
 
-    /// Every flow; entries evicted while the table is walked are skipped.
+    /// Every flow, read in batches.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
-        let mut out = Vec::new();
-        for key in self.conntrack.keys() {
-            let key = key.map_err(err(names::CONNTRACK))?;
-            match self.conntrack.get(&key, 0) {
-                Ok(value) => out.push((key, value)),
-                Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(err(names::CONNTRACK)(e)),
+        crate::dataplane::lookup_all(IterableMap::map(&self.conntrack)).map_err(|source| {
+            DataplaneError::Batch {
+                name: names::CONNTRACK,
+                source,
             }
-        }
-        Ok(out)
+        })
     }
 
     /// Writes one received flow. A new active flow (or one becoming

@@ -1,13 +1,18 @@
-//! `lb-demo` (run it with `cargo xtask demo`): `lbd` with `config/demo.toml`
-//! in a lab of network namespaces, real HTTP load from a client, and runtime
-//! changes made with `lbctl` while the load runs. Ctrl-C (or the end of the
-//! last phase) tears everything down.
+//! `lb-demo` (run it with `cargo xtask demo`): two directors running `lbd`
+//! with `config/demo.toml` (VRRP master and backup, syncing their
+//! connection tables) in a lab of network namespaces, real HTTP load from a
+//! client, and runtime changes made with `lbctl` while the load runs.
+//! Ctrl-C (or the end of the last phase) tears everything down.
 //!
 //! Phases (each `--phase-seconds`, default 6):
 //! 1. the config as written: `wlc` over three nginx reals;
 //! 2. `lbctl real add`: the spare real joins (no reload, nothing broken);
 //! 3. `lbctl real drain`: real-0 gets no new connections, its flows finish;
-//! 4. `lbd` is killed with SIGKILL and restarted: forwarding never stops.
+//! 4. the master's `lbd` is killed with SIGKILL: the backup takes over in a
+//!    third of a second; restarted, the first takes the table and the VIP
+//!    back;
+//! 5. the master's `lbd` stops (SIGTERM): priority 0, the backup takes over
+//!    at once.
 
 use std::{
     fmt::Write as _,
@@ -42,26 +47,21 @@ fn main() -> Result<()> {
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
 
-    println!("Building the lab: 1 client, 1 director, 3 reals + 1 spare (nginx), one bridge ...");
-    let mut lab = Lab::builder().clients(1).directors(1).reals(4).build()?;
-    // This lab's own socket and pin directory, so two demos (or a demo that
-    // was killed) never share them.
-    let config = DEMO_CONFIG
-        .replace(
-            "/run/lbd-demo/lbd.sock",
-            &lab.dir().join("lbd.sock").display().to_string(),
-        )
-        .replace(
-            "/sys/fs/bpf/lbd-demo",
-            &format!("/sys/fs/bpf/{}demo", lab.prefix()),
-        );
-    let mut lbd = LabDaemon::start_with_config(&mut lab, 0, &config)?;
+    println!("Building the lab: 1 client, 2 directors, 3 reals + 1 spare (nginx), one bridge ...");
+    let mut lab = Lab::builder().clients(1).directors(2).reals(4).build()?;
+    let (config0, config1) = (director_config(&lab, 0), director_config(&lab, 1));
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &config0)?;
+    lbd.wait_vrrp("master", Duration::from_secs(5))?;
+    let backup = LabDaemon::start_with_config(&mut lab, 1, &config1)?;
+    backup.wait_vrrp("backup", Duration::from_secs(5))?;
     let reals: Vec<String> = (0..4)
         .map(|i| format!("{}:80", lab.real_addr_v4(i)))
         .collect();
     println!(
-        "lbd runs in namespace {} with config/demo.toml: VIP {VIP_V4}:80, wlc over {}, {}, {}",
+        "lbd runs in namespaces {} (VRRP master) and {} (backup) with config/demo.toml: \
+         VIP {VIP_V4}:80, wlc over {}, {}, {}",
         lbd.namespace(),
+        backup.namespace(),
         reals[0],
         reals[1],
         reals[2]
@@ -73,28 +73,63 @@ fn main() -> Result<()> {
         lbd.socket().display()
     );
     let spare = lab.real_addr_v4(3).to_string();
-    let phases: [(&str, Vec<&str>); 4] = [
-        ("the config as written", vec![]),
-        ("spare added", vec!["real", "add", SERVICE, &spare]),
-        ("real-0 drained", vec!["real", "drain", SERVICE, &reals[0]]),
-        ("lbd killed (SIGKILL) and restarted", vec![]),
+    let phases: [(&str, Vec<&str>, Event); 5] = [
+        ("the config as written", vec![], Event::None),
+        (
+            "spare added (on both directors)",
+            vec!["real", "add", SERVICE, &spare],
+            Event::None,
+        ),
+        (
+            "real-0 drained (on both directors)",
+            vec!["real", "drain", SERVICE, &reals[0]],
+            Event::None,
+        ),
+        (
+            "the master's lbd killed (SIGKILL), then restarted",
+            vec![],
+            Event::Kill,
+        ),
+        ("the master's lbd stopped (SIGTERM)", vec![], Event::Stop),
     ];
-    for (n, (title, lbctl)) in phases.iter().enumerate() {
+    let mut directors = [lbd, backup];
+    for (n, (title, lbctl, event)) in phases.iter().enumerate() {
         if INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
         println!("\n== phase {}: {title} ==", n + 1);
         if !lbctl.is_empty() {
-            println!("$ lbctl {}", lbctl.join(" "));
-            print!("{}", lbd.lbctl_ok(lbctl)?);
+            for d in &directors {
+                println!("$ lbctl {}    # on {}", lbctl.join(" "), d.namespace());
+                print!("{}", d.lbctl_ok(lbctl)?);
+            }
         }
-        run_phase(&mut lab, &mut lbd, &reals, phase_seconds, n == 3)?;
+        run_phase(&mut lab, &mut directors, &reals, phase_seconds, *event)?;
     }
-    println!("\n$ lbctl status");
-    print!("{}", lbd.lbctl_ok(&["status"])?);
+    let [mut lbd, backup] = directors;
+    println!("\n$ lbctl vrrp    # on {}", backup.namespace());
+    print!("{}", backup.lbctl_ok(&["vrrp"])?);
+    let lbd_running = lbd.pid().is_some();
+    // The rest from the director serving now.
+    let serving = if lbd_running { &lbd } else { &backup };
+    show(&lab, serving)?;
+    println!("\nTearing the lab down (lbd stop, lbd teardown, namespaces).");
+    if lbd_running {
+        lbd.stop()?;
+    }
+    drop(lbd);
+    drop(backup);
+    drop(lab);
+    Ok(())
+}
+
+/// The serving director's status, metrics, health, flows and a trace.
+fn show(lab: &Lab, serving: &LabDaemon) -> Result<()> {
+    println!("\n$ lbctl status    # on {}", serving.namespace());
+    print!("{}", serving.lbctl_ok(&["status"])?);
     println!("\n$ curl -s http://127.0.0.1:9140/metrics | grep ^lb_real_connections_total");
     let page = lb_lab::http_get(
-        lbd.namespace(),
+        serving.namespace(),
         "127.0.0.1:9140".parse()?,
         "/metrics",
         Duration::from_secs(5),
@@ -107,57 +142,81 @@ fn main() -> Result<()> {
         println!("{line}");
     }
     println!("\n$ lbctl health");
-    print!("{}", lbd.lbctl_ok(&["health"])?);
+    print!("{}", serving.lbctl_ok(&["health"])?);
     println!("\n$ lbctl flows --limit 5");
-    print!("{}", lbd.lbctl_ok(&["flows", "--limit", "5"])?);
+    print!("{}", serving.lbctl_ok(&["flows", "--limit", "5"])?);
     let client = format!("{}:40000", lab.client_addr_v4(0));
     println!("\n$ lbctl trace tcp {client} {SERVICE}");
-    print!("{}", lbd.lbctl_ok(&["trace", "tcp", &client, SERVICE])?);
-    println!("\nTearing the lab down (lbd stop, lbd teardown, namespaces).");
-    lbd.stop()?;
-    drop(lbd);
-    drop(lab);
+    print!("{}", serving.lbctl_ok(&["trace", "tcp", &client, SERVICE])?);
     Ok(())
 }
 
-/// Load for one phase, printing new connections per real every second;
-/// `restart` kills and restarts lbd two seconds in.
+/// What happens to the master's lbd two seconds into a phase.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Event {
+    None,
+    /// SIGKILL, and a restart two seconds later.
+    Kill,
+    /// SIGTERM.
+    Stop,
+}
+
+/// Load for one phase, printing new connections per real every second
+/// (both directors' counts) and who is VRRP master.
 fn run_phase(
     lab: &mut Lab,
-    lbd: &mut LabDaemon,
+    directors: &mut [LabDaemon; 2],
     reals: &[String],
     phase_seconds: u64,
-    restart: bool,
+    event: Event,
 ) -> Result<()> {
     let url = format!("http://{VIP_V4}/");
     let wrk = Wrk::start(lab, 0, &url, Duration::from_secs(phase_seconds), 16, true)?;
     println!(
-        "  {:<6}{}",
+        "  {:<6}{}  master",
         "time",
         row(reals.iter().map(ToString::to_string))
     );
-    let mut last = connections(lbd, reals);
+    let mut last = connections(directors, reals);
     let start = Instant::now();
-    let mut restarted = !restart;
+    let mut killed_at = None;
     while start.elapsed() < Duration::from_secs(phase_seconds)
         && !INTERRUPTED.load(Ordering::SeqCst)
     {
         std::thread::sleep(Duration::from_secs(1));
-        if !restarted && start.elapsed() >= Duration::from_secs(2) {
-            lbd.kill()?;
-            println!("  lbd killed; the pinned program keeps forwarding ...");
-            std::thread::sleep(Duration::from_millis(500));
-            lbd.spawn()?;
-            println!("  lbd restarted: it adopted the pinned maps, every flow kept its real");
-            restarted = true;
-            continue;
+        let second = start.elapsed().as_secs();
+        match event {
+            Event::Kill if second == 2 => {
+                directors[0].kill()?;
+                killed_at = Some(Instant::now());
+                println!("  lbd on director 0 killed: its VRRP advertisements stop ...");
+                let took = directors[1].wait_vrrp("master", Duration::from_secs(3))?;
+                println!(
+                    "  director 1 is master after {} ms: it holds the VIP, has every flow",
+                    took.as_millis()
+                );
+            }
+            Event::Kill if second == 4 && killed_at.is_some() => {
+                directors[0].spawn()?;
+                let took = directors[0].wait_vrrp("master", Duration::from_secs(10))?;
+                println!(
+                    "  lbd on director 0 restarted: got director 1's table, master again after {} ms",
+                    took.as_millis()
+                );
+            }
+            Event::Stop if second == 2 => {
+                directors[0].stop()?;
+                let took = directors[1].wait_vrrp("master", Duration::from_secs(3))?;
+                println!(
+                    "  lbd on director 0 stopped (priority 0 sent): director 1 master after {} ms",
+                    took.as_millis()
+                );
+            }
+            _ => {}
         }
-        let now = connections(lbd, reals);
-        let rates = now
-            .iter()
-            .zip(&last)
-            .map(|(a, b)| format!("+{}/s", a.saturating_sub(*b)));
-        println!("  {:>4}s {}", start.elapsed().as_secs(), row(rates));
+        let now = connections(directors, reals);
+        let rates = per_second(&now, &last, reals.len());
+        println!("  {:>4}s {}  {}", second, row(rates), master(directors));
         last = now;
     }
     let report = wrk.finish()?;
@@ -172,6 +231,21 @@ fn run_phase(
     Ok(())
 }
 
+/// "director 0", "director 1", or what the running ones say.
+fn master(directors: &[LabDaemon; 2]) -> String {
+    let masters: Vec<String> = directors
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.pid().is_some() && d.vrrp().is_ok_and(|v| v.state == "master"))
+        .map(|(i, _)| format!("director {i}"))
+        .collect();
+    if masters.is_empty() {
+        "none".into()
+    } else {
+        masters.join(" + ")
+    }
+}
+
 /// Right-aligned columns.
 fn row(cells: impl Iterator<Item = String>) -> String {
     cells.fold(String::new(), |mut out, cell| {
@@ -180,10 +254,59 @@ fn row(cells: impl Iterator<Item = String>) -> String {
     })
 }
 
-/// New connections per real so far (0 for reals not in the service).
-fn connections(lbd: &LabDaemon, reals: &[String]) -> Vec<u64> {
-    reals
+/// New connections per real so far, per director (`None` for a director
+/// whose lbd is not running; 0 for reals not in the service).
+fn connections(directors: &[LabDaemon; 2], reals: &[String]) -> Vec<Option<Vec<u64>>> {
+    directors
         .iter()
-        .map(|r| lbd.real_connections(SERVICE, r).unwrap_or(0))
+        .map(|d| {
+            d.pid().is_some().then(|| {
+                reals
+                    .iter()
+                    .map(|r| d.real_connections(SERVICE, r).unwrap_or(0))
+                    .collect()
+            })
+        })
         .collect()
+}
+
+/// "+N/s" per real: the growth of each director's counters over the last
+/// second, summed over the directors that answered both times.
+fn per_second(
+    now: &[Option<Vec<u64>>],
+    last: &[Option<Vec<u64>>],
+    reals: usize,
+) -> impl Iterator<Item = String> {
+    let mut sums = vec![0u64; reals];
+    for (now, last) in now.iter().zip(last) {
+        if let (Some(now), Some(last)) = (now, last) {
+            for (sum, (a, b)) in sums.iter_mut().zip(now.iter().zip(last)) {
+                *sum += a.saturating_sub(*b);
+            }
+        }
+    }
+    sums.into_iter().map(|n| format!("+{n}/s"))
+}
+
+/// `config/demo.toml` for director `i`: this lab's own socket and pin
+/// directory (two demos, or a demo that was killed, never share them);
+/// director 1 has the lower priority and director 0 as its sync peer.
+fn director_config(lab: &Lab, i: usize) -> String {
+    let config = DEMO_CONFIG
+        .replace(
+            "/run/lbd-demo/lbd.sock",
+            &lab.dir().join(format!("lbd{i}.sock")).display().to_string(),
+        )
+        .replace(
+            "/sys/fs/bpf/lbd-demo",
+            &format!("/sys/fs/bpf/{}demo{i}", lab.prefix()),
+        );
+    if i == 0 {
+        config
+    } else {
+        config.replace("priority = 150", "priority = 100").replace(
+            &format!("peer = \"{}\"", lab.director_addr_v4(1)),
+            &format!("peer = \"{}\"", lab.director_addr_v4(0)),
+        )
+    }
 }
