@@ -1531,12 +1531,15 @@ fn the_annotated_vrrp_block_parses_when_uncommented() {
     let text = std::fs::read_to_string(path).unwrap();
     let start = text.find("# [vrrp]\n").expect("a [vrrp] block");
     let end = start + text[start..].find("\n\n").expect("the block's end");
-    let settings: String = text[start..end]
+    let mut settings = String::new();
+    for line in text[start..end]
         .lines()
         .filter_map(|l| l.strip_prefix("# "))
         .filter(|l| l.starts_with('[') || l.contains(" = "))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    {
+        settings.push_str(line);
+        settings.push('\n');
+    }
     let file = format!("{}{settings}", dataplane!());
     let config =
         config::parse(&file, "lb.toml [vrrp]", &FakeEnv).unwrap_or_else(|e| panic!("{e}\n{file}"));

@@ -790,3 +790,30 @@ fn a_vrrp_change_needs_a_restart() {
     let new = ok(&format!("{MINIMAL}[vrrp]\nvrid = 51\npriority = 120\n"));
     assert_eq!(diff(&old, &new).restart_required, ["vrrp"]);
 }
+
+#[test]
+fn more_vips_than_an_advertisement_holds_are_refused() {
+    let mut text = format!("{MINIMAL}[vrrp]\nvrid = 51\n");
+    for i in 0..256u32 {
+        let _ = write!(
+            text,
+            "[[service]]\nvip = \"10.1.{}.{}\"\nport = 80\n",
+            i / 200,
+            i % 200 + 1
+        );
+    }
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].line, errors[0].field.as_str()), (3, "vrrp"));
+    assert!(
+        errors[0].message.contains("256 ipv4 VIPs"),
+        "{}",
+        errors[0].message
+    );
+    // IPv6 VIPs are not advertised by an IPv4 router.
+    let text = text.replace(
+        "[vrrp]\nvrid = 51\n",
+        "[vrrp]\nvrid = 51\nfamily = \"ipv6\"\n",
+    );
+    let _ = ok(&text);
+}

@@ -174,6 +174,7 @@ impl<'a> Checker<'a> {
         self.limits(&config.dataplane);
         if let Some(vrrp) = &config.vrrp {
             self.vrrp_interface(vrrp, &config.dataplane, root);
+            self.vrrp_vip_count(vrrp, &config.services, root);
         }
         config
     }

@@ -147,6 +147,9 @@ pub enum Applied {
     Updated,
     /// Not applied.
     Unknown(Unknown),
+    /// Already in the table, which this director's data path owns (it is
+    /// master): kept as it is.
+    Kept,
 }
 
 /// Handles on the pinned maps the sync reads and writes.
@@ -197,12 +200,16 @@ impl PinnedTables {
     /// Writes one received flow. A new active flow (or one becoming
     /// active, or moving to this real) counts in its real's active
     /// connections, as if this director's data path had scheduled it; the
-    /// data path takes the count down again when the flow closes.
+    /// data path takes the count down again when the flow closes. With
+    /// `only_new` (this director is master) a flow already in the table is
+    /// left alone: only flows it has never seen (the last ones of the
+    /// previous master, or of the other side of a healed split) are added.
     pub fn apply(
         &mut self,
         index: &Index,
         record: &FlowRecord,
         now_ns: u64,
+        only_new: bool,
     ) -> Result<Applied, DataplaneError> {
         let (key, value) = match index.entry(record, now_ns) {
             Ok(entry) => entry,
@@ -213,6 +220,9 @@ impl PinnedTables {
             Err(MapError::KeyNotFound) => None,
             Err(e) => return Err(err(names::CONNTRACK)(e)),
         };
+        if only_new && old.is_some() {
+            return Ok(Applied::Kept);
+        }
         let counted = |v: &FlowValue| v.state == FLOW_ACTIVE;
         if let Some(old) = &old
             && counted(old)

@@ -328,7 +328,18 @@ fn start_failover(
             ..Default::default()
         }))
     });
-    let failover = failover::Failover::start(
+    if index != interfaces[0].1 {
+        // Held there by a previous lbd without [vrrp]: a backup must not
+        // answer for them anywhere.
+        let mut netlink = Netlink::open().context("opening rtnetlink")?;
+        vips::sync(
+            &mut netlink,
+            interfaces[0].1,
+            previous_vips,
+            &BTreeSet::new(),
+        );
+    }
+    let mut failover = failover::Failover::start(
         vrrp,
         failover::Interface { name, index, mac },
         controller.vips(),
@@ -342,7 +353,7 @@ fn start_failover(
         sync_status,
         controller.balancer().dataplane().pins(),
     ) {
-        flow_sync::start(
+        let handle = flow_sync::start(
             sync,
             pins,
             sync_flags.clone(),
@@ -350,6 +361,7 @@ fn start_failover(
             status,
             metrics.clone(),
         )?;
+        failover.set_sync(handle);
         tracing::info!(peer = %sync.peer, port = sync.port, "connection-table sync started");
     }
     tracing::info!(

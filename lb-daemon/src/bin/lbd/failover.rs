@@ -100,6 +100,8 @@ pub struct Failover {
     wake: UnixDatagram,
     status: Arc<Mutex<Shared>>,
     sync_status: Option<Arc<Mutex<SyncStatus>>>,
+    /// The sync thread, flushed before a graceful stop.
+    sync: Option<crate::flow_sync::SyncHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -137,6 +139,9 @@ impl Failover {
         router_cfg.preempt_delay = cfg.preempt_delay;
         let router = Router::new(router_cfg).context("VRRP settings")?;
         let (wake, wake_rx) = UnixDatagram::pair().context("VRRP wake-up socket")?;
+        // Never block the controller on a full wake-up socket: one queued
+        // byte is enough to wake the thread.
+        wake.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         let (commands, inbox) = mpsc::channel();
         let status = Arc::new(Mutex::new(Shared {
@@ -182,6 +187,7 @@ impl Failover {
             wake,
             status,
             sync_status,
+            sync: None,
             thread: Some(thread),
         })
     }
@@ -189,6 +195,11 @@ impl Failover {
     /// The VIPs of the running config (held only while master).
     pub fn set_vips(&self, vips: BTreeSet<IpAddr>) {
         self.send(Command::Vips(vips));
+    }
+
+    /// The sync thread, to flush before a graceful stop.
+    pub fn set_sync(&mut self, sync: crate::flow_sync::SyncHandle) {
+        self.sync = Some(sync);
     }
 
     /// For the sync thread.
@@ -219,8 +230,12 @@ impl Failover {
 }
 
 impl Drop for Failover {
-    /// A graceful stop: the backup takes over after its skew time.
+    /// A graceful stop: the flows of the last moments go to the peer, then
+    /// priority 0 makes it take over after its skew time.
     fn drop(&mut self) {
+        if let Some(sync) = &self.sync {
+            sync.flush(Duration::from_millis(500));
+        }
         self.send(Command::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -424,6 +439,11 @@ impl Vrrp {
             let received = match self.socket.recv() {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
+                // One malformed datagram was consumed: read on.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    self.update(|s| s.advertisements_rejected += 1);
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "VRRP receive");
                     return;

@@ -1,29 +1,34 @@
 //! The connection-table sync thread (`[vrrp.sync]`).
 //!
-//! Master: every `interval`, walks its connection table and sends the peer
-//! each flow that is new or changed since the last round (a live flow's
-//! last-seen stamp moves about once a second, so live flows are re-sent
-//! about once a second and the peer's copies do not age out); answers a
-//! `DumpRequest` with the whole table and `DumpEnd`.
+//! Master: every `interval`, reads its connection table (in batches) and
+//! sends the peer each flow that is new or changed since the last round (a
+//! live flow's last-seen stamp moves about once a second, so live flows are
+//! re-sent about once a second and the peer's copies do not age out), and
+//! everything every [`FULL_RESYNC`] (datagrams lost on the way, or a
+//! peer's table emptied behind our back, heal within that). Answers a
+//! `DumpRequest` with the whole table and `DumpEnd` (at most one dump per
+//! [`DUMP_GAP`]).
 //! Backup: writes the flows it receives into its own table; while the VRRP
-//! thread waits for the table (startup, link back up), asks the master for a
-//! dump each round and tells the VRRP thread when `DumpEnd` arrives, so a
-//! returning higher-priority director preempts only once it knows every
-//! flow.
-//!
-//! Cost: the master's walk is two syscalls per flow per round (about a
-//! second per million flows), on this thread only.
+//! thread waits for the table (startup, link back up), asks the master for
+//! a dump and tells the VRRP thread when a complete one has arrived (as
+//! many records as `DumpEnd` announces), so a returning higher-priority
+//! director preempts only once it knows every flow.
+//! Hand-overs: a master that becomes backup sends one last round of
+//! changes, and on a graceful stop lbd flushes a round before sending
+//! priority 0; a master adds received flows it does not have (never
+//! overwriting its own), so those last flows, or the other side's after a
+//! split brain, are kept.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    os::fd::AsRawFd,
-    sync::{Arc, Mutex, atomic::Ordering},
+    os::{fd::AsRawFd, unix::net::UnixDatagram},
+    sync::{Arc, Mutex, atomic::Ordering, mpsc},
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use lb_common::{FlowKey, FlowValue};
+use lb_common::FlowKey;
 use lb_daemon::{
     admin::SyncStatus,
     balancer::monotonic_now_ns,
@@ -41,6 +46,35 @@ use crate::failover::{SyncFlags, TableNotifier};
 
 /// Receive buffer: larger than any valid datagram, so a cut one is seen.
 const RECV_BUFFER: usize = 2048;
+/// Every flow is sent again this often, changed or not.
+const FULL_RESYNC: Duration = Duration::from_secs(10);
+/// A master sends at most one whole-table dump this often.
+const DUMP_GAP: Duration = Duration::from_secs(1);
+/// A backup waiting for the table asks again after this long.
+const REQUEST_AGAIN: Duration = Duration::from_secs(2);
+/// The slot index is re-read before applying flows when older than this.
+const INDEX_AGE: Duration = Duration::from_millis(500);
+/// Rejected datagrams are logged at most this often.
+const REJECT_LOG_GAP: Duration = Duration::from_secs(10);
+
+/// The controller's handle on the sync thread.
+pub struct SyncHandle {
+    commands: mpsc::Sender<mpsc::Sender<()>>,
+    wake: UnixDatagram,
+}
+
+impl SyncHandle {
+    /// A master sends the flows new since its last round now, waiting at
+    /// most `limit` (lbd is about to stop: the backup should have them
+    /// before it takes over).
+    pub fn flush(&self, limit: Duration) {
+        let (done, wait) = mpsc::channel();
+        if self.commands.send(done).is_ok() {
+            let _ = self.wake.send(&[1]);
+            let _ = wait.recv_timeout(limit);
+        }
+    }
+}
 
 /// Starts the sync thread; it runs until lbd exits.
 pub fn start(
@@ -50,7 +84,7 @@ pub fn start(
     notifier: TableNotifier,
     status: Arc<Mutex<SyncStatus>>,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<SyncHandle> {
     let key = Key::new(cfg.key.as_bytes()).context("vrrp.sync.key")?;
     let listen = cfg.listen.unwrap_or(match cfg.peer {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -61,6 +95,10 @@ pub fn start(
     let tables = PinnedTables::open(pins).context("opening the pinned maps for sync")?;
     let sequencer = Sequencer::random().map_err(|_| anyhow::anyhow!("no random sender id"))?;
     let guard = ReplayGuard::new(sequencer.sender());
+    let (wake, wake_rx) = UnixDatagram::pair().context("sync wake-up socket")?;
+    wake.set_nonblocking(true)?;
+    wake_rx.set_nonblocking(true)?;
+    let (commands, inbox) = mpsc::channel();
     let mut sync = FlowSync {
         peer: SocketAddr::new(cfg.peer, cfg.port),
         interval: cfg.interval,
@@ -70,16 +108,28 @@ pub fn start(
         socket,
         tables,
         index: Index::default(),
+        index_read: None,
         sent: HashMap::new(),
         flags,
         notifier,
         status,
         metrics,
+        last_dump: None,
+        request: None,
+        rejected_unlogged: 0,
+        last_reject_log: None,
     };
     std::thread::Builder::new()
         .name("sync".into())
-        .spawn(move || sync.run())?;
-    Ok(())
+        .spawn(move || sync.run(&inbox, &wake_rx))?;
+    Ok(SyncHandle { commands, wake })
+}
+
+/// A dump this backup asked for.
+struct Request {
+    sent_at: Instant,
+    /// Flow records received since.
+    records: u64,
 }
 
 struct FlowSync {
@@ -91,6 +141,7 @@ struct FlowSync {
     socket: SyncSocket,
     tables: PinnedTables,
     index: Index,
+    index_read: Option<Instant>,
     /// What the peer was last sent of each flow: (real slot, state,
     /// last-seen stamp).
     sent: HashMap<FlowKey, (u32, u32, u64)>,
@@ -98,36 +149,74 @@ struct FlowSync {
     notifier: TableNotifier,
     status: Arc<Mutex<SyncStatus>>,
     metrics: Arc<Metrics>,
+    last_dump: Option<Instant>,
+    request: Option<Request>,
+    rejected_unlogged: u64,
+    last_reject_log: Option<Instant>,
 }
 
 impl FlowSync {
-    fn run(&mut self) {
+    fn run(&mut self, inbox: &mpsc::Receiver<mpsc::Sender<()>>, wake: &UnixDatagram) {
         let mut next_round = Instant::now();
+        let mut next_full = Instant::now() + FULL_RESYNC;
         let mut was_master = false;
         loop {
             wait(
                 &self.socket,
+                wake,
                 next_round.saturating_duration_since(Instant::now()),
             );
+            while wake.recv(&mut [0; 16]).is_ok() {}
+            while let Ok(done) = inbox.try_recv() {
+                if self.flags.is_master.load(Ordering::Relaxed) {
+                    self.send_changes();
+                }
+                let _ = done.send(());
+            }
             self.receive();
-            if Instant::now() < next_round {
+            let now = Instant::now();
+            if now < next_round {
                 continue;
             }
-            next_round = Instant::now() + self.interval;
+            next_round = now + self.interval;
             let is_master = self.flags.is_master.load(Ordering::Relaxed);
-            if is_master {
-                if !was_master {
-                    // A new term: the peer's copy is unknown, send it all.
-                    self.sent.clear();
-                }
-                if let Err(e) = self.send_changes() {
-                    tracing::warn!(error = %e, "sync: reading the connection table");
-                }
-            } else if self.flags.want_table.load(Ordering::Relaxed) {
-                self.send(&Message::DumpRequest);
+            if is_master && (!was_master || now >= next_full) {
+                // A new term, or time for everything again: the peer's copy
+                // is not known to be complete.
+                self.sent.clear();
+                next_full = now + FULL_RESYNC;
+            }
+            if is_master || was_master {
+                // Also once more just after losing mastership: the flows
+                // opened since the last round go to the new master.
+                self.send_changes();
+            }
+            if !is_master {
+                self.ask_for_table(now);
             }
             was_master = is_master;
         }
+    }
+
+    /// While the VRRP thread waits for the table: a `DumpRequest`, again
+    /// every [`REQUEST_AGAIN`] until a complete dump arrived.
+    fn ask_for_table(&mut self, now: Instant) {
+        if !self.flags.want_table.load(Ordering::Relaxed) {
+            self.request = None;
+            return;
+        }
+        if self
+            .request
+            .as_ref()
+            .is_some_and(|r| now.duration_since(r.sent_at) < REQUEST_AGAIN)
+        {
+            return;
+        }
+        self.request = Some(Request {
+            sent_at: now,
+            records: 0,
+        });
+        self.send(&Message::DumpRequest);
     }
 
     fn receive(&mut self) {
@@ -145,57 +234,107 @@ impl FlowSync {
                 .and_then(|(header, message)| self.guard.check(&header).map(|()| message));
             match decoded {
                 Ok(message) => self.handle(message),
-                Err(e) => {
-                    tracing::warn!(from = %from, error = %e, "sync datagram rejected");
-                    self.metrics.count_sync_rejected(reject_label(&e));
-                    let mut status = self.status.lock().expect("sync status");
-                    status.datagrams_rejected += 1;
-                    status.last_rejection = Some(format!("from {from}: {e}"));
-                }
+                Err(e) => self.rejected(from, &e),
             }
         }
+    }
+
+    /// Counts a rejected datagram; logs it, at most every
+    /// [`REJECT_LOG_GAP`] (anyone can send datagrams to the port).
+    fn rejected(&mut self, from: SocketAddr, error: &WireError) {
+        self.metrics.count_sync_rejected(reject_label(error));
+        {
+            let mut status = self.status.lock().expect("sync status");
+            status.datagrams_rejected += 1;
+            status.last_rejection = Some(format!("from {from}: {error}"));
+        }
+        let now = Instant::now();
+        if self
+            .last_reject_log
+            .is_some_and(|t| now.duration_since(t) < REJECT_LOG_GAP)
+        {
+            self.rejected_unlogged += 1;
+            return;
+        }
+        tracing::warn!(
+            from = %from,
+            error = %error,
+            more_since_last_report = self.rejected_unlogged,
+            "sync datagram rejected"
+        );
+        self.rejected_unlogged = 0;
+        self.last_reject_log = Some(now);
     }
 
     fn handle(&mut self, message: Message) {
         match message {
-            Message::Flows { records } => self.apply(&records),
+            Message::Flows { records } => {
+                if let Some(request) = &mut self.request {
+                    request.records += records.len() as u64;
+                }
+                self.apply(&records);
+            }
             Message::DumpRequest => {
-                if self.flags.is_master.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                let recent = self
+                    .last_dump
+                    .is_some_and(|t| now.duration_since(t) < DUMP_GAP);
+                if self.flags.is_master.load(Ordering::Relaxed) && !recent {
+                    self.last_dump = Some(now);
                     self.send_dump();
                 }
             }
-            Message::DumpEnd { records_sent } => {
-                if self.flags.want_table.swap(false, Ordering::Relaxed) {
-                    tracing::info!(flows = records_sent, "sync: the master's table has arrived");
-                    self.notifier.table_received();
-                }
-                self.status.lock().expect("sync status").table_received = true;
-            }
+            Message::DumpEnd { records_sent } => self.dump_ended(records_sent),
         }
     }
 
-    /// Writes received flows, unless this director is master (then its own
-    /// data path owns the table).
+    /// The dump is complete if at least as many records arrived since our
+    /// request as the master sent (incremental rounds may add more).
+    fn dump_ended(&mut self, records_sent: u64) {
+        let Some(request) = &self.request else {
+            return;
+        };
+        if request.records < records_sent {
+            tracing::warn!(
+                received = request.records,
+                sent = records_sent,
+                "sync: the master's table arrived incomplete; asking again"
+            );
+            self.request = None;
+            self.ask_for_table(Instant::now());
+            return;
+        }
+        self.request = None;
+        if self.flags.want_table.swap(false, Ordering::Relaxed) {
+            tracing::info!(flows = records_sent, "sync: the master's table has arrived");
+            self.notifier.table_received();
+        }
+        self.status.lock().expect("sync status").table_received = true;
+    }
+
+    /// Writes received flows; a master only adds flows it does not have.
     fn apply(&mut self, records: &[FlowRecord]) {
         let count = records.len() as u64;
         self.metrics.count_sync("received", count);
         self.status.lock().expect("sync status").flows_received += count;
-        if self.flags.is_master.load(Ordering::Relaxed) {
-            return;
+        let only_new = self.flags.is_master.load(Ordering::Relaxed);
+        if self.index_read.is_none_or(|t| t.elapsed() > INDEX_AGE) {
+            self.refresh_index();
         }
         let now = monotonic_now_ns();
         let (mut applied, mut unknown) = (0, 0);
         let mut refreshed = false;
         for record in records {
-            let mut result = self.tables.apply(&self.index, record, now);
+            let mut result = self.tables.apply(&self.index, record, now, only_new);
             if matches!(result, Ok(Applied::Unknown(_))) && !refreshed {
                 // The config may have changed since the index was read.
                 refreshed = true;
                 self.refresh_index();
-                result = self.tables.apply(&self.index, record, now);
+                result = self.tables.apply(&self.index, record, now, only_new);
             }
             match result {
                 Ok(Applied::Inserted | Applied::Updated) => applied += 1,
+                Ok(Applied::Kept) => {}
                 Ok(Applied::Unknown(what)) => {
                     unknown += 1;
                     tracing::debug!(
@@ -220,14 +359,23 @@ impl FlowSync {
 
     fn refresh_index(&mut self) {
         match self.tables.index() {
-            Ok(index) => self.index = index,
+            Ok(index) => {
+                self.index = index;
+                self.index_read = Some(Instant::now());
+            }
             Err(e) => tracing::warn!(error = %e, "sync: reading services and reals"),
         }
     }
 
     /// The flows that are new or changed since the last round.
-    fn send_changes(&mut self) -> anyhow::Result<()> {
-        let flows = self.tables.flows()?;
+    fn send_changes(&mut self) {
+        let flows = match self.tables.flows() {
+            Ok(flows) => flows,
+            Err(e) => {
+                tracing::warn!(error = %e, "sync: reading the connection table");
+                return;
+            }
+        };
         self.refresh_index();
         let now = monotonic_now_ns();
         let mut records = Vec::new();
@@ -243,11 +391,10 @@ impl FlowSync {
         }
         self.sent = present;
         self.send_records(&records);
-        Ok(())
     }
 
     fn send_dump(&mut self) {
-        let flows: Vec<(FlowKey, FlowValue)> = match self.tables.flows() {
+        let flows = match self.tables.flows() {
             Ok(flows) => flows,
             Err(e) => {
                 tracing::warn!(error = %e, "sync: reading the connection table for a dump");
@@ -287,7 +434,8 @@ impl FlowSync {
 
     fn transmit(&self, datagram: &[u8]) {
         if let Err(e) = self.socket.send_to(datagram, self.peer) {
-            // The peer may be down: that is what failover is for.
+            // The peer may be down: that is what failover is for. A full
+            // send buffer loses this datagram; the full resync repairs it.
             tracing::debug!(peer = %self.peer, error = %e, "sync send");
         }
     }
@@ -303,15 +451,24 @@ fn reject_label(error: &WireError) -> &'static str {
     }
 }
 
-fn wait(socket: &SyncSocket, timeout: Duration) {
-    let mut fd = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+/// Sleeps until the sync socket or the wake-up socket is readable, or
+/// `timeout` passes.
+fn wait(socket: &SyncSocket, wake: &UnixDatagram, timeout: Duration) {
+    let mut fds = [
+        libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
     let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd for the whole call.
+    // SAFETY: a valid array of two pollfd for the whole call.
     unsafe {
-        libc::poll(&raw mut fd, 1, ms);
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
     }
 }

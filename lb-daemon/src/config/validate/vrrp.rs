@@ -1,17 +1,21 @@
 //! `[vrrp]` and `[vrrp.sync]`.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use toml::de::DeTable;
 
 use super::super::raw::{RawSync, RawVrrp, Text};
-use super::super::types::DataplaneConfig;
+use super::super::types::{DataplaneConfig, ServiceConfig};
 use super::super::vrrp::{
     DEFAULT_SYNC_INTERVAL, DEFAULT_SYNC_PORT, DEFAULT_WAIT_BEFORE_PREEMPT, MIN_SYNC_KEY_LEN,
     SyncConfig, VrrpConfig, VrrpFamily,
 };
 use super::{Checker, Value};
+
+/// The address count of an advertisement is one byte.
+const MAX_ADVERTISED_VIPS: usize = 255;
 
 /// VRRP v3 carries the interval in centiseconds, in 12 bits.
 const MAX_ADVERT_INTERVAL: Duration = Duration::from_millis(40_950);
@@ -194,6 +198,34 @@ impl Checker<'_> {
                 "{name:?} is not one of dataplane.interfaces ({}): the VIPs must sit where \
                  the XDP program runs",
                 dataplane.interfaces.join(", ")
+            ),
+        );
+    }
+
+    /// An advertisement lists at most 255 addresses (keepalived compares
+    /// the list with its own, so none can be left out).
+    pub(super) fn vrrp_vip_count(
+        &mut self,
+        vrrp: &VrrpConfig,
+        services: &[ServiceConfig],
+        root: &DeTable<'_>,
+    ) {
+        let vips: BTreeSet<IpAddr> = services
+            .iter()
+            .map(|s| s.addr.vip)
+            .filter(|ip| vrrp.family.contains(*ip))
+            .collect();
+        if vips.len() <= MAX_ADVERTISED_VIPS {
+            return;
+        }
+        let offset = root.get("vrrp").map_or(0, |v| v.span().start);
+        self.error(
+            offset,
+            "vrrp",
+            format!(
+                "{} {} VIPs: a VRRP advertisement lists at most {MAX_ADVERTISED_VIPS}",
+                vips.len(),
+                vrrp.family.name()
             ),
         );
     }
