@@ -1172,6 +1172,16 @@ const CASES: &[Case] = &[
         phrase: "\"director-b\" is not an IP address",
     },
     Case {
+        name: "vrrp sync link-local peer",
+        text: concat!(
+            dataplane!(),
+            "[vrrp]\nvrid = 51\n[vrrp.sync]\npeer = \"fe80::2\"\nkey = \"0123456789abcdef\"\n"
+        ),
+        line: 6,
+        field: "vrrp.sync.peer",
+        phrase: "fe80::2 is link-local, which needs an interface",
+    },
+    Case {
         name: "vrrp sync zero interval",
         text: concat!(
             dataplane!(),

@@ -109,7 +109,20 @@ impl Checker<'_> {
             "the other director's address",
             raw.peer.as_ref(),
         );
-        let peer = peer.and_then(|p| self.ip("vrrp.sync.peer", p));
+        let peer = peer.and_then(|p| {
+            let ip = self.ip("vrrp.sync.peer", p)?;
+            if let IpAddr::V6(v6) = ip
+                && v6.segments()[0] & 0xffc0 == 0xfe80
+            {
+                self.error(
+                    p.span().start,
+                    "vrrp.sync.peer",
+                    format!("{ip} is link-local, which needs an interface: use a global address"),
+                );
+                return None;
+            }
+            Some(ip)
+        });
         let key = self.required(
             header,
             "vrrp.sync",
