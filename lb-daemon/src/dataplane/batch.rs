@@ -68,9 +68,10 @@ const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const LOOKUP_CHUNK: u32 = 4096;
 
 /// Every entry of a (non-per-CPU) hash or LRU hash map, a few thousand per
-/// syscall instead of two syscalls per entry: a million-flow connection
-/// table is read in tens of milliseconds instead of seconds. Entries added
-/// or removed meanwhile may or may not be seen, as with any walk.
+/// syscall instead of two syscalls per entry: a million flows are read in
+/// about 0.3 s instead of 1.2 s here (the kernel's walk over the buckets is
+/// most of what is left). Entries added or removed meanwhile may or may not
+/// be seen, as with any walk.
 pub fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K, V)>> {
     let mut out = Vec::new();
     let mut chunk = LOOKUP_CHUNK;
