@@ -419,3 +419,53 @@ fn ipv6_directors_fail_over_on_a_graceful_stop() {
     );
     assert!(stopped.elapsed() < Duration::from_secs(1));
 }
+
+/// Unicast peers between two lbd, and `preempt = false`: the director that
+/// starts second does not take over although its priority is higher, and
+/// does when the master stops.
+#[test]
+fn without_preemption_the_running_master_stays() {
+    let mut lab = lab();
+    let service = LabService::v4("maglev", &[(0, 1), (1, 1)]);
+    let text = |lab: &Lab, me: usize, priority: u8| {
+        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
+            + &format!(
+                "\n[vrrp]\nvrid = 53\npriority = {priority}\npreempt = false\n\
+                 unicast_peers = [\"{}\"]\n",
+                lab.director_addr_v4(1 - me)
+            )
+    };
+    let (t0, t1) = (text(&lab, 0, 150), text(&lab, 1, 100));
+    let mut d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
+    d1.wait_vrrp("master", Duration::from_secs(5)).unwrap();
+    let d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
+    d0.wait_vrrp("backup", Duration::from_secs(5)).unwrap();
+    let since = Instant::now();
+    wait_until(
+        Duration::from_secs(3),
+        "a second and a half of stable roles",
+        || {
+            let (s0, s1) = (d0.vrrp().unwrap(), d1.vrrp().unwrap());
+            assert_eq!(
+                (s0.state.as_str(), s1.state.as_str()),
+                ("backup", "master"),
+                "{s0:?}"
+            );
+            since.elapsed() > Duration::from_millis(1500)
+        },
+    )
+    .unwrap();
+    let v0 = d0.vrrp().unwrap();
+    assert!(
+        v0.advertisements_received > 5,
+        "unicast adverts arrive: {v0:?}"
+    );
+    assert_eq!(v0.peers, [lab.director_addr_v4(1).to_string()]);
+
+    d1.stop().unwrap();
+    let took = d0.wait_vrrp("master", Duration::from_secs(2)).unwrap();
+    println!(
+        "no preemption; master stopped: the other took over after {} ms",
+        took.as_millis()
+    );
+}

@@ -452,6 +452,13 @@ impl Vrrp {
             if !self.link_up {
                 continue;
             }
+            // With unicast peers, only they may take part in the election
+            // (keepalived's check_unicast_src, always on here).
+            if unicast && !self.cfg.unicast_peers.contains(&received.src) {
+                self.update(|s| s.advertisements_rejected += 1);
+                tracing::debug!(from = %received.src, "VRRP advertisement from outside unicast_peers");
+                continue;
+            }
             match socket::check(&received, self.cfg.vrid, unicast) {
                 Ok(adv) => {
                     self.update(|s| s.advertisements_received += 1);
