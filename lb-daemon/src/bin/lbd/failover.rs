@@ -19,7 +19,7 @@ use std::{
     os::{fd::AsRawFd, unix::net::UnixDatagram},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     time::{Duration, Instant, SystemTime},
@@ -53,8 +53,9 @@ const HISTORY: usize = 16;
 enum Command {
     /// The VIPs of the running config.
     Vips(BTreeSet<IpAddr>),
-    /// The peer's connection table has arrived: preemption may proceed.
-    TableReceived,
+    /// The peer's connection table has arrived for this wait (see
+    /// [`SyncFlags::wait`]): preemption may proceed.
+    TableReceived(u64),
     /// Graceful stop: priority 0, VIPs released.
     Stop,
 }
@@ -66,6 +67,9 @@ pub struct SyncFlags {
     pub is_master: AtomicBool,
     /// This director waits for the peer's whole table before preempting.
     pub want_table: AtomicBool,
+    /// Counts the waits for the table (each start, each link up), so that
+    /// a table that arrived for an earlier wait does not end this one.
+    pub wait: AtomicU64,
 }
 
 /// The status `lbctl vrrp` shows, and when the current state began.
@@ -88,8 +92,9 @@ pub struct TableNotifier {
 }
 
 impl TableNotifier {
-    pub fn table_received(&self) {
-        let _ = self.commands.send(Command::TableReceived);
+    /// The table asked for during wait `wait` is complete.
+    pub fn table_received(&self, wait: u64) {
+        let _ = self.commands.send(Command::TableReceived(wait));
         let _ = self.wake.send(&[1]);
     }
 }
@@ -359,7 +364,11 @@ impl Vrrp {
             while let Ok(command) = inbox.try_recv() {
                 match command {
                     Command::Vips(vips) => self.set_vips(vips),
-                    Command::TableReceived => self.release_hold("the peer's table arrived"),
+                    Command::TableReceived(wait) => {
+                        if wait == self.sync.wait.load(Ordering::Relaxed) {
+                            self.release_hold("the peer's table arrived");
+                        }
+                    }
                     Command::Stop => {
                         let actions = self.router.shutdown(Instant::now());
                         self.perform(&actions, "lbd stopping (sent priority 0)");
@@ -415,6 +424,7 @@ impl Vrrp {
     fn start(&mut self, reason: &str) {
         if let Some(wait) = self.wait_for_table {
             self.router.set_preempt_hold(true);
+            self.sync.wait.fetch_add(1, Ordering::Relaxed);
             self.sync.want_table.store(true, Ordering::Relaxed);
             self.table_deadline = Some(Instant::now() + wait);
             self.update(|s| s.preempt_held = true);

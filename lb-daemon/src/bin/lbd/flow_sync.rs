@@ -116,6 +116,7 @@ pub fn start(
         metrics,
         last_dump: None,
         request: None,
+        satisfied: None,
         rejected_unlogged: 0,
         last_reject_log: None,
     };
@@ -127,6 +128,8 @@ pub fn start(
 
 /// A dump this backup asked for.
 struct Request {
+    /// The VRRP thread's wait it is for.
+    wait: u64,
     sent_at: Instant,
     /// Flow records received since.
     records: u64,
@@ -151,6 +154,8 @@ struct FlowSync {
     metrics: Arc<Metrics>,
     last_dump: Option<Instant>,
     request: Option<Request>,
+    /// The wait a complete table was delivered for.
+    satisfied: Option<u64>,
     rejected_unlogged: u64,
     last_reject_log: Option<Instant>,
 }
@@ -201,7 +206,8 @@ impl FlowSync {
     /// While the VRRP thread waits for the table: a `DumpRequest`, again
     /// every [`REQUEST_AGAIN`] until a complete dump arrived.
     fn ask_for_table(&mut self, now: Instant) {
-        if !self.flags.want_table.load(Ordering::Relaxed) {
+        let wait = self.flags.wait.load(Ordering::Relaxed);
+        if !self.flags.want_table.load(Ordering::Relaxed) || self.satisfied == Some(wait) {
             self.request = None;
             return;
         }
@@ -213,6 +219,7 @@ impl FlowSync {
             return;
         }
         self.request = Some(Request {
+            wait,
             sent_at: now,
             records: 0,
         });
@@ -294,6 +301,13 @@ impl FlowSync {
         let Some(request) = &self.request else {
             return;
         };
+        let wait = request.wait;
+        if wait != self.flags.wait.load(Ordering::Relaxed) {
+            // The link flapped since we asked: ask again for this wait.
+            self.request = None;
+            self.ask_for_table(Instant::now());
+            return;
+        }
         if request.records < records_sent {
             tracing::warn!(
                 received = request.records,
@@ -305,9 +319,10 @@ impl FlowSync {
             return;
         }
         self.request = None;
-        if self.flags.want_table.swap(false, Ordering::Relaxed) {
+        if self.flags.want_table.load(Ordering::Relaxed) {
             tracing::info!(flows = records_sent, "sync: the master's table has arrived");
-            self.notifier.table_received();
+            self.satisfied = Some(wait);
+            self.notifier.table_received(wait);
         }
         self.status.lock().expect("sync status").table_received = true;
     }
