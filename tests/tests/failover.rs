@@ -469,3 +469,45 @@ fn without_preemption_the_running_master_stays() {
         took.as_millis()
     );
 }
+
+/// Sync datagrams under another key are refused (and counted); a director
+/// that cannot get the table preempts after `wait_before_preempt`.
+#[test]
+fn a_wrong_sync_key_is_refused_and_preemption_waits_its_limit() {
+    let mut lab = lab();
+    let service = LabService::v4("wlc", &[(0, 1), (1, 1)]);
+    let text = |lab: &Lab, me: usize, priority: u8, key: &str| {
+        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
+            + &format!(
+                "\n[vrrp]\nvrid = 54\npriority = {priority}\n\
+                 [vrrp.sync]\npeer = \"{}\"\nkey = \"{key}\"\nwait_before_preempt = \"2s\"\n",
+                lab.director_addr_v4(1 - me)
+            )
+    };
+    let t0 = text(&lab, 0, 150, "the-key-of-director-zero");
+    let t1 = text(&lab, 1, 100, "another-key-entirely-123");
+    let d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
+    d1.wait_vrrp("master", Duration::from_secs(5)).unwrap();
+    let d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
+    let took = d0.wait_vrrp("master", Duration::from_secs(6)).unwrap();
+    println!(
+        "no table (wrong key): preempted after {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took >= Duration::from_millis(1500),
+        "preempted without waiting: {took:?}"
+    );
+    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    let sync = |d: &LabDaemon| d.vrrp().unwrap().sync.unwrap();
+    let s1 = sync(&d1);
+    assert!(s1.datagrams_rejected > 0, "{s1:?}");
+    assert!(
+        s1.last_rejection
+            .as_deref()
+            .is_some_and(|r| r.contains("authentication")),
+        "{s1:?}"
+    );
+    assert!(!sync(&d0).table_received);
+    assert!(d0.log().contains("did not arrive in time"), "{}", d0.log());
+}
