@@ -354,12 +354,8 @@ fn a_partition_heals_to_exactly_one_master() {
     ] {
         assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
     }
-    let held = |ns: &str| exec_ok(ns, &["ip", "-4", "addr", "show", "dev", "eth0"]).unwrap();
-    assert!(held(lab.director_ns(0)).contains(&VIP_V4.to_string()));
-    assert!(
-        !held(lab.director_ns(1)).contains(&VIP_V4.to_string()),
-        "the backup released the VIP"
-    );
+    assert!(held_vip(&lab, 0));
+    assert!(!held_vip(&lab, 1), "the backup released the VIP");
 }
 
 /// IPv6: advertisements from link-local addresses to `ff02::12`, unsolicited
@@ -510,4 +506,49 @@ fn a_wrong_sync_key_is_refused_and_preemption_waits_its_limit() {
     );
     assert!(!sync(&d0).table_received);
     assert!(d0.log().contains("did not arrive in time"), "{}", d0.log());
+}
+
+/// A service added or removed at runtime moves its VIP with the router:
+/// the master holds it at once, the backup never does.
+#[test]
+fn runtime_vip_changes_follow_the_vrrp_state() {
+    let mut lab = lab();
+    let (d0, d1) = pair(&mut lab, "maglev");
+    let extra = "10.99.0.201";
+    let service = format!("{extra}:80/tcp");
+    let held = |lab: &Lab, d: usize| {
+        exec_ok(
+            lab.director_ns(d),
+            &["ip", "-4", "addr", "show", "dev", "eth0"],
+        )
+        .unwrap()
+        .contains(&format!("{extra}/32"))
+    };
+    for d in [&d0, &d1] {
+        d.lbctl_ok(&["service", "add", &service]).unwrap();
+    }
+    wait_until(
+        Duration::from_secs(2),
+        "the master holds the new VIP",
+        || held(&lab, 0),
+    )
+    .unwrap();
+    assert!(!held(&lab, 1), "the backup must not hold it");
+    for d in [&d0, &d1] {
+        d.lbctl_ok(&["service", "remove", &service]).unwrap();
+    }
+    wait_until(Duration::from_secs(2), "the master releases it", || {
+        !held(&lab, 0)
+    })
+    .unwrap();
+    assert!(held_vip(&lab, 0), "the other VIP stays");
+}
+
+fn held_vip(lab: &Lab, d: usize) -> bool {
+    exec_ok(
+        lab.director_ns(d),
+        &["ip", "-4", "addr", "show", "dev", "eth0"],
+    )
+    .unwrap()
+    .contains(&format!("{VIP_V4}/32"))
 }
