@@ -195,6 +195,17 @@ fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Status => {
             let status: Status = serde_json::from_value(data).map_err(decode)?;
+            // Which director this is matters first when there are two.
+            let vrrp = admin::call(
+                &cli.socket,
+                &Request::Vrrp,
+                Duration::from_secs(cli.timeout),
+            )
+            .ok()
+            .and_then(|v| serde_json::from_value::<VrrpStatus>(v).ok());
+            if let Some(line) = vrrp.as_ref().and_then(table::vrrp_summary) {
+                println!("{line}");
+            }
             print!("{}", table::status(&status));
         }
         Command::Flows { .. } => {

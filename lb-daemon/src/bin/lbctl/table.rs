@@ -120,6 +120,24 @@ pub fn health(reals: &[RealHealthStatus]) -> String {
     out
 }
 
+/// One line for `lbctl status`: `VRRP vrid 51: MASTER (priority 150)`;
+/// nothing without `[vrrp]`.
+pub fn vrrp_summary(v: &VrrpStatus) -> Option<String> {
+    v.enabled.then(|| {
+        format!(
+            "VRRP vrid {}: {} (priority {}{})",
+            v.vrid,
+            v.state.to_uppercase(),
+            v.priority,
+            v.master
+                .as_deref()
+                .filter(|_| v.state != "master")
+                .map(|m| format!(", master {m}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
 /// Director failover, like keepalived's data dump in a few lines.
 pub fn vrrp(v: &VrrpStatus) -> String {
     if !v.enabled {
@@ -217,5 +235,43 @@ mod tests {
         assert_eq!(human(1023), "1023");
         assert_eq!(human(1536), "1.5K");
         assert_eq!(human(5 * 1024 * 1024), "5.0M");
+    }
+
+    #[test]
+    fn vrrp_lines() {
+        let off = VrrpStatus::default();
+        assert_eq!(vrrp_summary(&off), None);
+        assert!(vrrp(&off).contains("not configured"));
+        let backup = VrrpStatus {
+            enabled: true,
+            vrid: 51,
+            interface: "eth0".into(),
+            family: "ipv4".into(),
+            state: "backup".into(),
+            priority: 100,
+            advert_interval_ms: 100,
+            master: Some("10.0.0.2".into()),
+            peers: vec!["224.0.0.18 (multicast)".into()],
+            preempt_held: true,
+            ..VrrpStatus::default()
+        };
+        assert_eq!(
+            vrrp_summary(&backup).as_deref(),
+            Some("VRRP vrid 51: BACKUP (priority 100, master 10.0.0.2)")
+        );
+        let text = vrrp(&backup);
+        assert!(
+            text.starts_with("VRRP vrid 51 on eth0 (ipv4): BACKUP"),
+            "{text}"
+        );
+        assert!(text.contains("preemption held until the peer's connection table arrives"));
+        let master = VrrpStatus {
+            state: "master".into(),
+            ..backup
+        };
+        assert_eq!(
+            vrrp_summary(&master).as_deref(),
+            Some("VRRP vrid 51: MASTER (priority 100)")
+        );
     }
 }
