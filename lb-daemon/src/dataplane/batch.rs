@@ -72,7 +72,10 @@ const LOOKUP_CHUNK: u32 = 4096;
 /// about 0.3 s instead of 1.2 s here (the kernel's walk over the buckets is
 /// most of what is left). Entries added or removed meanwhile may or may not
 /// be seen, as with any walk.
-pub fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K, V)>> {
+///
+/// `K` and `V` must be the map's key and value types (callers pass the
+/// `MapData` of a typed map), and the map must not be per-CPU.
+pub(crate) fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K, V)>> {
     let mut out = Vec::new();
     let mut chunk = LOOKUP_CHUNK;
     // The kernel's batch cursor for hash maps is a bucket index; a buffer of
@@ -82,8 +85,12 @@ pub fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K,
     let mut token_out = vec![0u8; token_len];
     let mut first = true;
     loop {
-        let mut keys: Vec<K> = Vec::with_capacity(chunk as usize);
-        let mut values: Vec<V> = Vec::with_capacity(chunk as usize);
+        // Zeroed, not just reserved: whatever count the kernel reports, no
+        // uninitialised memory is ever read.
+        // SAFETY: Pod types are valid for any bytes, zeros included.
+        let mut keys: Vec<K> = vec![unsafe { std::mem::zeroed() }; chunk as usize];
+        // SAFETY: as above.
+        let mut values: Vec<V> = vec![unsafe { std::mem::zeroed() }; chunk as usize];
         let mut attr = BatchAttr {
             in_batch: if first {
                 0
@@ -120,12 +127,8 @@ pub fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K,
                 return Err(err.expect("checked"));
             }
         }
-        // SAFETY: the kernel initialised the first `got` entries of both
-        // buffers (Pod types: any bytes are valid values).
-        unsafe {
-            keys.set_len(got);
-            values.set_len(got);
-        }
+        keys.truncate(got);
+        values.truncate(got);
         out.extend(keys.into_iter().zip(values));
         if err.is_some() {
             // ENOENT: that was the last batch.
@@ -134,4 +137,50 @@ pub fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K,
         token_in.copy_from_slice(&token_out);
         first = false;
     }
+}
+
+/// Whether a batch call failed because this kernel or map type has no batch
+/// operations (before Linux 5.6): the caller falls back to one entry per
+/// syscall.
+pub(crate) fn unsupported(error: &io::Error) -> bool {
+    // ENOTSUPP (524) is the kernel-internal code some map types return.
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | 524)
+    )
+}
+
+/// Writes `entries` into a (non-per-CPU) hash or LRU hash map with
+/// `BPF_MAP_UPDATE_BATCH`: one syscall for a whole sync datagram. Same type
+/// contract as [`lookup_all`].
+pub(crate) fn update_entries<K: aya::Pod, V: aya::Pod>(
+    map: &MapData,
+    entries: &[(K, V)],
+) -> io::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<K> = entries.iter().map(|(k, _)| *k).collect();
+    let values: Vec<V> = entries.iter().map(|(_, v)| *v).collect();
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count: entries.len() as u32,
+        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        ..BatchAttr::default()
+    };
+    // SAFETY: `attr` points at `count` keys and `count` values of the map's
+    // types, alive for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_BATCH,
+            &raw mut attr,
+            size_of::<BatchAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use lb_common::{
     program_names,
 };
 
-pub use batch::lookup_all;
+pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
 pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, NAME as REAL_META_NAME, RealMeta};
 pub use object::xdp_object;
 pub use pin::{PinDir, ShapeMismatch};
@@ -652,12 +652,21 @@ impl Dataplane {
         }
     }
 
-    /// Every flow in the connection table, read in batches.
+    /// Every flow in the connection table, read in batches (entry by entry
+    /// on kernels without batch operations).
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
-        batch::lookup_all(IterableMap::map(&self.conntrack)).map_err(|e| DataplaneError::Batch {
-            name: names::CONNTRACK,
-            source: e,
-        })
+        match batch::lookup_all(IterableMap::map(&self.conntrack)) {
+            Ok(flows) => Ok(flows),
+            Err(e) if batch::unsupported(&e) => self.flows_one_by_one(),
+            Err(source) => Err(DataplaneError::Batch {
+                name: names::CONNTRACK,
+                source,
+            }),
+        }
+    }
+
+    fn flows_one_by_one(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+        walk(&self.conntrack)
     }
 
     pub fn insert_flow(&mut self, key: &FlowKey, value: &FlowValue) -> Result<(), DataplaneError> {
@@ -709,6 +718,23 @@ fn open_real_meta(
         return Array::try_from(Map::Array(data)).map_err(map_err(name));
     }
     Array::create(max_reals, 0).map_err(map_err(name))
+}
+
+/// Every entry of the connection table, two syscalls each; entries that
+/// vanish during the walk (LRU eviction) are skipped.
+pub(crate) fn walk(
+    map: &HashMap<MapData, FlowKey, FlowValue>,
+) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+    let mut out = Vec::new();
+    for key in map.keys() {
+        let key = key.map_err(map_err(names::CONNTRACK))?;
+        match map.get(&key, 0) {
+            Ok(value) => out.push((key, value)),
+            Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(names::CONNTRACK)(e)),
+        }
+    }
+    Ok(out)
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {

@@ -6,9 +6,9 @@
 //! Slots differ between directors: a record names the service (VIP, port,
 //! protocol) and the real (address, port), and the receiver looks both up
 //! in its own `SERVICES` and `REAL_META`. A flow whose service or real this
-//! director does not have is counted and skipped; a flow already in the
-//! table on another real is overwritten (the master's choice is the one the
-//! client's connection lives on).
+//! director does not have is counted and skipped; on a backup a flow
+//! already in the table on another real is overwritten (the master's choice
+//! is the one the client's connection lives on).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +20,10 @@ use lb_common::{
 
 use super::wire::FlowRecord;
 use crate::balancer::model::{addr_words, ip_from_words};
-use crate::dataplane::{DataplaneError, META_ACTIVE, META_FREE, PinDir, REAL_META_NAME, RealMeta};
+use crate::dataplane::{
+    DataplaneError, META_ACTIVE, META_FREE, PinDir, REAL_META_NAME, RealMeta, batch_unsupported,
+    lookup_all, update_entries,
+};
 
 /// Who owns each slot and each service id, read from the pinned maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,18 +141,24 @@ fn service_key(vip: SocketAddr, protocol: u8) -> ServiceKey {
     }
 }
 
-/// What applying one record did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Applied {
-    /// A new entry.
-    Inserted,
-    /// The entry existed; its real, state or age changed.
-    Updated,
-    /// Not applied.
-    Unknown(Unknown),
+/// What applying a datagram's records did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Written into the table.
+    pub written: u64,
     /// Already in the table, which this director's data path owns (it is
-    /// master): kept as it is.
-    Kept,
+    /// master): kept as they are.
+    pub kept: u64,
+    /// For a service or real this director does not have.
+    pub unknown_service: u64,
+    pub unknown_real: u64,
+}
+
+impl Applied {
+    #[must_use]
+    pub fn unknown(&self) -> u64 {
+        self.unknown_service + self.unknown_real
+    }
 }
 
 /// Handles on the pinned maps the sync reads and writes.
@@ -157,7 +166,6 @@ pub struct PinnedTables {
     conntrack: BpfHashMap<MapData, FlowKey, FlowValue>,
     services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
     real_meta: Array<MapData, RealMeta>,
-    real_conns: Array<MapData, u64>,
 }
 
 impl PinnedTables {
@@ -167,107 +175,117 @@ impl PinnedTables {
             conntrack: open(pins, names::CONNTRACK)?,
             services: open(pins, names::SERVICES)?,
             real_meta: open(pins, REAL_META_NAME)?,
-            real_conns: open(pins, names::REAL_CONNS)?,
         })
     }
 
-    /// Reads who owns each slot and service id now.
+    /// Reads who owns each slot and service id now (in batches: `REAL_META`
+    /// has a slot for every possible real).
     pub fn index(&self) -> Result<Index, DataplaneError> {
-        let mut services = Vec::new();
-        for item in &self.services {
-            services.push(item.map_err(err(names::SERVICES))?);
-        }
-        let mut metas = Vec::new();
-        for slot in 0..self.real_meta.len() {
-            let m = self.real_meta.get(&slot, 0).map_err(err(REAL_META_NAME))?;
-            if m.state != META_FREE {
-                metas.push((slot, m));
+        let services = match lookup_all(IterableMap::map(&self.services)) {
+            Ok(all) => all,
+            Err(e) if batch_unsupported(&e) => {
+                let mut all = Vec::new();
+                for item in &self.services {
+                    all.push(item.map_err(err(names::SERVICES))?);
+                }
+                all
             }
-        }
-        Ok(Index::new(services, metas))
+            Err(source) => return Err(batch_err(names::SERVICES, source)),
+        };
+        let metas: Vec<(u32, RealMeta)> = match lookup_all(self.real_meta.map()) {
+            Ok(all) => all,
+            Err(e) if batch_unsupported(&e) => {
+                let mut all = Vec::new();
+                for slot in 0..self.real_meta.len() {
+                    all.push((
+                        slot,
+                        self.real_meta.get(&slot, 0).map_err(err(REAL_META_NAME))?,
+                    ));
+                }
+                all
+            }
+            Err(source) => return Err(batch_err(REAL_META_NAME, source)),
+        };
+        Ok(Index::new(
+            services,
+            metas.into_iter().filter(|(_, m)| m.state != META_FREE),
+        ))
     }
 
     /// Every flow, read in batches.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
-        crate::dataplane::lookup_all(IterableMap::map(&self.conntrack)).map_err(|source| {
-            DataplaneError::Batch {
-                name: names::CONNTRACK,
-                source,
-            }
-        })
+        match lookup_all(IterableMap::map(&self.conntrack)) {
+            Ok(flows) => Ok(flows),
+            Err(e) if batch_unsupported(&e) => crate::dataplane::walk(&self.conntrack),
+            Err(source) => Err(batch_err(names::CONNTRACK, source)),
+        }
     }
 
-    /// Writes one received flow. A new active flow (or one becoming
-    /// active, or moving to this real) counts in its real's active
-    /// connections, as if this director's data path had scheduled it; the
-    /// data path takes the count down again when the flow closes. With
-    /// `only_new` (this director is master) a flow already in the table is
-    /// left alone: only flows it has never seen (the last ones of the
-    /// previous master, or of the other side of a healed split) are added.
+    /// Writes received flows.
+    ///
+    /// Backup (`only_new` false): every record is written as the master
+    /// has it, in one batch; this director's data path sees no client
+    /// traffic, so there is nothing to keep.
+    /// Master (`only_new`): a flow already in the table is left alone, and
+    /// one it has never seen (the last ones of the previous master, or of
+    /// the other side of a healed split) is added only if the data path has
+    /// not created it meanwhile (`BPF_NOEXIST`).
+    ///
+    /// The per-real active-connection counts least-connection reads are not
+    /// adjusted here (a read-modify-write would race the data path's atomic
+    /// updates): the ageing pass rebuilds them from the table, and lbd runs
+    /// one as soon as it becomes master.
     pub fn apply(
         &mut self,
         index: &Index,
-        record: &FlowRecord,
+        records: &[FlowRecord],
         now_ns: u64,
         only_new: bool,
     ) -> Result<Applied, DataplaneError> {
-        let (key, value) = match index.entry(record, now_ns) {
-            Ok(entry) => entry,
-            Err(unknown) => return Ok(Applied::Unknown(unknown)),
-        };
-        let old = match self.conntrack.get(&key, 0) {
-            Ok(v) => Some(v),
-            Err(MapError::KeyNotFound) => None,
-            Err(e) => return Err(err(names::CONNTRACK)(e)),
-        };
-        if only_new && old.is_some() {
-            return Ok(Applied::Kept);
+        let mut applied = Applied::default();
+        let mut entries = Vec::with_capacity(records.len());
+        for record in records {
+            match index.entry(record, now_ns) {
+                Ok(entry) => entries.push(entry),
+                Err(Unknown::Service) => applied.unknown_service += 1,
+                Err(Unknown::Real) => applied.unknown_real += 1,
+            }
         }
-        let counted = |v: &FlowValue| v.state == FLOW_ACTIVE;
-        if let Some(old) = &old
-            && counted(old)
-            && (old.real != value.real || !counted(&value))
-        {
-            self.add_connections(old.real, -1)?;
+        if only_new {
+            for (key, value) in &entries {
+                match self.conntrack.insert(key, value, BPF_NOEXIST) {
+                    Ok(()) => applied.written += 1,
+                    Err(MapError::SyscallError(e))
+                        if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                    {
+                        applied.kept += 1;
+                    }
+                    Err(e) => return Err(err(names::CONNTRACK)(e)),
+                }
+            }
+            return Ok(applied);
         }
-        if counted(&value)
-            && old
-                .as_ref()
-                .is_none_or(|o| !counted(o) || o.real != value.real)
-        {
-            self.add_connections(value.real, 1)?;
+        match update_entries(IterableMap::map(&self.conntrack), &entries) {
+            Ok(()) => {}
+            Err(e) if batch_unsupported(&e) => {
+                for (key, value) in &entries {
+                    self.conntrack
+                        .insert(key, value, 0)
+                        .map_err(err(names::CONNTRACK))?;
+                }
+            }
+            Err(source) => return Err(batch_err(names::CONNTRACK, source)),
         }
-        // Never move a flow's clock backwards: our own data path may have
-        // seen a later packet.
-        let mut value = value;
-        if let Some(old) = &old
-            && old.real == value.real
-        {
-            value.last_seen_ns = value.last_seen_ns.max(old.last_seen_ns);
-        }
-        self.conntrack
-            .insert(key, value, 0)
-            .map_err(err(names::CONNTRACK))?;
-        Ok(if old.is_some() {
-            Applied::Updated
-        } else {
-            Applied::Inserted
-        })
+        applied.written = entries.len() as u64;
+        Ok(applied)
     }
+}
 
-    /// Racy against the data path's atomic updates, which is acceptable:
-    /// flows are applied while this director is backup, when its data path
-    /// sees no client traffic.
-    fn add_connections(&mut self, slot: u32, delta: i64) -> Result<(), DataplaneError> {
-        let now = self
-            .real_conns
-            .get(&slot, 0)
-            .map_err(err(names::REAL_CONNS))?;
-        let next = now.saturating_add_signed(delta);
-        self.real_conns
-            .set(slot, next, 0)
-            .map_err(err(names::REAL_CONNS))
-    }
+/// `BPF_NOEXIST`: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
+
+fn batch_err(name: &'static str, source: std::io::Error) -> DataplaneError {
+    DataplaneError::Batch { name, source }
 }
 
 fn open<T>(pins: &PinDir, name: &'static str) -> Result<T, DataplaneError>

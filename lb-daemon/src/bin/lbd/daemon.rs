@@ -39,6 +39,9 @@ pub enum Event {
     Health(HealthEvent),
     /// A Prometheus scrape: the exposition text.
     Scrape(oneshot::Sender<String>),
+    /// Age the connection table now (and so rebuild the active-connection
+    /// counts): this director just became VRRP master.
+    AgeNow,
     Shutdown,
 }
 
@@ -92,13 +95,14 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     attach_all(&mut controller, &interfaces, &config)?;
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let vip_iface = interfaces[0].1;
+    let (events, inbox) = mpsc::channel::<Event>();
     let vips = vip_holder(
         &config,
         &mut netlink,
         &interfaces,
         &controller,
         &previous_vips,
-        &metrics,
+        (&metrics, &events),
     )?;
     for ip in controller.unresolved_reals() {
         tracing::warn!(real = %ip, "MAC not resolved yet: out of rotation until it is");
@@ -118,7 +122,6 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         "lbd ready"
     );
 
-    let (events, inbox) = mpsc::channel::<Event>();
     let wanted: Wanted = Arc::new(Mutex::new(controller.reals_to_resolve()));
     let refresh = config.daemon.neighbour_refresh;
     let (waker, wake) = mpsc::channel::<()>();
@@ -284,7 +287,7 @@ fn vip_holder(
     interfaces: &[(String, u32, [u8; 6])],
     controller: &Controller,
     previous_vips: &BTreeSet<IpAddr>,
-    metrics: &Arc<Metrics>,
+    (metrics, events): (&Arc<Metrics>, &mpsc::Sender<Event>),
 ) -> anyhow::Result<Vips> {
     Ok(match &config.vrrp {
         None => Vips::Direct(vips::sync(
@@ -293,17 +296,14 @@ fn vip_holder(
             previous_vips,
             &controller.vips(),
         )),
-        Some(vrrp) => {
-            let sync_flags = Arc::new(failover::SyncFlags::default());
-            Vips::Vrrp(start_failover(
-                vrrp,
-                interfaces,
-                controller,
-                previous_vips,
-                metrics,
-                &sync_flags,
-            )?)
-        }
+        Some(vrrp) => Vips::Vrrp(start_failover(
+            vrrp,
+            interfaces,
+            controller,
+            previous_vips,
+            metrics,
+            events,
+        )?),
     })
 }
 
@@ -314,8 +314,9 @@ fn start_failover(
     controller: &Controller,
     previous_vips: &BTreeSet<IpAddr>,
     metrics: &Arc<Metrics>,
-    sync_flags: &Arc<failover::SyncFlags>,
+    events: &mpsc::Sender<Event>,
 ) -> anyhow::Result<failover::Failover> {
+    let sync_flags = &Arc::new(failover::SyncFlags::default());
     let name = vrrp.interface.as_ref().unwrap_or(&interfaces[0].0);
     let (name, index, mac) = interfaces
         .iter()
@@ -345,8 +346,19 @@ fn start_failover(
         controller.vips(),
         previous_vips,
         metrics.clone(),
-        sync_flags.clone(),
-        sync_status.clone(),
+        failover::Hooks {
+            sync: sync_flags.clone(),
+            sync_status: sync_status.clone(),
+            // Flows written by the sync are not in the least-connection
+            // counts until an ageing pass rebuilds them: run one on taking
+            // over.
+            on_master: {
+                let events = events.clone();
+                Box::new(move || {
+                    let _ = events.send(Event::AgeNow);
+                })
+            },
+        },
     )?;
     if let (Some(sync), Some(status), Some(pins)) = (
         &vrrp.sync,
@@ -535,6 +547,7 @@ fn handle(controller: &mut Controller, host: &Host, event: Event) -> bool {
             }
             let _ = reply.send(response);
         }
+        Event::AgeNow => age(controller),
         Event::Reload => {
             let result = controller.reload();
             host.metrics.observe_reload(result.is_ok(), unix_now());

@@ -36,8 +36,8 @@ use lb_daemon::{
     dataplane::PinDir,
     metrics::Metrics,
     sync::{
-        Key, Message, ReplayGuard, Sequencer, SyncSocket, decode, encode, encode_flows,
-        table::{Applied, Index, PinnedTables, Unknown},
+        Header, Key, Message, ReplayGuard, Sequencer, SyncSocket, decode, encode, encode_flows,
+        table::{Index, PinnedTables},
         wire::{FlowRecord, WireError, unix_ms_now},
     },
 };
@@ -54,6 +54,8 @@ const DUMP_GAP: Duration = Duration::from_secs(1);
 const REQUEST_AGAIN: Duration = Duration::from_secs(2);
 /// The slot index is re-read before applying flows when older than this.
 const INDEX_AGE: Duration = Duration::from_millis(500);
+/// Datagrams sent back to back before a millisecond's pause.
+const PACE_DATAGRAMS: usize = 64;
 /// Rejected datagrams are logged at most this often.
 const REJECT_LOG_GAP: Duration = Duration::from_secs(10);
 
@@ -109,6 +111,7 @@ pub fn start(
         tables,
         index: Index::default(),
         index_read: None,
+        refreshed_this_pass: false,
         sent: HashMap::new(),
         flags,
         notifier,
@@ -131,8 +134,25 @@ struct Request {
     /// The VRRP thread's wait it is for.
     wait: u64,
     sent_at: Instant,
-    /// Flow records received since.
-    records: u64,
+    /// Flow records per datagram received since, by (sender, sequence).
+    datagrams: HashMap<(u64, u64), u64>,
+}
+
+/// The records of the dump that ends with `end`: the datagrams numbered
+/// just below it, going down until `records_sent` are counted; `None` if
+/// one is missing.
+fn dump_records(
+    datagrams: &HashMap<(u64, u64), u64>,
+    end: &Header,
+    records_sent: u64,
+) -> Option<u64> {
+    let mut total = 0;
+    let mut seq = end.seq;
+    while total < records_sent {
+        seq = seq.checked_sub(1)?;
+        total += datagrams.get(&(end.sender, seq))?;
+    }
+    Some(total)
 }
 
 struct FlowSync {
@@ -145,6 +165,7 @@ struct FlowSync {
     tables: PinnedTables,
     index: Index,
     index_read: Option<Instant>,
+    refreshed_this_pass: bool,
     /// What the peer was last sent of each flow: (real slot, state,
     /// last-seen stamp).
     sent: HashMap<FlowKey, (u32, u32, u64)>,
@@ -221,12 +242,13 @@ impl FlowSync {
         self.request = Some(Request {
             wait,
             sent_at: now,
-            records: 0,
+            datagrams: HashMap::new(),
         });
         self.send(&Message::DumpRequest);
     }
 
     fn receive(&mut self) {
+        self.refreshed_this_pass = false;
         let mut buf = [0u8; RECV_BUFFER];
         loop {
             let (len, from) = match self.socket.recv(&mut buf) {
@@ -237,10 +259,12 @@ impl FlowSync {
                     return;
                 }
             };
-            let decoded = decode(&self.key, &buf[..len], unix_ms_now())
-                .and_then(|(header, message)| self.guard.check(&header).map(|()| message));
+            let decoded =
+                decode(&self.key, &buf[..len], unix_ms_now()).and_then(|(header, message)| {
+                    self.guard.check(&header).map(|()| (header, message))
+                });
             match decoded {
-                Ok(message) => self.handle(message),
+                Ok((header, message)) => self.handle(&header, message),
                 Err(e) => self.rejected(from, &e),
             }
         }
@@ -273,11 +297,13 @@ impl FlowSync {
         self.last_reject_log = Some(now);
     }
 
-    fn handle(&mut self, message: Message) {
+    fn handle(&mut self, header: &Header, message: Message) {
         match message {
             Message::Flows { records } => {
                 if let Some(request) = &mut self.request {
-                    request.records += records.len() as u64;
+                    request
+                        .datagrams
+                        .insert((header.sender, header.seq), records.len() as u64);
                 }
                 self.apply(&records);
             }
@@ -291,13 +317,15 @@ impl FlowSync {
                     self.send_dump();
                 }
             }
-            Message::DumpEnd { records_sent } => self.dump_ended(records_sent),
+            Message::DumpEnd { records_sent } => self.dump_ended(header, records_sent),
         }
     }
 
-    /// The dump is complete if at least as many records arrived since our
-    /// request as the master sent (incremental rounds may add more).
-    fn dump_ended(&mut self, records_sent: u64) {
+    /// The dump is complete if its datagrams all arrived: the master sends
+    /// them back to back right before `DumpEnd`, so they are the sequence
+    /// numbers just below its own, and their records add up to
+    /// `records_sent`.
+    fn dump_ended(&mut self, end: &Header, records_sent: u64) {
         let Some(request) = &self.request else {
             return;
         };
@@ -308,14 +336,13 @@ impl FlowSync {
             self.ask_for_table(Instant::now());
             return;
         }
-        if request.records < records_sent {
+        let received = dump_records(&request.datagrams, end, records_sent);
+        if received != Some(records_sent) {
             tracing::warn!(
-                received = request.records,
                 sent = records_sent,
-                "sync: the master's table arrived incomplete; asking again"
+                "sync: the master's table arrived incomplete (datagrams lost); asking again"
             );
             self.request = None;
-            self.ask_for_table(Instant::now());
             return;
         }
         self.request = None;
@@ -337,39 +364,31 @@ impl FlowSync {
             self.refresh_index();
         }
         let now = monotonic_now_ns();
-        let (mut applied, mut unknown) = (0, 0);
-        let mut refreshed = false;
-        for record in records {
-            let mut result = self.tables.apply(&self.index, record, now, only_new);
-            if matches!(result, Ok(Applied::Unknown(_))) && !refreshed {
-                // The config may have changed since the index was read.
-                refreshed = true;
-                self.refresh_index();
-                result = self.tables.apply(&self.index, record, now, only_new);
-            }
-            match result {
-                Ok(Applied::Inserted | Applied::Updated) => applied += 1,
-                Ok(Applied::Kept) => {}
-                Ok(Applied::Unknown(what)) => {
-                    unknown += 1;
+        let mut result = self.tables.apply(&self.index, records, now, only_new);
+        if result.as_ref().is_ok_and(|r| r.unknown() > 0) && !self.refreshed_this_pass {
+            // The config may have changed since the index was read (once
+            // per receive pass: a record of a real we really lack would
+            // otherwise re-read the index for every datagram).
+            self.refreshed_this_pass = true;
+            self.refresh_index();
+            result = self.tables.apply(&self.index, records, now, only_new);
+        }
+        match result {
+            Ok(applied) => {
+                if applied.unknown() > 0 {
                     tracing::debug!(
-                        client = %record.client,
-                        vip = %record.vip,
-                        real = %record.real,
-                        unknown = match what {
-                            Unknown::Service => "service",
-                            Unknown::Real => "real",
-                        },
-                        "sync: flow for a service or real this director does not have"
+                        unknown_services = applied.unknown_service,
+                        unknown_reals = applied.unknown_real,
+                        "sync: flows for services or reals this director does not have"
                     );
                 }
-                Err(e) => tracing::warn!(error = %e, "sync: writing a flow"),
+                self.metrics.count_sync("applied", applied.written);
+                let mut status = self.status.lock().expect("sync status");
+                status.flows_applied += applied.written;
+                status.flows_unknown += applied.unknown();
             }
+            Err(e) => tracing::warn!(error = %e, "sync: writing flows"),
         }
-        self.metrics.count_sync("applied", applied);
-        let mut status = self.status.lock().expect("sync status");
-        status.flows_applied += applied;
-        status.flows_unknown += unknown;
     }
 
     fn refresh_index(&mut self) {
@@ -433,8 +452,15 @@ impl FlowSync {
         if records.is_empty() {
             return;
         }
-        for datagram in encode_flows(&self.key, &mut self.sequencer, unix_ms_now(), records) {
-            self.transmit(&datagram);
+        let datagrams = encode_flows(&self.key, &mut self.sequencer, unix_ms_now(), records);
+        for (i, datagram) in datagrams.iter().enumerate() {
+            // A whole table leaves as thousands of datagrams: pace them so
+            // that neither socket buffer overflows (about 3 million
+            // records a second).
+            if i > 0 && i % PACE_DATAGRAMS == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.transmit(datagram);
         }
         let count = records.len() as u64;
         self.metrics.count_sync("sent", count);
@@ -485,5 +511,34 @@ fn wait(socket: &SyncSocket, wake: &UnixDatagram, timeout: Duration) {
     // SAFETY: a valid array of two pollfd for the whole call.
     unsafe {
         libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(sender: u64, seq: u64) -> Header {
+        Header {
+            sender,
+            seq,
+            sent_unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_dump_is_complete_only_with_every_datagram_before_its_end() {
+        // A round (seq 3) arrived, then the dump (4, 5, 6), then DumpEnd (7).
+        let got: HashMap<(u64, u64), u64> =
+            [((9, 3), 10), ((9, 4), 53), ((9, 5), 53), ((9, 6), 4)].into();
+        assert_eq!(dump_records(&got, &header(9, 7), 110), Some(110));
+        // The round's records do not make up for a lost dump datagram.
+        let mut lost = got.clone();
+        lost.remove(&(9, 5));
+        assert_eq!(dump_records(&lost, &header(9, 7), 110), None);
+        // Another sender's datagrams do not count.
+        assert_eq!(dump_records(&got, &header(8, 7), 110), None);
+        assert_eq!(dump_records(&HashMap::new(), &header(9, 1), 0), Some(0));
+        assert_eq!(dump_records(&HashMap::new(), &header(9, 0), 5), None);
     }
 }

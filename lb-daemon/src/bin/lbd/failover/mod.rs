@@ -68,6 +68,16 @@ pub struct Shared {
     entered: Instant,
 }
 
+/// What the VRRP thread shares with the rest of lbd.
+pub struct Hooks {
+    /// Flags shared with the sync thread.
+    pub sync: Arc<SyncFlags>,
+    /// The sync thread's counters, for `lbctl vrrp`.
+    pub sync_status: Option<Arc<Mutex<SyncStatus>>>,
+    /// Called on every transition to master.
+    pub on_master: Box<dyn Fn() + Send>,
+}
+
 /// The interface VRRP runs on.
 pub struct Interface {
     pub name: String,
@@ -110,9 +120,13 @@ impl Failover {
         vips: BTreeSet<IpAddr>,
         stale: &BTreeSet<IpAddr>,
         metrics: Arc<Metrics>,
-        sync: Arc<SyncFlags>,
-        sync_status: Option<Arc<Mutex<SyncStatus>>>,
+        hooks: Hooks,
     ) -> anyhow::Result<Self> {
+        let Hooks {
+            sync,
+            sync_status,
+            on_master,
+        } = hooks;
         let mut netlink = Netlink::open().context("opening rtnetlink for VRRP")?;
         for ip in stale.union(&vips) {
             if let Err(e) = netlink.remove_address(iface.index, *ip, host_prefix(*ip)) {
@@ -166,6 +180,7 @@ impl Failover {
             metrics,
             status: status.clone(),
             sync,
+            on_master,
         };
         let thread = std::thread::Builder::new()
             .name("vrrp".into())

@@ -44,6 +44,8 @@ pub(super) struct Parts {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<Shared>>,
     pub sync: Arc<SyncFlags>,
+    /// Called on every transition to master.
+    pub on_master: Box<dyn Fn() + Send>,
 }
 
 /// Runs the router until a `Stop` command.
@@ -61,6 +63,7 @@ pub(super) fn run(parts: Parts, inbox: &mpsc::Receiver<Command>, wake: &UnixData
         metrics: parts.metrics,
         status: parts.status,
         sync: parts.sync,
+        on_master: parts.on_master,
         wait_for_table,
         table_deadline: None,
         link_up: true,
@@ -85,6 +88,7 @@ struct Vrrp {
     metrics: Arc<Metrics>,
     status: Arc<Mutex<Shared>>,
     sync: Arc<SyncFlags>,
+    on_master: Box<dyn Fn() + Send>,
     /// With `[vrrp.sync]`: how long to hold preemption for the peer's table.
     wait_for_table: Option<Duration>,
     table_deadline: Option<Instant>,
@@ -220,17 +224,12 @@ impl Vrrp {
             if !self.link_up {
                 continue;
             }
-            // With unicast peers, only they may take part in the election
-            // (keepalived's check_unicast_src, always on here).
-            if unicast && !self.cfg.unicast_peers.contains(&received.src) {
-                self.update(|s| s.advertisements_rejected += 1);
-                tracing::debug!(from = %received.src, "VRRP advertisement from outside unicast_peers");
-                continue;
-            }
             match socket::check(&received, self.cfg.vrid, unicast) {
                 Ok(adv) => {
                     self.update(|s| s.advertisements_received += 1);
-                    self.last_heard = Some((Instant::now(), received.src, adv.priority));
+                    // A stopping master's priority 0 is no one to preempt.
+                    self.last_heard =
+                        (adv.priority > 0).then(|| (Instant::now(), received.src, adv.priority));
                     let before = self.router.state();
                     let actions = self.router.on_advertisement(
                         Instant::now(),
@@ -268,6 +267,7 @@ impl Vrrp {
                     self.announce();
                     self.announce_at.push_back(Instant::now() + ANNOUNCE_AGAIN);
                     self.transition("master", reason);
+                    (self.on_master)();
                 }
                 Action::BecomeBackup => {
                     self.sync.is_master.store(false, Ordering::Relaxed);
@@ -425,6 +425,10 @@ impl Vrrp {
     /// over when our advertisements stop).
     fn fault(&mut self) {
         self.link_up = false;
+        // No table to wait for while the link is down; link up starts a
+        // new wait.
+        self.table_deadline = None;
+        self.sync.want_table.store(false, Ordering::Relaxed);
         let mut actions = self.router.shutdown(Instant::now());
         // No priority 0: the link cannot carry it.
         actions.retain(|a| !matches!(a, Action::SendAdvertisement { .. }));
