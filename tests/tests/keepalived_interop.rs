@@ -188,3 +188,56 @@ fn keepalived_master_with_lbd_backup() {
         v.advertisements_sent, v.advertisements_received
     );
 }
+
+/// IPv6: keepalived's advertisements to `ff02::12` from its link-local
+/// address (checksummed by the kernel) are accepted by lbd, which takes over
+/// when keepalived dies.
+#[test]
+fn keepalived_master_with_lbd_backup_ipv6() {
+    let mut lab = lab();
+    let vip = IpAddr::V6(lb_lab::VIP_V6);
+    let mut cfg = KeepalivedConfig::new(51, 150, &[vip]);
+    cfg.advert_interval_cs = 10;
+    let mut ka = Keepalived::start(&mut lab, 0, &cfg).expect("start keepalived");
+    ka.wait_state("MASTER", LIMIT).unwrap();
+    let service = LabService {
+        ipv6: true,
+        scheduler: "maglev",
+        reals: vec![(0, 1), (1, 1)],
+    };
+    let text = LabDaemon::config_text(&lab, 1, &[service])
+        + "\n[vrrp]\nvrid = 51\nfamily = \"ipv6\"\npriority = 100\n";
+    let lbd = LabDaemon::start_with_config(&mut lab, 1, &text).expect("start lbd");
+    lbd.wait_vrrp("backup", LIMIT).unwrap();
+    wait_until(LIMIT, "lbd hears keepalived", || {
+        let v = lbd.vrrp().unwrap();
+        v.advertisements_received >= 5
+            && v.master.as_deref().is_some_and(|m| m.starts_with("fe80:"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{:?}\n{}", lbd.vrrp().unwrap(), lbd.log()));
+    let v = lbd.vrrp().unwrap();
+    assert_eq!(
+        (v.state.as_str(), v.advertisements_rejected),
+        ("backup", 0),
+        "{v:?}"
+    );
+
+    ka.kill().unwrap();
+    let took = lbd.wait_vrrp("master", LIMIT).unwrap();
+    println!(
+        "IPv6: keepalived killed, lbd master after {} ms",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(1));
+    // A keepalived with a lower priority accepts lbd's IPv6
+    // advertisements: it stays backup.
+    cfg.priority = 50;
+    let ka = Keepalived::start(&mut lab, 0, &cfg).expect("restart keepalived");
+    let settled = Instant::now();
+    wait_until(LIMIT, "a second with keepalived as backup", || {
+        assert_eq!(ka.state().as_deref(), Some("BACKUP"), "{}", ka.log());
+        settled.elapsed() > Duration::from_secs(1)
+    })
+    .unwrap();
+    assert_eq!(lbd.vrrp().unwrap().state, "master");
+}
