@@ -26,41 +26,58 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Sets `map[offset + i] = values[i]` for a `u32 -> V` array map.
-pub fn update_array<V: aya::Pod>(map: &MapData, offset: u32, values: &[V]) -> io::Result<()> {
-    // The kernel caps nothing here, but keep each call's key buffer modest.
-    for (chunk_index, chunk) in values.chunks(1 << 16).enumerate() {
-        let first = offset + (chunk_index << 16) as u32;
-        let keys: Vec<u32> = (first..first + chunk.len() as u32).collect();
+/// One batch command.
+///
+/// # Safety
+/// `attr` must point at live buffers of `attr.count` keys and values of the
+/// map's key and value types (and batch tokens of the key's size, if set).
+unsafe fn batch_call(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+    // SAFETY: the caller's contract; the attribute's size is passed along.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            std::ptr::from_mut(attr),
+            size_of::<BatchAttr>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `map[keys[i]] = values[i]` with `BPF_MAP_UPDATE_BATCH`, at most 65536
+/// entries per call. `K` and `V` must be the map's key and value types.
+fn update<K: aya::Pod, V: aya::Pod>(map: &MapData, keys: &[K], values: &[V]) -> io::Result<()> {
+    debug_assert_eq!(keys.len(), values.len());
+    for (keys, values) in keys.chunks(1 << 16).zip(values.chunks(1 << 16)) {
         let mut attr = BatchAttr {
             keys: keys.as_ptr() as u64,
-            values: chunk.as_ptr() as u64,
-            count: chunk.len() as u32,
+            values: values.as_ptr() as u64,
+            count: keys.len() as u32,
             map_fd: map.fd().as_fd().as_raw_fd() as u32,
             ..BatchAttr::default()
         };
-        // SAFETY: `attr` points at live buffers of `count` keys and `count`
-        // values (the map's value type), and its size is passed along.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_BATCH,
-                &raw mut attr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if attr.count as usize != chunk.len() {
+        // SAFETY: `count` keys and values of the map's types, alive for
+        // the call.
+        unsafe { batch_call(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
+        if attr.count as usize != keys.len() {
             return Err(io::Error::other(format!(
                 "batch update wrote {} of {} entries",
                 attr.count,
-                chunk.len()
+                keys.len()
             )));
         }
     }
     Ok(())
+}
+
+/// Sets `map[offset + i] = values[i]` for a `u32 -> V` array map.
+pub fn update_array<V: aya::Pod>(map: &MapData, offset: u32, values: &[V]) -> io::Result<()> {
+    let keys: Vec<u32> = (offset..offset + values.len() as u32).collect();
+    update(map, &keys, values)
 }
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
@@ -107,15 +124,7 @@ pub(crate) fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<
         // SAFETY: the key and value buffers have room for `count` entries
         // of the map's key and value types, the batch tokens for one key;
         // the kernel writes at most `count` entries and reports how many.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &raw mut attr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        let err = (ret < 0).then(io::Error::last_os_error);
+        let err = unsafe { batch_call(BPF_MAP_LOOKUP_BATCH, &mut attr) }.err();
         let got = (attr.count as usize).min(chunk as usize);
         if let Some(e) = &err {
             // A bucket holds more entries than `count`: ask for more.
@@ -157,30 +166,6 @@ pub(crate) fn update_entries<K: aya::Pod, V: aya::Pod>(
     map: &MapData,
     entries: &[(K, V)],
 ) -> io::Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<K> = entries.iter().map(|(k, _)| *k).collect();
-    let values: Vec<V> = entries.iter().map(|(_, v)| *v).collect();
-    let mut attr = BatchAttr {
-        keys: keys.as_ptr() as u64,
-        values: values.as_ptr() as u64,
-        count: entries.len() as u32,
-        map_fd: map.fd().as_fd().as_raw_fd() as u32,
-        ..BatchAttr::default()
-    };
-    // SAFETY: `attr` points at `count` keys and `count` values of the map's
-    // types, alive for the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_BATCH,
-            &raw mut attr,
-            size_of::<BatchAttr>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let (keys, values): (Vec<K>, Vec<V>) = entries.iter().copied().unzip();
+    update(map, &keys, &values)
 }
