@@ -81,16 +81,6 @@ fn spec(kind: CheckKind) -> CheckSpec {
     }
 }
 
-fn http(path: &str) -> HttpCheck {
-    HttpCheck {
-        path: path.to_owned(),
-        host: None,
-        expect_status: Vec::new(),
-        expect_body: None,
-        verify_tls: true,
-    }
-}
-
 fn command(program: &str, args: &[&str]) -> CheckKind {
     CheckKind::Command {
         program: PathBuf::from(program),
@@ -234,7 +224,7 @@ async fn tcp() {
 #[tokio::test]
 async fn http_status_and_body() {
     let server = http_server().await;
-    let check = |path: &str| spec(CheckKind::Http(http(path)));
+    let check = |path: &str| spec(CheckKind::Http(HttpCheck::get(path)));
     passes(&check("/ok"), server).await;
     passes(&check("/redirect"), server).await;
 
@@ -248,7 +238,7 @@ async fn http_status_and_body() {
     let only = |path: &str, codes: &[u16]| {
         spec(CheckKind::Http(HttpCheck {
             expect_status: codes.to_vec(),
-            ..http(path)
+            ..HttpCheck::get(path)
         }))
     };
     passes(&only("/down", &[503]), server).await;
@@ -259,7 +249,7 @@ async fn http_status_and_body() {
     let body = |path: &str, text: &str| {
         spec(CheckKind::Http(HttpCheck {
             expect_body: Some(text.to_owned()),
-            ..http(path)
+            ..HttpCheck::get(path)
         }))
     };
     passes(&body("/ok", "ok"), server).await;
@@ -296,7 +286,7 @@ async fn http_request_headers() {
         spec(CheckKind::Http(HttpCheck {
             host: host.map(str::to_owned),
             expect_body: Some(text),
-            ..http("/echo")
+            ..HttpCheck::get("/echo")
         }))
     };
     let port = server.port();
@@ -327,7 +317,7 @@ async fn timeouts() {
     let server = http_server().await;
     let hang = CheckSpec {
         timeout: Duration::from_millis(300),
-        ..spec(CheckKind::Http(http("/hang")))
+        ..spec(CheckKind::Http(HttpCheck::get("/hang")))
     };
     let start = Instant::now();
     let failure = fails(&hang, server).await;
@@ -353,7 +343,7 @@ async fn timeouts() {
     });
     let check = CheckSpec {
         timeout: Duration::from_millis(300),
-        ..spec(CheckKind::Http(http("/")))
+        ..spec(CheckKind::Http(HttpCheck::get("/")))
     };
     let failure = fails(&check, silent_addr).await;
     assert_eq!(failure.reason, FailureReason::Timeout);
@@ -365,13 +355,13 @@ async fn https() {
     let unverified = spec(CheckKind::Https(HttpCheck {
         verify_tls: false,
         expect_body: Some("ok".to_owned()),
-        ..http("/ok")
+        ..HttpCheck::get("/ok")
     }));
     passes(&unverified, server).await;
     let failure = fails(
         &spec(CheckKind::Https(HttpCheck {
             verify_tls: false,
-            ..http("/down")
+            ..HttpCheck::get("/down")
         })),
         server,
     )
@@ -379,7 +369,7 @@ async fn https() {
     assert_eq!(failure.reason, FailureReason::Status);
 
     // Verified against the system roots: the test CA is unknown.
-    let verified = spec(CheckKind::Https(http("/ok")));
+    let verified = spec(CheckKind::Https(HttpCheck::get("/ok")));
     let failure = fails(&verified, server).await;
     assert_eq!(failure.reason, FailureReason::Tls, "{failure}");
     assert!(
@@ -393,7 +383,7 @@ async fn https() {
     let named = |host: &str| {
         spec(CheckKind::Https(HttpCheck {
             host: Some(host.to_owned()),
-            ..http("/ok")
+            ..HttpCheck::get("/ok")
         }))
     };
     probe(&named("localhost"), server, &ca).await.unwrap();
@@ -545,7 +535,7 @@ async fn checker_end_to_end() {
     let http_real = http_server().await;
     let dead_real = closed_port().await;
     let http_spec = CheckSpec {
-        kind: CheckKind::Http(http("/ok")),
+        kind: CheckKind::Http(HttpCheck::get("/ok")),
         ..CheckSpec::default()
     };
     let (sink, mut rx) = events();
@@ -791,7 +781,7 @@ fn cpu_run(kind: &CheckKind, reals: usize, workers: usize, measure: Duration) {
 fn checker_cpu_10k_reals() {
     let measure = Duration::from_secs(10);
     cpu_run(&CheckKind::Tcp, 10_000, 1, measure);
-    cpu_run(&CheckKind::Http(http("/ok")), 10_000, 1, measure);
+    cpu_run(&CheckKind::Http(HttpCheck::get("/ok")), 10_000, 1, measure);
     cpu_run(&CheckKind::Tcp, 10_000, 2, measure);
-    cpu_run(&CheckKind::Http(http("/ok")), 10_000, 2, measure);
+    cpu_run(&CheckKind::Http(HttpCheck::get("/ok")), 10_000, 2, measure);
 }

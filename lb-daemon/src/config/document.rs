@@ -335,13 +335,7 @@ fn check_table(spec: &CheckSpec, base: Option<&CheckSpec>) -> Table {
     if let Some(h) = http(&spec.kind) {
         // The base's HTTP settings are inherited by an http or https
         // check; otherwise leaving a field out gives its default.
-        let default = HttpCheck {
-            path: "/".to_owned(),
-            host: None,
-            expect_status: Vec::new(),
-            expect_body: None,
-            verify_tls: true,
-        };
+        let default = HttpCheck::get("/");
         let inherited = base.and_then(|b| http(&b.kind)).unwrap_or(&default);
         if differs(inherited.path == h.path) {
             table.insert("path", value(h.path.as_str()));

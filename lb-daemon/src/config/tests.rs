@@ -329,16 +329,6 @@ fn service(body: &str) -> String {
     format!("{MINIMAL}[[service]]\nvip = \"192.0.2.10\"\nport = 80\n{body}")
 }
 
-fn http(path: &str) -> HttpCheck {
-    HttpCheck {
-        path: path.to_owned(),
-        host: None,
-        expect_status: Vec::new(),
-        expect_body: None,
-        verify_tls: true,
-    }
-}
-
 #[test]
 fn a_service_without_health_settings_gets_the_defaults() {
     let c = ok(&service("[[service.real]]\naddress = \"10.0.0.1\"\n"));
@@ -456,10 +446,13 @@ fn check_kinds() {
     );
     assert_eq!(check("kind = \"tcp\"\n"), CheckSpec::default());
     assert_eq!(check("").kind, CheckKind::Tcp);
-    assert_eq!(check("kind = \"http\"\n").kind, CheckKind::Http(http("/")));
+    assert_eq!(
+        check("kind = \"http\"\n").kind,
+        CheckKind::Http(HttpCheck::get("/"))
+    );
     assert_eq!(
         check("kind = \"https\"\n").kind,
-        CheckKind::Https(http("/"))
+        CheckKind::Https(HttpCheck::get("/"))
     );
     assert_eq!(
         check(
@@ -531,7 +524,7 @@ check = { kind = "none" }
     let base = CheckSpec {
         kind: CheckKind::Http(HttpCheck {
             host: Some("www.example.com".into()),
-            ..http("/healthz")
+            ..HttpCheck::get("/healthz")
         }),
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
@@ -545,7 +538,7 @@ check = { kind = "none" }
         Some(&CheckSpec {
             kind: CheckKind::Http(HttpCheck {
                 host: Some("www.example.com".into()),
-                ..http("/other")
+                ..HttpCheck::get("/other")
             }),
             interval: Duration::from_millis(500),
             timeout: Duration::from_millis(400),
@@ -574,7 +567,7 @@ check = { kind = "none" }
             kind: CheckKind::Https(HttpCheck {
                 host: Some("www.example.com".into()),
                 verify_tls: false,
-                ..http("/healthz")
+                ..HttpCheck::get("/healthz")
             }),
             ..base.clone()
         })

@@ -34,6 +34,22 @@ pub struct HttpCheck {
     pub verify_tls: bool,
 }
 
+impl HttpCheck {
+    /// `GET path` with every other setting at its default (Host = the
+    /// real's address, any 2xx/3xx status, no body check, certificate
+    /// verified).
+    #[must_use]
+    pub fn get(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            host: None,
+            expect_status: Vec::new(),
+            expect_body: None,
+            verify_tls: true,
+        }
+    }
+}
+
 /// Defaults that take a dead real out within 3 s and bring a recovered one
 /// in within 2 s without flapping on a single lost probe: a probe every
 /// second, and while a transition is pending (some successes toward `rise`
