@@ -2,7 +2,9 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use crate::vrrp::socket::set_option;
 
 /// A non-blocking UDP socket: the daemon polls it from its event loop (via
 /// the raw fd) rather than dedicating a thread to it.
@@ -20,13 +22,14 @@ impl SyncSocket {
         // A whole-table dump arrives as a burst of datagrams that the
         // receiver applies at a few syscalls per flow: without room to
         // queue them, most would be dropped.
-        for (force, plain) in [
-            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+        let fd = socket.as_fd();
+        for (force, plain, what) in [
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, "SO_RCVBUF"),
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, "SO_SNDBUF"),
         ] {
-            if set_int(&socket, force, BUFFER_BYTES).is_err() {
+            if set_option(fd, libc::SOL_SOCKET, force, &BUFFER_BYTES, what).is_err() {
                 // Not root: as much as net.core.[rw]mem_max allows.
-                let _ = set_int(&socket, plain, BUFFER_BYTES);
+                let _ = set_option(fd, libc::SOL_SOCKET, plain, &BUFFER_BYTES, what);
             }
         }
         Ok(Self { socket })
@@ -61,24 +64,6 @@ impl SyncSocket {
 
 /// Socket buffer size asked for: about 300,000 IPv4 flow records.
 const BUFFER_BYTES: libc::c_int = 16 << 20;
-
-fn set_int(socket: &UdpSocket, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: a valid socket fd and a pointer to an int of the size given.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&raw const value).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
 
 impl AsRawFd for SyncSocket {
     fn as_raw_fd(&self) -> RawFd {

@@ -13,7 +13,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use super::socket::{bind_to_device, check_len, check_rc, raw_socket, set_option, sockaddr_in6};
+use super::socket::{
+    bind_to_device, check_len, check_rc, ipv6_multicast_out, raw_socket, set_option, sockaddr_in6,
+};
 
 /// Length of an ARP frame: Ethernet header (14) + ARP for IPv4 (28).
 pub const ARP_FRAME_LEN: usize = 42;
@@ -187,7 +189,6 @@ impl Announcer {
 }
 
 fn configure_icmp6(fd: &OwnedFd, ifname: &str, ifindex: u32) -> io::Result<()> {
-    use libc::{IPPROTO_IPV6 as IP6, c_int};
     let sock = fd.as_fd();
     bind_to_device(sock, ifname)?;
     // A raw ICMPv6 socket gets a copy of every ICMPv6 packet; we only send.
@@ -199,29 +200,7 @@ fn configure_icmp6(fd: &OwnedFd, ifname: &str, ifindex: u32) -> io::Result<()> {
         &block_all,
         "ICMP6_FILTER",
     )?;
-    let hops = ND_HOP_LIMIT;
-    set_option(
-        sock,
-        IP6,
-        libc::IPV6_MULTICAST_HOPS,
-        &hops,
-        "IPV6_MULTICAST_HOPS",
-    )?;
-    let index = ifindex as c_int;
-    set_option(
-        sock,
-        IP6,
-        libc::IPV6_MULTICAST_IF,
-        &index,
-        "IPV6_MULTICAST_IF",
-    )?;
-    set_option(
-        sock,
-        IP6,
-        libc::IPV6_MULTICAST_LOOP,
-        &0,
-        "IPV6_MULTICAST_LOOP",
-    )
+    ipv6_multicast_out(sock, ifindex, ND_HOP_LIMIT)
 }
 
 fn link_addr(ifindex: u32, protocol: u16) -> libc::sockaddr_ll {

@@ -378,28 +378,7 @@ fn open_v6(ifname: &str, ifindex: u32, local: Ipv6Addr, multicast: bool) -> io::
         &hops,
         "IPV6_UNICAST_HOPS",
     )?;
-    set_option(
-        sock,
-        IP6,
-        libc::IPV6_MULTICAST_HOPS,
-        &hops,
-        "IPV6_MULTICAST_HOPS",
-    )?;
-    set_option(
-        sock,
-        IP6,
-        libc::IPV6_MULTICAST_LOOP,
-        &0,
-        "IPV6_MULTICAST_LOOP",
-    )?;
-    let index = ifindex as c_int;
-    set_option(
-        sock,
-        IP6,
-        libc::IPV6_MULTICAST_IF,
-        &index,
-        "IPV6_MULTICAST_IF",
-    )?;
+    ipv6_multicast_out(sock, ifindex, hops)?;
     // Best effort: without it (before Linux 4.20) a unicast-mode socket may
     // also see adverts for a group another socket of the host joined, which
     // `check` handles anyway.
@@ -478,9 +457,41 @@ pub(super) fn raw_socket(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// IPv6 multicast sent with hop limit `hops` out of interface `ifindex`,
+/// not looped back to this host.
+pub(super) fn ipv6_multicast_out(
+    sock: BorrowedFd<'_>,
+    ifindex: u32,
+    hops: libc::c_int,
+) -> io::Result<()> {
+    use libc::IPPROTO_IPV6 as IP6;
+    set_option(
+        sock,
+        IP6,
+        libc::IPV6_MULTICAST_HOPS,
+        &hops,
+        "IPV6_MULTICAST_HOPS",
+    )?;
+    let index = ifindex as libc::c_int;
+    set_option(
+        sock,
+        IP6,
+        libc::IPV6_MULTICAST_IF,
+        &index,
+        "IPV6_MULTICAST_IF",
+    )?;
+    set_option(
+        sock,
+        IP6,
+        libc::IPV6_MULTICAST_LOOP,
+        &0,
+        "IPV6_MULTICAST_LOOP",
+    )
+}
+
 /// `setsockopt(2)` with `value` as the option's bytes; `what` names the
 /// option in the error.
-pub(super) fn set_option<T>(
+pub(crate) fn set_option<T>(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
