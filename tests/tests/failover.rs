@@ -32,16 +32,28 @@ fn lab() -> Lab {
         .expect("build the lab")
 }
 
+/// The configs of director 0 (priority 150) and director 1 (priority 100)
+/// serving `service`; `vrrp(lab, peer, priority)` writes each one's VRRP
+/// tables (`peer` is the other director).
+fn director_configs(
+    lab: &Lab,
+    service: &LabService,
+    vrrp: impl Fn(&Lab, usize, u8) -> String,
+) -> (String, String) {
+    let text = |me: usize, priority: u8| {
+        LabDaemon::config_text(lab, me, std::slice::from_ref(service))
+            + &vrrp(lab, 1 - me, priority)
+    };
+    (text(0, 150), text(1, 100))
+}
+
 /// Director 0 (priority 150) and director 1 (priority 100), syncing flows
 /// with each other; returns once 0 is master and 1 backup.
 fn pair(lab: &mut Lab, scheduler: &'static str) -> (LabDaemon, LabDaemon) {
     let service = LabService::v4(scheduler, &[(0, 1), (1, 1)]);
-    let text = |lab: &Lab, me: usize, priority: u8| {
-        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
-            + &LabDaemon::vrrp_text(lab, priority, Some(1 - me))
-    };
-    let t0 = text(lab, 0, 150);
-    let t1 = text(lab, 1, 100);
+    let (t0, t1) = director_configs(lab, &service, |lab, peer, priority| {
+        LabDaemon::vrrp_text(lab, priority, Some(peer))
+    });
     let d0 = LabDaemon::start_with_config(lab, 0, &t0).expect("start director 0");
     let took = d0
         .wait_vrrp("master", Duration::from_secs(5))
@@ -368,15 +380,13 @@ fn ipv6_directors_fail_over_on_a_graceful_stop() {
         scheduler: "wlc",
         reals: vec![(0, 1), (1, 1)],
     };
-    let text = |lab: &Lab, me: usize, priority: u8| {
-        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
-            + &format!(
-                "\n[vrrp]\nvrid = 52\nfamily = \"ipv6\"\npriority = {priority}\n\
-                 [vrrp.sync]\npeer = \"{}\"\nkey = \"lab-sync-key-0123456789\"\n",
-                lab.director_addr_v6(1 - me)
-            )
-    };
-    let (t0, t1) = (text(&lab, 0, 150), text(&lab, 1, 100));
+    let (t0, t1) = director_configs(&lab, &service, |lab, peer, priority| {
+        format!(
+            "\n[vrrp]\nvrid = 52\nfamily = \"ipv6\"\npriority = {priority}\n\
+             [vrrp.sync]\npeer = \"{}\"\nkey = \"lab-sync-key-0123456789\"\n",
+            lab.director_addr_v6(peer)
+        )
+    });
     let mut d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
     d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
     let d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
@@ -423,15 +433,13 @@ fn ipv6_directors_fail_over_on_a_graceful_stop() {
 fn without_preemption_the_running_master_stays() {
     let mut lab = lab();
     let service = LabService::v4("maglev", &[(0, 1), (1, 1)]);
-    let text = |lab: &Lab, me: usize, priority: u8| {
-        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
-            + &format!(
-                "\n[vrrp]\nvrid = 53\npriority = {priority}\npreempt = false\n\
-                 unicast_peers = [\"{}\"]\n",
-                lab.director_addr_v4(1 - me)
-            )
-    };
-    let (t0, t1) = (text(&lab, 0, 150), text(&lab, 1, 100));
+    let (t0, t1) = director_configs(&lab, &service, |lab, peer, priority| {
+        format!(
+            "\n[vrrp]\nvrid = 53\npriority = {priority}\npreempt = false\n\
+             unicast_peers = [\"{}\"]\n",
+            lab.director_addr_v4(peer)
+        )
+    });
     let mut d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
     d1.wait_vrrp("master", Duration::from_secs(5)).unwrap();
     let d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
@@ -472,16 +480,19 @@ fn without_preemption_the_running_master_stays() {
 fn a_wrong_sync_key_is_refused_and_preemption_waits_its_limit() {
     let mut lab = lab();
     let service = LabService::v4("wlc", &[(0, 1), (1, 1)]);
-    let text = |lab: &Lab, me: usize, priority: u8, key: &str| {
-        LabDaemon::config_text(lab, me, std::slice::from_ref(&service))
-            + &format!(
-                "\n[vrrp]\nvrid = 54\npriority = {priority}\n\
-                 [vrrp.sync]\npeer = \"{}\"\nkey = \"{key}\"\nwait_before_preempt = \"2s\"\n",
-                lab.director_addr_v4(1 - me)
-            )
-    };
-    let t0 = text(&lab, 0, 150, "the-key-of-director-zero");
-    let t1 = text(&lab, 1, 100, "another-key-entirely-123");
+    let (t0, t1) = director_configs(&lab, &service, |lab, peer, priority| {
+        // Each director has a key of its own.
+        let key = if peer == 1 {
+            "the-key-of-director-zero"
+        } else {
+            "another-key-entirely-123"
+        };
+        format!(
+            "\n[vrrp]\nvrid = 54\npriority = {priority}\n\
+             [vrrp.sync]\npeer = \"{}\"\nkey = \"{key}\"\nwait_before_preempt = \"2s\"\n",
+            lab.director_addr_v4(peer)
+        )
+    });
     let d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
     d1.wait_vrrp("master", Duration::from_secs(5)).unwrap();
     let d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
