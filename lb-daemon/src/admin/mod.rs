@@ -205,7 +205,7 @@ pub struct RealHealthStatus {
     /// The last probe: `ok (1.2 ms)` or its failure.
     pub last_probe: Option<String>,
     /// Recent transitions, oldest first.
-    pub history: Vec<HealthTransition>,
+    pub history: Vec<Transition>,
 }
 
 /// `Vrrp` data. `enabled` is false (and the rest empty) without `[vrrp]`.
@@ -236,16 +236,8 @@ pub struct VrrpStatus {
     /// Seconds in the current state.
     pub in_state_seconds: f64,
     /// Recent transitions, oldest first.
-    pub history: Vec<VrrpTransition>,
+    pub history: Vec<Transition>,
     pub sync: Option<SyncStatus>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct VrrpTransition {
-    /// Seconds since the Unix epoch.
-    pub at: f64,
-    pub to: String,
-    pub reason: String,
 }
 
 /// The connection-table sync with the peer director.
@@ -263,10 +255,19 @@ pub struct SyncStatus {
     pub table_received: bool,
 }
 
+/// A state change of a real (`lbctl health`) or of the VRRP router
+/// (`lbctl vrrp`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct HealthTransition {
+pub struct Transition {
     /// Seconds since the Unix epoch.
     pub at: f64,
     pub to: String,
     pub reason: String,
+}
+
+/// Seconds since the Unix epoch, as the admin protocol carries times.
+#[must_use]
+pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

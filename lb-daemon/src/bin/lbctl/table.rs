@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status, VrrpStatus};
+use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status, Transition, VrrpStatus, unix_seconds};
 
 /// `ipvsadm -Ln --stats`-like listing.
 pub fn status(status: &Status) -> String {
@@ -104,18 +104,7 @@ pub fn health(reals: &[RealHealthStatus]) -> String {
                 r.damping_penalty
             );
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        for t in &r.history {
-            let _ = writeln!(
-                out,
-                "    {:>6.1} s ago: {} ({})",
-                (now - t.at).max(0.0),
-                t.to,
-                t.reason
-            );
-        }
+        history(&mut out, &r.history);
     }
     out
 }
@@ -194,10 +183,14 @@ pub fn vrrp(v: &VrrpStatus) -> String {
             }
         );
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    for t in &v.history {
+    history(&mut out, &v.history);
+    out
+}
+
+/// Recent transitions, one line each: `    12.3 s ago: down (reason)`.
+fn history(out: &mut String, transitions: &[Transition]) {
+    let now = unix_seconds(std::time::SystemTime::now());
+    for t in transitions {
         let _ = writeln!(
             out,
             "    {:>6.1} s ago: {} ({})",
@@ -206,7 +199,6 @@ pub fn vrrp(v: &VrrpStatus) -> String {
             t.reason
         );
     }
-    out
 }
 
 /// 1536 -> "1.5K".

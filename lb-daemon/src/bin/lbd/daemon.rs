@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, anyhow};
 use aya::programs::XdpMode;
 use lb_daemon::{
-    admin::{HealthTransition, RealHealthStatus, Request, Response},
+    admin::{RealHealthStatus, Request, Response, Transition, unix_seconds},
     balancer::{Adopted, Balancer},
     config::{self, Config, SystemEnvironment, XdpModeConfig},
     control::Controller,
@@ -429,10 +429,6 @@ fn step(controller: &mut Controller) {
 
 /// What `lbctl health` shows.
 fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
-    let seconds = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
     let mut states = checker.states();
     states.sort_by(|a, b| (&a.key.service, &a.key.real).cmp(&(&b.key.service, &b.key.real)));
     states
@@ -452,8 +448,8 @@ fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
             history: s
                 .history
                 .into_iter()
-                .map(|h| HealthTransition {
-                    at: seconds(h.at),
+                .map(|h| Transition {
+                    at: unix_seconds(h.at),
                     to: h.transition.to.label().into(),
                     reason: h.reason,
                 })
@@ -491,9 +487,7 @@ fn observe_health(metrics: &Metrics, event: &HealthEvent) {
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    unix_seconds(std::time::SystemTime::now())
 }
 
 fn age(controller: &mut Controller) {

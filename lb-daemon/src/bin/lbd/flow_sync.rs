@@ -28,7 +28,7 @@ use std::{
 };
 
 use anyhow::Context;
-use lb_common::FlowKey;
+use lb_common::{FlowKey, FlowValue};
 use lb_daemon::{
     admin::SyncStatus,
     balancer::monotonic_now_ns,
@@ -187,9 +187,8 @@ impl FlowSync {
         let mut next_full = Instant::now() + FULL_RESYNC;
         let mut was_master = false;
         loop {
-            wait(
-                &self.socket,
-                wake,
+            crate::poll::wait_readable(
+                &[self.socket.as_raw_fd(), wake.as_raw_fd()],
                 next_round.saturating_duration_since(Instant::now()),
             );
             while wake.recv(&mut [0; 16]).is_ok() {}
@@ -401,16 +400,26 @@ impl FlowSync {
         }
     }
 
-    /// The flows that are new or changed since the last round.
-    fn send_changes(&mut self) {
-        let flows = match self.tables.flows() {
-            Ok(flows) => flows,
+    /// The connection table, with the slot index re-read to name its
+    /// reals; `None` (logged) if it cannot be read.
+    fn read_flows(&mut self) -> Option<Vec<(FlowKey, FlowValue)>> {
+        match self.tables.flows() {
+            Ok(flows) => {
+                self.refresh_index();
+                Some(flows)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "sync: reading the connection table");
-                return;
+                None
             }
+        }
+    }
+
+    /// The flows that are new or changed since the last round.
+    fn send_changes(&mut self) {
+        let Some(flows) = self.read_flows() else {
+            return;
         };
-        self.refresh_index();
         let now = monotonic_now_ns();
         let mut records = Vec::new();
         let mut present = HashMap::with_capacity(flows.len());
@@ -428,18 +437,16 @@ impl FlowSync {
     }
 
     fn send_dump(&mut self) {
-        let flows = match self.tables.flows() {
-            Ok(flows) => flows,
-            Err(e) => {
-                tracing::warn!(error = %e, "sync: reading the connection table for a dump");
-                return;
-            }
+        let Some(flows) = self.read_flows() else {
+            return;
         };
-        self.refresh_index();
         let now = monotonic_now_ns();
+        // Only what the wire can carry counts: the receiver checks the
+        // total.
         let records: Vec<FlowRecord> = flows
             .iter()
             .filter_map(|(k, v)| self.index.record(k, v, now))
+            .filter(FlowRecord::is_encodable)
             .collect();
         self.send_records(&records);
         self.send(&Message::DumpEnd {
@@ -489,28 +496,6 @@ fn reject_label(error: &WireError) -> &'static str {
         WireError::Replay { .. } | WireError::Reflected => "replay",
         WireError::Stale { .. } | WireError::FromFuture { .. } => "clock",
         _ => "malformed",
-    }
-}
-
-/// Sleeps until the sync socket or the wake-up socket is readable, or
-/// `timeout` passes.
-fn wait(socket: &SyncSocket, wake: &UnixDatagram, timeout: Duration) {
-    let mut fds = [
-        libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-    // SAFETY: a valid array of two pollfd for the whole call.
-    unsafe {
-        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
     }
 }
 

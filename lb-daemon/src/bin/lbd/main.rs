@@ -11,6 +11,7 @@ mod failover;
 mod flow_sync;
 mod metrics_http;
 mod neighbours;
+mod poll;
 mod server;
 mod teardown;
 mod vips;

@@ -34,7 +34,7 @@ pub fn sync(
         match netlink.remove_address(ifindex, *ip, host_prefix(*ip)) {
             Ok(()) => {
                 now.remove(ip);
-                tracing::info!(vip = %ip, "released VIP (no service uses it)");
+                tracing::info!(vip = %ip, "released VIP from the interface");
             }
             Err(e) => tracing::error!(vip = %ip, error = %e, "removing VIP address"),
         }

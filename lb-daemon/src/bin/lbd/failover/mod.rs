@@ -35,7 +35,7 @@ use lb_daemon::{
     vrrp::{Router, State, announce::Announcer, socket::VrrpSocket, state},
 };
 
-use crate::vips::host_prefix;
+use crate::vips;
 
 mod thread;
 
@@ -128,11 +128,9 @@ impl Failover {
             on_master,
         } = hooks;
         let mut netlink = Netlink::open().context("opening rtnetlink for VRRP")?;
-        for ip in stale.union(&vips) {
-            if let Err(e) = netlink.remove_address(iface.index, *ip, host_prefix(*ip)) {
-                tracing::warn!(vip = %ip, error = %e, "releasing a VIP at start");
-            }
-        }
+        // Backup until proven master: none of them may stay.
+        let left: BTreeSet<IpAddr> = stale.union(&vips).copied().collect();
+        vips::sync(&mut netlink, iface.index, &left, &BTreeSet::new());
         let local = match cfg.source_address {
             Some(ip) => ip,
             None => source_address(&mut netlink, iface.index, cfg.family, &vips)
