@@ -319,7 +319,12 @@ impl Vrrp {
         }
     }
 
+    /// The controller sends the VIPs on every config change (a weight, a
+    /// drain...): only a different set costs netlink calls.
     fn set_vips(&mut self, vips: BTreeSet<IpAddr>) {
+        if vips == self.p.vips {
+            return;
+        }
         self.p.vips = vips;
         if self.p.router.state() == State::Master {
             let added: Vec<IpAddr> = self.p.vips.difference(&self.held).copied().collect();
