@@ -29,6 +29,26 @@ use tokio::{
     net::TcpListener,
 };
 
+/// Upper bounds on wall-clock time in these tests only catch a timeout that
+/// is not enforced (a probe waiting for a 30 s `sleep` or a server that
+/// never answers); they are not speed checks, because the machine may be
+/// busy (2 shared cores, CI). Goals are printed beside the figure; the
+/// namespace tests and `cargo xtask bench` report them.
+const NOT_HUNG: Duration = Duration::from_secs(5);
+
+/// Asserts `took` is within `goal` with a wide margin (twice the goal, plus
+/// a second for a busy machine) and prints the figure against the goal.
+fn within_goal(what: &str, took: Duration, goal: Duration) {
+    let verdict = if took <= goal { "within" } else { "OVER" };
+    println!(
+        "{what}: {:.0} ms ({verdict} the goal of {:.0} ms)",
+        took.as_secs_f64() * 1e3,
+        goal.as_secs_f64() * 1e3
+    );
+    let bound = goal * 2 + Duration::from_secs(1);
+    assert!(took < bound, "{what}: {took:?}, more than twice the goal");
+}
+
 // A test CA and a leaf for `localhost` and 127.0.0.1, valid 2000-2100.
 const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
 MIIBXzCCAQWgAwIBAgIBATAKBggqhkjOPQQDAjAWMRQwEgYDVQQDDAtsYmQgdGVz
@@ -73,10 +93,12 @@ fn test_ca_tls() -> TlsConfigs {
     TlsConfigs::with_roots(roots).unwrap()
 }
 
+/// A check of `kind` whose timeout a busy machine never reaches by itself
+/// (tests of the timeout set a short one).
 fn spec(kind: CheckKind) -> CheckSpec {
     CheckSpec {
         kind,
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(3),
         ..CheckSpec::default()
     }
 }
@@ -207,7 +229,7 @@ async fn passes(spec: &CheckSpec, addr: SocketAddr) {
 async fn tcp() {
     let server = http_server().await;
     let ok = probe(&spec(CheckKind::Tcp), server, &tls()).await.unwrap();
-    assert!(ok < Duration::from_millis(500));
+    assert!(ok < NOT_HUNG, "the probe reports its duration: {ok:?}");
 
     let failure = fails(&spec(CheckKind::Tcp), closed_port().await).await;
     assert_eq!(failure.reason, FailureReason::Refused);
@@ -327,8 +349,10 @@ async fn timeouts() {
         failure.to_string(),
         "timed out after 300ms (waiting for the response)"
     );
+    // Never before the timeout (timers do not fire early); the upper bound
+    // only says the hanging server did not hold the probe.
     assert!(
-        took >= Duration::from_millis(290) && took < Duration::from_millis(450),
+        took >= Duration::from_millis(300) && took < NOT_HUNG,
         "{took:?}"
     );
 
@@ -471,11 +495,8 @@ async fn command_timeout_kills_the_process_group() {
     };
     let start = Instant::now();
     let failure = fails(&check, "127.0.0.1:80".parse().unwrap()).await;
-    assert!(
-        start.elapsed() < Duration::from_millis(450),
-        "{:?}",
-        start.elapsed()
-    );
+    // Far below the 30 s sleep: the probe did not wait for the command.
+    assert!(start.elapsed() < NOT_HUNG, "{:?}", start.elapsed());
     assert_eq!(failure.reason, FailureReason::Timeout);
     assert_eq!(
         failure.to_string(),
@@ -570,10 +591,14 @@ async fn checker_end_to_end() {
         }
     }
     let took = down_at.unwrap() - start;
-    println!("dead real down {took:?} after the checker started ({dead_probes} probes)");
+    println!("{dead_probes} probes of the dead real");
     assert_eq!(dead_probes, CheckSpec::default().fall);
     // First probe within one interval, then fall - 1 fast ones.
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    within_goal(
+        "dead real down after the checker started",
+        took,
+        Duration::from_secs(3),
+    );
 
     let states = checker.states();
     assert_eq!(states.len(), 3);
@@ -604,9 +629,11 @@ async fn recovers(rx: &mut Events, dead_real: SocketAddr) {
             break at;
         }
     };
-    let took = up_at - started;
-    println!("recovered real up {took:?} after its server started");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    within_goal(
+        "recovered real up after its server started",
+        up_at - started,
+        Duration::from_secs(2),
+    );
 }
 
 /// The TCP real goes, the HTTP real's check changes (it keeps its state),
@@ -636,10 +663,14 @@ async fn changes(
         target(SERVICE, dead_real, CheckSpec::default(), Health::Down),
         target(SERVICE, none_real, none_spec, Health::Down),
     ]);
+    // Watch for at least 2 s (probes of the removed real would show up),
+    // and until the unchecked real has come up, for at most `NOT_HUNG` more.
     let mut none_seen = false;
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let watched = Instant::now();
     let mut after_removal = Vec::new();
-    while Instant::now() < deadline {
+    while watched.elapsed() < Duration::from_secs(2)
+        || (!none_seen && watched.elapsed() < Duration::from_secs(2) + NOT_HUNG)
+    {
         let Ok(Some((_, event))) =
             tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
         else {

@@ -25,7 +25,7 @@ const PREFIX: &str = "lbnl";
 const DIR_IF: &str = "dir0";
 const REAL_IF: &str = "real0";
 /// How long the kernel gets to resolve a neighbour.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// `ip netns add` mounts the shared `/var/run/netns` the first time; two

@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt as _;
 
 use anyhow::{Context, Result, bail};
 
-use lb_daemon::admin::{RealStatus, Status, VrrpStatus};
+use lb_daemon::admin::{FlowEntry, RealStatus, Status, VrrpStatus};
 
 use crate::{
     HOST_IFNAME, HTTP_PORT, Lab, VIP_V4, VIP_V6, command_in_net, pass_object, wait_for, wait_until,
@@ -308,6 +308,13 @@ impl LabDaemon {
             .flat_map(|s| s.reals)
             .find(|r| r.real == real)
             .with_context(|| format!("no real {real} in service {service}"))
+    }
+
+    /// Every flow in the connection table (`lbctl --json flows --limit 0`).
+    pub fn flows(&self) -> Result<Vec<FlowEntry>> {
+        Ok(serde_json::from_value(
+            self.lbctl_json(&["flows", "--limit", "0"])?,
+        )?)
     }
 
     /// `lbctl --json vrrp`, typed.

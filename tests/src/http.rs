@@ -53,7 +53,7 @@ pub(crate) fn connection_refused(ns: &str, addr: SocketAddr) -> Result<bool> {
     })
 }
 
-fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
+pub(crate) fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout).context("connecting")?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;

@@ -30,10 +30,12 @@
 
 pub mod daemon;
 pub mod director;
+pub mod goal;
 mod http;
 pub mod keepalived;
 mod netns;
 mod nginx;
+pub mod requests;
 mod wait;
 pub mod wrk;
 mod xdp;
@@ -51,7 +53,7 @@ use anyhow::{Context, Result, ensure};
 pub use http::{Response, http_get, url};
 pub use netns::{
     NAME_PREFIX, NETNS_DIR, cleanup_stale, command_in, command_in_net, exec, exec_ok, format_mac,
-    in_namespace, list_namespaces, mac_of, owner_pid, parse_mac,
+    in_namespace, list_namespaces, mac_of, owner_pid, parse_mac, spawn_in_namespace,
 };
 pub use wait::{wait_for, wait_until};
 pub use xdp::{PASS_PROGRAM, attach_xdp, pass_object, xdp_object};

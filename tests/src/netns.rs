@@ -392,6 +392,30 @@ pub fn in_namespace<T: Send, F: FnOnce() -> T + Send>(name: &str, f: F) -> Resul
     })
 }
 
+/// Starts a thread that joins network namespace `name` and runs `f`; threads
+/// that `f` spawns are in the namespace too (a new thread inherits its
+/// creator's namespaces). For work that outlives the call, such as a load
+/// generator; [`in_namespace`] is the blocking form.
+pub fn spawn_in_namespace<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T>>> {
+    let path = namespace_path(name);
+    let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let name = name.to_owned();
+    Ok(std::thread::spawn(move || -> Result<T> {
+        // SAFETY: setns(2) with a valid namespace fd; it moves only this
+        // thread, which is ours alone.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("setns into network namespace {name}"));
+        }
+        drop(file);
+        Ok(f())
+    }))
+}
+
 /// The MAC address of `ifname` inside namespace `ns`.
 pub fn mac_of(ns: &str, ifname: &str) -> Result<[u8; 6]> {
     let out = ip(&["-n", ns, "-o", "link", "show", "dev", ifname])?;

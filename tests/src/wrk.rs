@@ -2,16 +2,26 @@
 
 use std::{
     process::{Child, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
 
 use crate::{Lab, command_in};
 
+/// How long wrk is told to run: longer than any test, so that only
+/// [`Wrk::finish`] (with SIGINT) ends a run.
+const WRK_LIMIT: &str = "600s";
+
 /// A wrk run in progress.
+///
+/// wrk runs until [`Wrk::finish`], and at least for the duration given to
+/// [`Wrk::start`]: a test's steps under load (waits with deadlines, which
+/// a busy machine stretches) can never outlast the load and find it gone.
 pub struct Wrk {
     child: Child,
+    /// The earliest moment `finish` stops wrk.
+    not_before: Instant,
 }
 
 /// What wrk reported.
@@ -33,8 +43,9 @@ impl WrkReport {
 }
 
 impl Wrk {
-    /// Starts wrk in client `client`'s namespace against `url` for
-    /// `duration` with `connections` connections. `close` sends
+    /// Starts wrk in client `client`'s namespace against `url` for at
+    /// least `duration` (until [`Wrk::finish`]) with `connections`
+    /// connections. `close` sends
     /// `Connection: close` (a new connection per request); otherwise the
     /// connections are kept alive for the whole run (long-lived flows).
     pub fn start(
@@ -49,7 +60,7 @@ impl Wrk {
             "wrk".to_owned(),
             "-t2".into(),
             format!("-c{connections}"),
-            format!("-d{}s", duration.as_secs().max(1)),
+            format!("-d{WRK_LIMIT}"),
             "--timeout".into(),
             "2s".into(),
         ];
@@ -60,11 +71,21 @@ impl Wrk {
         let mut cmd = command_in(lab.client_ns(client), &args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = lab.spawn(&mut cmd)?;
-        Ok(Self { child })
+        Ok(Self {
+            child,
+            not_before: Instant::now() + duration,
+        })
     }
 
-    /// Waits for wrk to finish and parses its summary.
+    /// Lets wrk run out its minimum duration, stops it (SIGINT: wrk then
+    /// prints its summary as at the end of a timed run) and parses the
+    /// summary.
     pub fn finish(self) -> Result<WrkReport> {
+        std::thread::sleep(self.not_before.saturating_duration_since(Instant::now()));
+        // `ip netns exec` execs wrk: the child is wrk itself.
+        let pid = libc::pid_t::try_from(self.child.id()).context("wrk's pid")?;
+        // SAFETY: kill(2) of our own child, which has not been reaped yet.
+        unsafe { libc::kill(pid, libc::SIGINT) };
         let output = self.child.wait_with_output().context("waiting for wrk")?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {

@@ -69,7 +69,7 @@ fn lbd_serves_its_config_and_lbctl_shows_it() {
     lbd.lbctl_ok(&["real", "drain", &name, "10.99.0.150"])
         .unwrap();
     wait_until(
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         "the drained real is removed",
         || {
             !std::fs::read_to_string(lbd.config_path())
@@ -92,7 +92,7 @@ fn real(lab: &Lab, i: usize) -> String {
 /// connections; returns how long that took.
 fn wait_for_connections(lbd: &LabDaemon, service: &str, real: &str, above: u64) -> Duration {
     let start = Instant::now();
-    lbd.wait_connections(service, real, above, Duration::from_secs(10))
+    lbd.wait_connections(service, real, above, Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e:#}"));
     start.elapsed()
 }
@@ -136,7 +136,7 @@ fn lbctl_adds_drains_and_removes_reals_under_load_without_a_failed_request() {
         "a drained real got new connections: {drained} -> {after}"
     );
     wait_until(
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         "the drained real is removed",
         || lbd.log().contains("drained real removed"),
     )
@@ -293,7 +293,7 @@ fn reloading_a_valid_and_an_invalid_config_under_load_fails_no_request() {
     );
     assert!(stderr.contains("weight"), "names the field: {stderr}");
     lbd.hangup().unwrap();
-    wait_until(Duration::from_secs(5), "SIGHUP refusal logged", || {
+    wait_until(Duration::from_secs(20), "SIGHUP refusal logged", || {
         lbd.log().contains("reload (SIGHUP) refused")
     })
     .unwrap();

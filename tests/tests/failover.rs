@@ -5,6 +5,7 @@
 //! were without service and checks that established connections survive.
 
 use std::{
+    collections::HashSet,
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -16,9 +17,16 @@ use std::{
 use lb_lab::{
     Lab, VIP_V4,
     daemon::{LabDaemon, LabService},
-    exec_ok, http_get, url, wait_until,
+    exec_ok,
+    goal::assert_within,
+    http_get, url, wait_for, wait_until,
     wrk::{Download, Wrk},
 };
+
+/// How long a test waits for a state that should come within a second or
+/// two: a deadline, not a measurement (figures are printed and checked by
+/// `assert_within`).
+const PATIENCE: Duration = Duration::from_secs(20);
 
 const BIG: u64 = 8 << 20;
 
@@ -55,16 +63,13 @@ fn pair(lab: &mut Lab, scheduler: &'static str) -> (LabDaemon, LabDaemon) {
         LabDaemon::vrrp_text(lab, priority, Some(peer))
     });
     let d0 = LabDaemon::start_with_config(lab, 0, &t0).expect("start director 0");
-    let took = d0
-        .wait_vrrp("master", Duration::from_secs(5))
-        .expect("director 0 master");
+    let took = d0.wait_vrrp("master", PATIENCE).expect("director 0 master");
     println!(
         "director 0 alone became master after {} ms",
         took.as_millis()
     );
     let d1 = LabDaemon::start_with_config(lab, 1, &t1).expect("start director 1");
-    d1.wait_vrrp("backup", Duration::from_secs(5))
-        .expect("director 1 backup");
+    d1.wait_vrrp("backup", PATIENCE).expect("director 1 backup");
     // Director 1 must not have taken over meanwhile.
     assert_eq!(d0.vrrp().unwrap().state, "master", "{}", d1.log());
     (d0, d1)
@@ -167,20 +172,35 @@ fn mac_text(mac: [u8; 6]) -> String {
     lb_lab::format_mac(mac)
 }
 
-/// Waits until director `to` has the flows of the download (the sync has
-/// carried them over).
-fn wait_synced(backup: &LabDaemon) {
-    wait_until(
-        Duration::from_secs(5),
-        "the backup has the master's flows",
-        || {
-            backup
-                .vrrp()
-                .ok()
-                .and_then(|v| v.sync)
-                .is_some_and(|s| s.flows_applied > 0)
-        },
-    )
+/// Waits until the master holds at least `long_lived` established flows
+/// (the download and wrk's keep-alive connections, started before) and the
+/// backup has every established flow the master has.
+///
+/// The sync carries new flows once per interval, so a flow opened just
+/// before an unplanned failover is unknown to the new master (a documented
+/// limit): the tests fail over once the backup has them, which is the
+/// precondition of "established connections survive". Short-lived
+/// connections (the prober's) start only after this.
+fn wait_synced(master: &LabDaemon, backup: &LabDaemon, long_lived: usize) {
+    let established = |d: &LabDaemon| -> anyhow::Result<HashSet<String>> {
+        Ok(d.flows()?
+            .into_iter()
+            .filter(|f| f.state == "established")
+            .map(|f| f.client)
+            .collect())
+    };
+    wait_for(PATIENCE, "the backup has the master's flows", || {
+        let on_master = established(master)?;
+        anyhow::ensure!(
+            on_master.len() >= long_lived,
+            "the master has {} established flows, expecting {long_lived}",
+            on_master.len()
+        );
+        let on_backup = established(backup)?;
+        let missing: Vec<&String> = on_master.difference(&on_backup).collect();
+        anyhow::ensure!(missing.is_empty(), "the backup lacks {missing:?}");
+        Ok(())
+    })
     .unwrap_or_else(|e| panic!("{e:#}\n{}", backup.log()));
 }
 
@@ -199,21 +219,20 @@ fn sigkill_of_the_masters_lbd_moves_clients_to_the_backup_and_back() {
         false,
     )
     .unwrap();
+    // 8 keep-alive connections and the download.
+    wait_synced(&d0, &d1, 9);
     let prober = Prober::start(&lab);
-    wait_synced(&d1);
 
     let killed = Instant::now();
     d0.kill().unwrap();
-    let took = d1.wait_vrrp("master", Duration::from_secs(3)).unwrap();
+    let took = d1.wait_vrrp("master", PATIENCE).unwrap();
     let d1_mac = mac_text(lab.director_mac(1));
-    wait_until(
-        Duration::from_secs(3),
-        "the client sends to director 1",
-        || client_vip_mac(&lab).contains(&d1_mac),
-    )
+    wait_until(PATIENCE, "the client sends to director 1", || {
+        client_vip_mac(&lab).contains(&d1_mac)
+    })
     .unwrap();
     let redirected = killed.elapsed();
-    prober.wait_success_after(killed + redirected, Duration::from_secs(3));
+    prober.wait_success_after(killed + redirected, PATIENCE);
     let (requests, failed, outage) = prober.outage_since(killed);
     println!(
         "SIGKILL of the master's lbd: backup master after {} ms, client redirected after {} ms; \
@@ -222,17 +241,19 @@ fn sigkill_of_the_masters_lbd_moves_clients_to_the_backup_and_back() {
         redirected.as_millis(),
         outage.as_millis()
     );
-    assert!(
-        redirected < Duration::from_secs(1),
-        "clients must be served by the backup within 1 s"
+    assert_within(
+        "SIGKILL: clients sent to the backup",
+        redirected,
+        Duration::from_secs(1),
+        &d1.log(),
     );
 
     // The restarted director comes back as backup, takes the table from
     // director 1, then preempts it.
     let back = Instant::now();
     d0.spawn().unwrap();
-    d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
-    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    d0.wait_vrrp("master", PATIENCE).unwrap();
+    d1.wait_vrrp("backup", PATIENCE).unwrap();
     let v0 = d0.vrrp().unwrap();
     assert!(v0.sync.as_ref().is_some_and(|s| s.table_received), "{v0:?}");
     println!(
@@ -273,13 +294,13 @@ fn link_down_on_the_master_fails_over_within_a_second() {
     let (d0, d1) = pair(&mut lab, "wlc");
     let big = url(VIP_V4.into(), lb_lab::BIG_PATH);
     let download = Download::start(&mut lab, 0, &big, "1M").unwrap();
+    wait_synced(&d0, &d1, 1);
     let prober = Prober::start(&lab);
-    wait_synced(&d1);
 
     let down = Instant::now();
     exec_ok(lab.director_ns(0), &["ip", "link", "set", "eth0", "down"]).unwrap();
-    let took = d1.wait_vrrp("master", Duration::from_secs(3)).unwrap();
-    prober.wait_success_after(down + took, Duration::from_secs(3));
+    let took = d1.wait_vrrp("master", PATIENCE).unwrap();
+    prober.wait_success_after(down + took, PATIENCE);
     let (requests, failed, outage) = prober.outage_since(down);
     println!(
         "link down on the master: backup master after {} ms; {requests} requests, {failed} failed, \
@@ -287,16 +308,18 @@ fn link_down_on_the_master_fails_over_within_a_second() {
         took.as_millis(),
         outage.as_millis()
     );
-    assert!(
-        outage < Duration::from_secs(1),
-        "clients must be served again within 1 s"
+    assert_within(
+        "link down: clients served again",
+        outage,
+        Duration::from_secs(1),
+        &d1.log(),
     );
     assert_eq!(d0.vrrp().unwrap().state, "fault");
 
     let up = Instant::now();
     exec_ok(lab.director_ns(0), &["ip", "link", "set", "eth0", "up"]).unwrap();
-    d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
-    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    d0.wait_vrrp("master", PATIENCE).unwrap();
+    d1.wait_vrrp("backup", PATIENCE).unwrap();
     println!(
         "link up: director 0 master again after {} ms",
         up.elapsed().as_millis()
@@ -327,7 +350,7 @@ fn a_partition_heals_to_exactly_one_master() {
         .unwrap();
     };
     flood("off");
-    d1.wait_vrrp("master", Duration::from_secs(3)).unwrap();
+    d1.wait_vrrp("master", PATIENCE).unwrap();
     assert_eq!(
         d0.vrrp().unwrap().state,
         "master",
@@ -337,14 +360,15 @@ fn a_partition_heals_to_exactly_one_master() {
 
     let healed = Instant::now();
     flood("on");
-    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    d1.wait_vrrp("backup", PATIENCE).unwrap();
     println!(
         "healed: director 1 backup after {} ms",
         healed.elapsed().as_millis()
     );
-    // And it stays that way: one master, the higher priority one.
+    // And it stays that way: one master, the higher priority one (watched
+    // for 800 ms, however slowly the polls run).
     let settled = Instant::now();
-    wait_until(Duration::from_secs(1), "a second of stable roles", || {
+    wait_until(PATIENCE, "800 ms of stable roles", || {
         let (s0, s1) = (d0.vrrp().unwrap().state, d1.vrrp().unwrap().state);
         assert_eq!((s0.as_str(), s1.as_str()), ("master", "backup"));
         settled.elapsed() > Duration::from_millis(800)
@@ -355,7 +379,7 @@ fn a_partition_heals_to_exactly_one_master() {
         lab.director_ns(1),
         SocketAddr::from(([127, 0, 0, 1], 9140)),
         "/metrics",
-        Duration::from_secs(2),
+        PATIENCE,
     )
     .unwrap()
     .text();
@@ -388,42 +412,36 @@ fn ipv6_directors_fail_over_on_a_graceful_stop() {
         )
     });
     let mut d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
-    d0.wait_vrrp("master", Duration::from_secs(8)).unwrap();
+    d0.wait_vrrp("master", PATIENCE).unwrap();
     let d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
-    d1.wait_vrrp("backup", Duration::from_secs(8)).unwrap();
+    d1.wait_vrrp("backup", PATIENCE).unwrap();
     let vip = SocketAddr::from((lb_lab::VIP_V6, 80));
     let get = |lab: &Lab| {
         http_get(lab.client_ns(0), vip, "/", Duration::from_millis(300))
             .is_ok_and(|r| r.status == 200)
     };
-    wait_until(Duration::from_secs(5), "served through director 0", || {
-        get(&lab)
-    })
-    .unwrap();
+    wait_until(PATIENCE, "served through director 0", || get(&lab)).unwrap();
     // Director 0 advertises from its link-local address.
-    wait_until(
-        Duration::from_secs(2),
-        "director 1 knows the master",
-        || {
-            let v1 = d1.vrrp().unwrap();
-            v1.master.as_deref().is_some_and(|m| m.starts_with("fe80:"))
-        },
-    )
+    wait_until(PATIENCE, "director 1 knows the master", || {
+        let v1 = d1.vrrp().unwrap();
+        v1.master.as_deref().is_some_and(|m| m.starts_with("fe80:"))
+    })
     .unwrap();
 
     let stopped = Instant::now();
     d0.stop().unwrap();
-    let took = d1.wait_vrrp("master", Duration::from_secs(2)).unwrap();
-    wait_until(Duration::from_secs(2), "served through director 1", || {
-        get(&lab)
-    })
-    .unwrap();
+    let took = d1.wait_vrrp("master", PATIENCE).unwrap();
+    wait_until(PATIENCE, "served through director 1", || get(&lab)).unwrap();
     println!(
-        "IPv6, graceful stop of the master: backup master after {} ms, clients served after {} ms",
+        "IPv6, graceful stop of the master: backup master after {} ms",
         took.as_millis(),
-        stopped.elapsed().as_millis()
     );
-    assert!(stopped.elapsed() < Duration::from_secs(1));
+    assert_within(
+        "IPv6, graceful stop of the master: clients served",
+        stopped.elapsed(),
+        Duration::from_secs(1),
+        &d1.log(),
+    );
 }
 
 /// Unicast peers between two lbd, and `preempt = false`: the director that
@@ -441,23 +459,19 @@ fn without_preemption_the_running_master_stays() {
         )
     });
     let mut d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
-    d1.wait_vrrp("master", Duration::from_secs(5)).unwrap();
+    d1.wait_vrrp("master", PATIENCE).unwrap();
     let d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
-    d0.wait_vrrp("backup", Duration::from_secs(5)).unwrap();
+    d0.wait_vrrp("backup", PATIENCE).unwrap();
     let since = Instant::now();
-    wait_until(
-        Duration::from_secs(3),
-        "a second and a half of stable roles",
-        || {
-            let (s0, s1) = (d0.vrrp().unwrap(), d1.vrrp().unwrap());
-            assert_eq!(
-                (s0.state.as_str(), s1.state.as_str()),
-                ("backup", "master"),
-                "{s0:?}"
-            );
-            since.elapsed() > Duration::from_millis(1500)
-        },
-    )
+    wait_until(PATIENCE, "a second and a half of stable roles", || {
+        let (s0, s1) = (d0.vrrp().unwrap(), d1.vrrp().unwrap());
+        assert_eq!(
+            (s0.state.as_str(), s1.state.as_str()),
+            ("backup", "master"),
+            "{s0:?}"
+        );
+        since.elapsed() > Duration::from_millis(1500)
+    })
     .unwrap();
     let v0 = d0.vrrp().unwrap();
     assert!(
@@ -467,7 +481,7 @@ fn without_preemption_the_running_master_stays() {
     assert_eq!(v0.peers, [lab.director_addr_v4(1).to_string()]);
 
     d1.stop().unwrap();
-    let took = d0.wait_vrrp("master", Duration::from_secs(2)).unwrap();
+    let took = d0.wait_vrrp("master", PATIENCE).unwrap();
     println!(
         "no preemption; master stopped: the other took over after {} ms",
         took.as_millis()
@@ -494,18 +508,22 @@ fn a_wrong_sync_key_is_refused_and_preemption_waits_its_limit() {
         )
     });
     let d1 = LabDaemon::start_with_config(&mut lab, 1, &t1).unwrap();
-    d1.wait_vrrp("master", Duration::from_secs(5)).unwrap();
+    d1.wait_vrrp("master", PATIENCE).unwrap();
+    // Measured from before director 0 starts, so the wait it must make
+    // (2 s from some moment after its start) is a strict lower bound.
+    let starting = Instant::now();
     let d0 = LabDaemon::start_with_config(&mut lab, 0, &t0).unwrap();
-    let took = d0.wait_vrrp("master", Duration::from_secs(6)).unwrap();
+    d0.wait_vrrp("master", PATIENCE).unwrap();
+    let took = starting.elapsed();
     println!(
-        "no table (wrong key): preempted after {} ms",
+        "no table (wrong key): preempted {} ms after the start",
         took.as_millis()
     );
     assert!(
-        took >= Duration::from_millis(1500),
+        took >= Duration::from_secs(2),
         "preempted without waiting: {took:?}"
     );
-    d1.wait_vrrp("backup", Duration::from_secs(2)).unwrap();
+    d1.wait_vrrp("backup", PATIENCE).unwrap();
     let sync = |d: &LabDaemon| d.vrrp().unwrap().sync.unwrap();
     let s1 = sync(&d1);
     assert!(s1.datagrams_rejected > 0, "{s1:?}");
@@ -538,20 +556,12 @@ fn runtime_vip_changes_follow_the_vrrp_state() {
     for d in [&d0, &d1] {
         d.lbctl_ok(&["service", "add", &service]).unwrap();
     }
-    wait_until(
-        Duration::from_secs(2),
-        "the master holds the new VIP",
-        || held(&lab, 0),
-    )
-    .unwrap();
+    wait_until(PATIENCE, "the master holds the new VIP", || held(&lab, 0)).unwrap();
     assert!(!held(&lab, 1), "the backup must not hold it");
     for d in [&d0, &d1] {
         d.lbctl_ok(&["service", "remove", &service]).unwrap();
     }
-    wait_until(Duration::from_secs(2), "the master releases it", || {
-        !held(&lab, 0)
-    })
-    .unwrap();
+    wait_until(PATIENCE, "the master releases it", || !held(&lab, 0)).unwrap();
     assert!(held_vip(&lab, 0), "the other VIP stays");
 }
 

@@ -11,12 +11,15 @@ use std::{
 use lb_lab::{
     Lab, VIP_V4,
     daemon::{LabDaemon, LabService},
+    goal::assert_within,
     http_get,
     keepalived::{Keepalived, KeepalivedConfig},
     wait_until,
 };
 
-const LIMIT: Duration = Duration::from_secs(5);
+/// How long a test waits for a state: a deadline, not a measurement
+/// (takeover times are printed and checked by `assert_within`).
+const LIMIT: Duration = Duration::from_secs(20);
 
 fn lab() -> Lab {
     Lab::builder()
@@ -47,12 +50,14 @@ fn start_lbd(lab: &mut Lab, director: usize, priority: u8, unicast_to: Option<us
     LabDaemon::start_with_config(lab, director, &text).expect("start lbd")
 }
 
+/// One request to the VIP is answered (a refusal comes at once; the
+/// timeout only bounds a lost one).
 fn served(lab: &Lab) -> bool {
     http_get(
         lab.client_ns(0),
         SocketAddr::from((VIP_V4, 80)),
         "/",
-        Duration::from_millis(300),
+        Duration::from_secs(5),
     )
     .is_ok_and(|r| r.status == 200)
 }
@@ -96,12 +101,13 @@ fn lbd_master_keepalived_backup(unicast: bool) {
 
     let stopped = Instant::now();
     lbd.stop().unwrap();
-    let took = ka.wait_state("MASTER", LIMIT).unwrap();
-    println!(
-        "lbd stopped (priority 0): keepalived master after {} ms",
-        (stopped.elapsed().min(took)).as_millis()
+    ka.wait_state("MASTER", LIMIT).unwrap();
+    assert_within(
+        "lbd stopped (priority 0): keepalived master",
+        stopped.elapsed(),
+        Duration::from_secs(1),
+        &ka.log(),
     );
-    assert!(took < Duration::from_secs(1), "{}", ka.log());
     assert!(ka.holds_vip(&lab, IpAddr::V4(VIP_V4)).unwrap());
     assert!(!holds_vip(&lbd), "a stopped lbd releases the VIP");
 
@@ -170,11 +176,15 @@ fn keepalived_master_with_lbd_backup() {
     let took = lbd.wait_vrrp("master", LIMIT).unwrap();
     wait_until(LIMIT, "clients are served through lbd", || served(&lab)).unwrap();
     println!(
-        "keepalived killed: lbd master after {} ms, clients served after {} ms",
-        took.as_millis(),
+        "keepalived killed: clients served after {} ms",
         killed.elapsed().as_millis()
     );
-    assert!(took < Duration::from_secs(1), "{}", lbd.log());
+    assert_within(
+        "keepalived killed: lbd master",
+        took,
+        Duration::from_secs(1),
+        &lbd.log(),
+    );
 
     // keepalived, started again, preempts lbd (keepalived starts as
     // backup, hears a lower priority and takes over).
@@ -224,11 +234,12 @@ fn keepalived_master_with_lbd_backup_ipv6() {
 
     ka.kill().unwrap();
     let took = lbd.wait_vrrp("master", LIMIT).unwrap();
-    println!(
-        "IPv6: keepalived killed, lbd master after {} ms",
-        took.as_millis()
+    assert_within(
+        "IPv6: keepalived killed, lbd master",
+        took,
+        Duration::from_secs(1),
+        &lbd.log(),
     );
-    assert!(took < Duration::from_secs(1));
     // A keepalived with a lower priority accepts lbd's IPv6
     // advertisements: it stays backup.
     cfg.priority = 50;

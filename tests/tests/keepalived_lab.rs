@@ -85,8 +85,17 @@ fn keepalived_pair_fails_over_and_preempts_back() {
         master_down_interval(100, INTERVAL_CS)
     );
     assert_eq!(high.state().as_deref(), Some("STOP"));
+    // The priority-0 advert caused the takeover (keepalived says so), so it
+    // did not wait out the master-down timer; the time is printed above and
+    // only bounded widely here (a busy machine delays our view of it).
     assert!(
-        takeover < master_down_interval(100, INTERVAL_CS),
+        low.log()
+            .contains("Backup received priority 0 advertisement"),
+        "d1 took over without hearing priority 0:\n{}",
+        low.log()
+    );
+    assert!(
+        takeover < lb_lab::goal::bound(master_down_interval(100, INTERVAL_CS)),
         "a priority-0 advert should beat the master-down timer: {takeover:?}"
     );
     wait_until(TIMEOUT, "d1 to hold the VIP", || holds(&low, &lab)).unwrap();
