@@ -1,12 +1,14 @@
 //! The load balancer's userspace library: loading and programming the XDP
 //! data path, scheduling tables, connection-table ageing, the config file,
-//! rtnetlink (neighbours, addresses) and the daemon behind `lbd`/`lbctl`.
+//! rtnetlink (neighbours, addresses) and the daemon behind `lbd`/`lbctl`
+//! ([`daemon::run`]: the binaries only parse arguments and set up logging).
 
 pub mod admin;
 pub mod ageing;
 pub mod balancer;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod health;
 pub mod metrics;

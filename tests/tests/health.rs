@@ -319,7 +319,7 @@ fn a_real_failing_one_probe_in_three_does_not_flap() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())
     };
-    let seen = lb_lab::wait_for(Duration::from_secs(120), "20 failed probes", || {
+    let seen = lb_lab::wait_for(Duration::from_mins(2), "20 failed probes", || {
         let state = lbd.real(&service_name(), &real(&lab, 0))?.state;
         anyhow::ensure!(state == "up", "the real flapped: {state}");
         let n = failures()?;

@@ -67,6 +67,18 @@ pub enum Request {
     Vrrp,
 }
 
+impl Request {
+    /// Whether it changes the running state (the daemon logs these); the
+    /// others only read.
+    #[must_use]
+    pub fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            Self::Status | Self::Flows { .. } | Self::Trace { .. } | Self::Health | Self::Vrrp
+        )
+    }
+}
+
 /// The reply: `{"ok": true, "data": …}` or `{"ok": false, "error": "…"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response {

@@ -1,146 +1,120 @@
-//! `lbctl` requests turned into edits of the configuration.
+//! `lbctl` changes as edits of the configuration: one method per change,
+//! called by the daemon's dispatch (`daemon::controller_loop`).
 
 use std::net::{IpAddr, SocketAddr};
 
 use super::{ControlError, Controller};
 use crate::{
-    admin::{ChangeResult, Request, Response, parse_real, parse_service},
+    admin::{ChangeResult, parse_real, parse_service},
     balancer::model::{Scheduler, ServiceAddr},
     config::{ConfigDiff, RealConfig, ServiceConfig, parse_mac},
     sched::maglev,
 };
 
 impl Controller {
-    /// Serves one admin request.
-    pub fn handle(&mut self, request: Request) -> Response {
-        let result = match request {
-            Request::Status => self.status().map(Response::success),
-            Request::Flows {
-                service,
-                real,
-                limit,
-            } => self
-                .flows(service.as_deref(), real.as_deref(), limit)
-                .map(Response::success),
-            Request::Trace {
-                protocol,
-                client,
-                service,
-            } => self
-                .trace(&protocol, &client, &service)
-                .map(Response::success),
-            Request::Health => Err(ControlError::Argument(
-                "health states are kept by the checker, not the controller".into(),
-            )),
-            Request::Reload => self.reload().map(|diff| {
-                Response::success(ChangeResult {
-                    summary: describe(&diff),
-                    active_connections: None,
-                })
-            }),
-            change => self.handle_change(change).map(Response::success),
+    /// `lbctl reload`: the file read again, the difference applied.
+    pub fn reload_request(&mut self) -> Result<ChangeResult, ControlError> {
+        let diff = self.reload()?;
+        Ok(done(describe(&diff), None))
+    }
+
+    /// `lbctl service add`: a service without reals.
+    pub fn add_service(
+        &mut self,
+        service: &str,
+        scheduler: Option<&str>,
+        table_size: Option<u32>,
+    ) -> Result<ChangeResult, ControlError> {
+        let addr = parse_service(service).map_err(ControlError::Argument)?;
+        let scheduler = match scheduler {
+            Some(name) => name
+                .parse::<Scheduler>()
+                .map_err(|e| ControlError::Argument(e.to_string()))?,
+            None => Scheduler::WeightedLeastConnection,
         };
-        result.unwrap_or_else(Response::failure)
+        let config = ServiceConfig {
+            addr,
+            scheduler,
+            table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
+            ..ServiceConfig::new(addr)
+        };
+        self.change(|doc| doc.add_service(&config).map_err(|e| e.to_string()))?;
+        Ok(done(format!("added service {addr} ({scheduler})"), None))
     }
 
-    fn handle_change(&mut self, request: Request) -> Result<ChangeResult, ControlError> {
-        match request {
-            Request::AddService {
-                service,
-                scheduler,
-                table_size,
-            } => {
-                let addr = parse_service(&service).map_err(ControlError::Argument)?;
-                let scheduler = match scheduler {
-                    Some(name) => name
-                        .parse::<Scheduler>()
-                        .map_err(|e| ControlError::Argument(e.to_string()))?,
-                    None => Scheduler::WeightedLeastConnection,
-                };
-                let config = ServiceConfig {
-                    addr,
-                    scheduler,
-                    table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
-                    ..ServiceConfig::new(addr)
-                };
-                self.change(|doc| doc.add_service(&config).map_err(|e| e.to_string()))?;
-                Ok(done(format!("added service {addr} ({scheduler})"), None))
-            }
-            Request::RemoveService { service } => {
-                let addr = parse_service(&service).map_err(ControlError::Argument)?;
-                self.change(|doc| doc.remove_service(&addr).map_err(|e| e.to_string()))?;
-                Ok(done(format!("removed service {addr}"), None))
-            }
-            Request::AddReal {
-                service,
-                real,
-                weight,
-                backup,
-                mac,
-            } => self.add_real(&service, &real, weight, backup, mac),
-            Request::RemoveReal { service, real } => {
-                let (addr, ip, port) = Self::real_arg(&service, &real)?;
-                self.change(|doc| doc.remove_real(&addr, ip, port).map_err(|e| e.to_string()))?;
-                let active = self.active_on(&addr, ip, port);
-                Ok(done(
-                    format!(
-                        "removed real {} from {addr}; its {active} established flows continue",
-                        std::net::SocketAddr::new(ip, port)
-                    ),
-                    Some(active),
-                ))
-            }
-            Request::SetWeight {
-                service,
-                real,
-                weight,
-            } => {
-                let (addr, ip, port) = Self::real_arg(&service, &real)?;
-                self.change(|doc| {
-                    doc.set_weight(&addr, ip, port, weight)
-                        .map_err(|e| e.to_string())
-                })?;
-                // A new weight ends a drain: the operator wants it serving.
-                self.drains.remove(&(addr, SocketAddr::new(ip, port)));
-                Ok(done(
-                    format!(
-                        "weight of {} in {addr} set to {weight}",
-                        std::net::SocketAddr::new(ip, port)
-                    ),
-                    None,
-                ))
-            }
-            Request::Drain { service, real } => {
-                let (addr, ip, port) = Self::real_arg(&service, &real)?;
-                self.change(|doc| {
-                    doc.set_weight(&addr, ip, port, 0)
-                        .map_err(|e| e.to_string())
-                })?;
-                let active = self.active_on(&addr, ip, port);
-                let timeout = self
-                    .config
-                    .service(&addr)
-                    .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
-                let real = SocketAddr::new(ip, port);
-                let name = real.to_string();
-                self.drains
-                    .insert((addr, real), std::time::Instant::now() + timeout);
-                Ok(done(
-                    format!(
-                        "draining {name} in {addr}: no new connections, {active} established \
-                         flows left; removed when they end or in {}",
-                        crate::config::format_duration(timeout)
-                    ),
-                    Some(active),
-                ))
-            }
-            other => Err(ControlError::Argument(format!(
-                "request {other:?} is not a change"
-            ))),
-        }
+    /// `lbctl service remove`: its flows finish on their reals.
+    pub fn remove_service(&mut self, service: &str) -> Result<ChangeResult, ControlError> {
+        let addr = parse_service(service).map_err(ControlError::Argument)?;
+        self.change(|doc| doc.remove_service(&addr).map_err(|e| e.to_string()))?;
+        Ok(done(format!("removed service {addr}"), None))
     }
 
-    fn add_real(
+    /// `lbctl real remove`: its established flows continue.
+    pub fn remove_real(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
+        let (addr, ip, port) = Self::real_arg(service, real)?;
+        self.change(|doc| doc.remove_real(&addr, ip, port).map_err(|e| e.to_string()))?;
+        let active = self.active_on(&addr, ip, port);
+        Ok(done(
+            format!(
+                "removed real {} from {addr}; its {active} established flows continue",
+                SocketAddr::new(ip, port)
+            ),
+            Some(active),
+        ))
+    }
+
+    /// `lbctl real weight`; a new weight ends a drain.
+    pub fn set_weight(
+        &mut self,
+        service: &str,
+        real: &str,
+        weight: u32,
+    ) -> Result<ChangeResult, ControlError> {
+        let (addr, ip, port) = Self::real_arg(service, real)?;
+        self.change(|doc| {
+            doc.set_weight(&addr, ip, port, weight)
+                .map_err(|e| e.to_string())
+        })?;
+        // A new weight ends a drain: the operator wants it serving.
+        self.drains.remove(&(addr, SocketAddr::new(ip, port)));
+        Ok(done(
+            format!(
+                "weight of {} in {addr} set to {weight}",
+                SocketAddr::new(ip, port)
+            ),
+            None,
+        ))
+    }
+
+    /// `lbctl real drain`: weight 0, removed once its flows end (or at the
+    /// service's `drain_timeout`).
+    pub fn drain(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
+        let (addr, ip, port) = Self::real_arg(service, real)?;
+        self.change(|doc| {
+            doc.set_weight(&addr, ip, port, 0)
+                .map_err(|e| e.to_string())
+        })?;
+        let active = self.active_on(&addr, ip, port);
+        let timeout = self
+            .config
+            .service(&addr)
+            .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
+        let real = SocketAddr::new(ip, port);
+        let name = real.to_string();
+        self.drains
+            .insert((addr, real), std::time::Instant::now() + timeout);
+        Ok(done(
+            format!(
+                "draining {name} in {addr}: no new connections, {active} established \
+                 flows left; removed when they end or in {}",
+                crate::config::format_duration(timeout)
+            ),
+            Some(active),
+        ))
+    }
+
+    /// `lbctl real add`: in rotation as soon as its MAC is known.
+    pub fn add_real(
         &mut self,
         service: &str,
         real: &str,

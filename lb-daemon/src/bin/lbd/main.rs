@@ -1,25 +1,17 @@
 //! `lbd`: the load-balancer daemon.
 //!
-//! `lbd --config FILE` loads (or adopts) the pinned XDP data path, programs
-//! it from the config, keeps real MACs in step with the neighbour table,
-//! ages the connection table and serves the admin socket for `lbctl`.
-//! `lbd check-config FILE` validates a config; `lbd teardown --config FILE`
+//! `lbd --config FILE` runs [`lb_daemon::daemon::run`] (which loads or
+//! adopts the pinned XDP data path, programs it, and serves `lbctl` and
+//! `/metrics`) with SIGHUP as reload and SIGTERM/SIGINT as stop. `lbd
+//! check-config FILE` validates a config; `lbd teardown --config FILE`
 //! removes the data path and the VIP addresses.
-
-mod daemon;
-mod failover;
-mod flow_sync;
-mod metrics_http;
-mod neighbours;
-mod poll;
-mod server;
-mod teardown;
-mod vips;
 
 use std::{path::PathBuf, process::ExitCode};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use lb_daemon::config::{self, SystemEnvironment};
+use lb_daemon::daemon::{self, Trigger};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -53,17 +45,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => daemon::run(&cli.config),
+        Command::Run => run(&cli.config),
         Command::CheckConfig { file } => {
             let file = file.unwrap_or(cli.config);
-            return match config::load(&file, &SystemEnvironment) {
-                Ok((cfg, _)) => {
-                    println!(
-                        "{}: ok ({} services, {} reals)",
-                        file.display(),
-                        cfg.services.len(),
-                        cfg.services.iter().map(|s| s.reals.len()).sum::<usize>()
-                    );
+            return match daemon::check_config(&file) {
+                Ok(summary) => {
+                    println!("{summary}");
                     ExitCode::SUCCESS
                 }
                 Err(errors) => {
@@ -72,7 +59,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Teardown => teardown::run(&cli.config),
+        Command::Teardown => daemon::teardown::run(&cli.config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,6 +69,54 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The daemon, with signal handlers installed before anything else: a
+/// SIGHUP or SIGTERM during startup is queued, not fatal.
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let (trigger, shutdown) = daemon::shutdown_channel();
+    forward_signals(trigger)?;
+    daemon::run(daemon::load(path)?, shutdown)
+}
+
+/// SIGHUP reloads, SIGTERM and SIGINT stop: on a thread of their own.
+fn forward_signals(trigger: Trigger) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut hangup, mut terminate, mut interrupt) = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::hangup()).context("SIGHUP handler")?,
+            signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        )
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                loop {
+                    tokio::select! {
+                        _ = hangup.recv() => trigger.reload(),
+                        _ = terminate.recv() => break,
+                        _ = interrupt.recv() => break,
+                    }
+                }
+                tracing::info!("stopping on signal");
+                trigger.stop();
+                // Further signals keep being caught (not fatal) while lbd
+                // stops in order.
+                loop {
+                    tokio::select! {
+                        _ = hangup.recv() => {}
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
+                }
+            });
+        })?;
+    Ok(())
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info`.

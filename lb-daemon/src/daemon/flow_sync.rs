@@ -27,9 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
-use lb_common::{FlowKey, FlowValue};
-use lb_daemon::{
+use crate::{
     admin::SyncStatus,
     balancer::monotonic_now_ns,
     config::SyncConfig,
@@ -41,8 +39,10 @@ use lb_daemon::{
         wire::{FlowRecord, WireError, unix_ms_now},
     },
 };
+use anyhow::Context;
+use lb_common::{FlowKey, FlowValue};
 
-use crate::failover::{SyncFlags, TableNotifier};
+use crate::daemon::failover::{SyncFlags, TableNotifier};
 
 /// Receive buffer: larger than any valid datagram, so a cut one is seen.
 const RECV_BUFFER: usize = 2048;
@@ -59,10 +59,18 @@ const PACE_DATAGRAMS: usize = 64;
 /// Rejected datagrams are logged at most this often.
 const REJECT_LOG_GAP: Duration = Duration::from_secs(10);
 
+/// What the sync thread is asked to do.
+enum SyncCommand {
+    /// Send the flows new since the last round now, then answer.
+    Flush(mpsc::Sender<()>),
+    Stop,
+}
+
 /// The controller's handle on the sync thread.
 pub struct SyncHandle {
-    commands: mpsc::Sender<mpsc::Sender<()>>,
+    commands: mpsc::Sender<SyncCommand>,
     wake: UnixDatagram,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl SyncHandle {
@@ -71,14 +79,24 @@ impl SyncHandle {
     /// before it takes over).
     pub fn flush(&self, limit: Duration) {
         let (done, wait) = mpsc::channel();
-        if self.commands.send(done).is_ok() {
+        if self.commands.send(SyncCommand::Flush(done)).is_ok() {
             let _ = self.wake.send(&[1]);
             let _ = wait.recv_timeout(limit);
         }
     }
 }
 
-/// Starts the sync thread; it runs until lbd exits.
+impl SyncHandle {
+    /// Ends the sync thread (after a [`SyncHandle::flush`], if wanted).
+    pub fn stop(self) {
+        if self.commands.send(SyncCommand::Stop).is_ok() {
+            let _ = self.wake.send(&[1]);
+            let _ = self.thread.join();
+        }
+    }
+}
+
+/// Starts the sync thread; it runs until [`SyncHandle::stop`].
 pub fn start(
     cfg: &SyncConfig,
     pins: &PinDir,
@@ -123,10 +141,14 @@ pub fn start(
         rejected_unlogged: 0,
         last_reject_log: None,
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sync".into())
         .spawn(move || sync.run(&inbox, &wake_rx))?;
-    Ok(SyncHandle { commands, wake })
+    Ok(SyncHandle {
+        commands,
+        wake,
+        thread,
+    })
 }
 
 /// A dump this backup asked for.
@@ -182,21 +204,26 @@ struct FlowSync {
 }
 
 impl FlowSync {
-    fn run(&mut self, inbox: &mpsc::Receiver<mpsc::Sender<()>>, wake: &UnixDatagram) {
+    fn run(&mut self, inbox: &mpsc::Receiver<SyncCommand>, wake: &UnixDatagram) {
         let mut next_round = Instant::now();
         let mut next_full = Instant::now() + FULL_RESYNC;
         let mut was_master = false;
         loop {
-            crate::poll::wait_readable(
+            crate::daemon::poll::wait_readable(
                 &[self.socket.as_raw_fd(), wake.as_raw_fd()],
                 next_round.saturating_duration_since(Instant::now()),
             );
             while wake.recv(&mut [0; 16]).is_ok() {}
-            while let Ok(done) = inbox.try_recv() {
-                if self.flags.is_master.load(Ordering::Relaxed) {
-                    self.send_changes();
+            while let Ok(command) = inbox.try_recv() {
+                match command {
+                    SyncCommand::Flush(done) => {
+                        if self.flags.is_master.load(Ordering::Relaxed) {
+                            self.send_changes();
+                        }
+                        let _ = done.send(());
+                    }
+                    SyncCommand::Stop => return,
                 }
-                let _ = done.send(());
             }
             self.receive();
             let now = Instant::now();

@@ -1,18 +1,18 @@
-//! The admin socket and the signals, on a small tokio runtime. Requests are
-//! handed to the controller thread one by one, which serializes them.
+//! The admin socket, on a small tokio runtime, and the owner's reload and
+//! stop requests ([`super::Trigger`]). Requests are handed to the controller
+//! thread one by one, which serializes them.
 
 use std::{os::unix::fs::PermissionsExt, path::Path, sync::mpsc, time::Duration};
 
 use anyhow::{Context, bail};
-use lb_daemon::admin::{Request, Response};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
-    signal::unix::{Signal, SignalKind, signal},
     sync::oneshot,
 };
 
-use crate::daemon::Event;
+use super::{Event, Shutdown, Signal};
+use crate::admin::{Request, Response};
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -29,18 +29,13 @@ pub fn refuse_if_running(socket: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bound admin socket and the signal handlers, set up before lbd
-/// programs anything: a SIGHUP or SIGTERM during startup is then queued, not
-/// fatal, and a socket that cannot be bound stops lbd at once.
+/// The bound admin socket, bound before lbd programs anything: a socket
+/// that cannot be bound stops lbd at once.
 pub struct AdminServer {
     listener: UnixListener,
-    hangup: Signal,
-    terminate: Signal,
-    interrupt: Signal,
 }
 
-/// Binds `socket` (mode 0600) and installs the signal handlers. Must run
-/// inside the tokio runtime's context.
+/// Binds `socket` (mode 0600). Must run inside the tokio runtime's context.
 pub fn bind(socket: &Path) -> anyhow::Result<AdminServer> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -51,22 +46,13 @@ pub fn bind(socket: &Path) -> anyhow::Result<AdminServer> {
     let listener =
         UnixListener::bind(socket).with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-    Ok(AdminServer {
-        listener,
-        hangup: signal(SignalKind::hangup())?,
-        terminate: signal(SignalKind::terminate())?,
-        interrupt: signal(SignalKind::interrupt())?,
-    })
+    Ok(AdminServer { listener })
 }
 
-/// Serves admin connections and signals until SIGTERM/SIGINT.
-pub async fn serve(server: AdminServer, events: mpsc::Sender<Event>) {
-    let AdminServer {
-        listener,
-        mut hangup,
-        mut terminate,
-        mut interrupt,
-    } = server;
+/// Serves admin connections and the owner's requests until it asks to stop
+/// (or drops every trigger); then tells the controller to stop.
+pub async fn serve(server: AdminServer, mut shutdown: Shutdown, events: mpsc::Sender<Event>) {
+    let AdminServer { listener } = server;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -80,15 +66,16 @@ pub async fn serve(server: AdminServer, events: mpsc::Sender<Event>) {
                 }
                 Err(e) => tracing::warn!(error = %e, "accepting an admin connection"),
             },
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the config");
-                let _ = events.send(Event::Reload);
-            }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            signal = shutdown.0.recv() => match signal {
+                Some(Signal::Reload) => {
+                    tracing::info!("reloading the config (SIGHUP)");
+                    let _ = events.send(Event::Reload);
+                }
+                Some(Signal::Stop) | None => break,
+            },
         }
     }
-    tracing::info!("stopping on signal");
+    tracing::info!("stopping: no more admin requests");
     let _ = events.send(Event::Shutdown);
 }
 

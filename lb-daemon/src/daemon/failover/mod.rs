@@ -26,16 +26,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
-use lb_daemon::{
+use crate::{
     admin::{SyncStatus, VrrpStatus},
     config::{VrrpConfig, VrrpFamily},
     metrics::Metrics,
     netlink::Netlink,
     vrrp::{Router, State, announce::Announcer, socket::VrrpSocket, state},
 };
+use anyhow::{Context, bail};
 
-use crate::vips;
+use crate::daemon::vips;
 
 mod thread;
 
@@ -106,7 +106,7 @@ pub struct Failover {
     status: Arc<Mutex<Shared>>,
     sync_status: Option<Arc<Mutex<SyncStatus>>>,
     /// The sync thread, flushed before a graceful stop.
-    sync: Option<crate::flow_sync::SyncHandle>,
+    sync: Option<crate::daemon::flow_sync::SyncHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -199,7 +199,7 @@ impl Failover {
     }
 
     /// The sync thread, to flush before a graceful stop.
-    pub fn set_sync(&mut self, sync: crate::flow_sync::SyncHandle) {
+    pub fn set_sync(&mut self, sync: crate::daemon::flow_sync::SyncHandle) {
         self.sync = Some(sync);
     }
 
@@ -230,17 +230,35 @@ impl Failover {
     }
 }
 
-impl Drop for Failover {
+impl Failover {
     /// A graceful stop: the flows of the last moments go to the peer, then
-    /// priority 0 makes it take over after its skew time.
-    fn drop(&mut self) {
+    /// priority 0 makes it take over after its skew time; the VIPs are
+    /// released and the VRRP and sync threads end.
+    pub fn stop(mut self) {
+        self.stop_threads();
+    }
+
+    fn stop_threads(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
         if let Some(sync) = &self.sync {
             sync.flush(Duration::from_millis(500));
         }
         self.send(Command::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let _ = thread.join();
+        if let Some(sync) = self.sync.take() {
+            sync.stop();
         }
+    }
+}
+
+impl Drop for Failover {
+    /// Only on an error path (startup failed after the VRRP thread began):
+    /// [`Failover::stop`] is the documented way, called in the daemon's
+    /// shutdown order.
+    fn drop(&mut self) {
+        self.stop_threads();
     }
 }
 
@@ -269,8 +287,8 @@ const TENTATIVE_WAIT: Duration = Duration::from_secs(5);
 fn peers(cfg: &VrrpConfig) -> Vec<String> {
     if cfg.unicast_peers.is_empty() {
         let group = match cfg.family {
-            VrrpFamily::Ipv4 => IpAddr::from(lb_daemon::vrrp::packet::VRRP_MCAST_V4),
-            VrrpFamily::Ipv6 => IpAddr::from(lb_daemon::vrrp::packet::VRRP_MCAST_V6),
+            VrrpFamily::Ipv4 => IpAddr::from(crate::vrrp::packet::VRRP_MCAST_V4),
+            VrrpFamily::Ipv6 => IpAddr::from(crate::vrrp::packet::VRRP_MCAST_V6),
         };
         vec![format!("{group} (multicast)")]
     } else {

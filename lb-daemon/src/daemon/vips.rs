@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use lb_daemon::netlink::Netlink;
+use crate::netlink::Netlink;
 
 /// Host prefix of an address.
 pub fn host_prefix(ip: IpAddr) -> u8 {

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use lb_daemon::{
+use crate::{
     admin::{Transition, VrrpStatus, unix_seconds},
     config::VrrpConfig,
     metrics::Metrics,
@@ -22,7 +22,7 @@ use lb_daemon::{
 };
 
 use super::{Command, Interface, Shared, SyncFlags};
-use crate::vips;
+use crate::daemon::vips;
 
 /// How often the link state is read.
 const LINK_CHECK: Duration = Duration::from_millis(100);
@@ -99,7 +99,7 @@ impl Vrrp {
             {
                 deadline = deadline.min(t);
             }
-            crate::poll::wait_readable(
+            crate::daemon::poll::wait_readable(
                 &[self.p.socket.as_raw_fd(), wake.as_raw_fd()],
                 deadline.saturating_duration_since(now),
             );

@@ -73,7 +73,7 @@ async fn serve_one(mut stream: TcpStream, events: mpsc::Sender<Event>) -> anyhow
                 )
             } else {
                 match answer.await {
-                    Ok(text) => ("200 OK", lb_daemon::metrics::CONTENT_TYPE, text),
+                    Ok(text) => ("200 OK", crate::metrics::CONTENT_TYPE, text),
                     Err(_) => (
                         "503 Service Unavailable",
                         "text/plain",

@@ -2,18 +2,18 @@
 
 use std::{collections::BTreeSet, net::IpAddr, path::Path};
 
-use anyhow::{Context, anyhow};
-use lb_daemon::{
+use crate::{
     config::{self, SystemEnvironment},
     dataplane::PinDir,
     netlink::Netlink,
 };
+use anyhow::{Context, anyhow};
 
-use crate::vips;
+use crate::daemon::vips;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let (config, _) = config::load(path, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
-    crate::server::refuse_if_running(&config.daemon.admin_socket)?;
+    crate::daemon::admin_server::refuse_if_running(&config.daemon.admin_socket)?;
     let pins = PinDir::new(&config.daemon.pin_path);
     let detached = pins
         .remove_all()

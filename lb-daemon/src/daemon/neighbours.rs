@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lb_daemon::netlink::{MacTracker, Netlink};
+use crate::netlink::{MacTracker, Netlink};
 
 use crate::daemon::{Event, Wanted};
 

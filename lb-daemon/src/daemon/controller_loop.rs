@@ -1,0 +1,347 @@
+//! The controller loop: one thread owns the [`Controller`] and serves
+//! events one at a time (every admin request is answered here, in
+//! [`dispatch`]), and between them ages the connection table, steps slow
+//! starts and finishes drains.
+
+use std::{
+    sync::{Arc, mpsc},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    admin::{RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds},
+    config,
+    control::{ControlError, Controller},
+    health::{
+        scheduler::{Checker, HealthEvent},
+        state::Health,
+    },
+    metrics::Metrics,
+    netlink::Netlink,
+};
+
+use super::{Event, Wanted, startup::Vips, vips};
+
+/// How often reals in slow start get their next, larger weight, and
+/// drained reals are checked for removal.
+const RAMP_STEP: Duration = Duration::from_secs(1);
+
+/// What the controller loop drives outside the controller: VIP addresses,
+/// the neighbour thread's wanted set, the health checker, the metrics.
+pub(super) struct Host {
+    pub(super) netlink: Netlink,
+    pub(super) vip_iface: u32,
+    pub(super) vips: Vips,
+    pub(super) wanted: Wanted,
+    /// Wakes the neighbour thread; dropping it ends that thread.
+    pub(super) waker: mpsc::Sender<()>,
+    pub(super) checker: Checker,
+    pub(super) metrics: Arc<Metrics>,
+    /// The controller's config generation this was last synced with.
+    pub(super) generation: u64,
+}
+
+impl Host {
+    /// What `lbctl vrrp` shows (disabled without `[vrrp]`).
+    fn vrrp_status(&self) -> VrrpStatus {
+        match &self.vips {
+            Vips::Vrrp(failover) => failover.status(),
+            Vips::Direct(_) => VrrpStatus::default(),
+        }
+    }
+
+    /// Brings VIPs, neighbour targets, health targets and metric series in
+    /// line with the controller's config, when that changed.
+    fn sync(&mut self, controller: &mut Controller) {
+        if controller.generation() == self.generation {
+            return;
+        }
+        self.generation = controller.generation();
+        controller.forget_unused_macs();
+        controller.forget_unused_health();
+        let now_wanted = controller.reals_to_resolve();
+        let mut current = self.wanted.lock().expect("wanted lock");
+        if *current != now_wanted {
+            *current = now_wanted;
+            // New reals: resolve them now, not at the next refresh.
+            let _ = self.waker.send(());
+        }
+        drop(current);
+        let vips = controller.vips();
+        match &mut self.vips {
+            Vips::Direct(held) => {
+                if vips != *held {
+                    *held = vips::sync(&mut self.netlink, self.vip_iface, held, &vips);
+                }
+            }
+            Vips::Vrrp(failover) => failover.set_vips(vips),
+        }
+        let keep = controller
+            .config()
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().map(move |r| (s.addr.to_string(), r.name())))
+            .collect();
+        self.metrics.retain_reals(&keep);
+        self.checker.set_damping(controller.damping());
+        self.checker.set_targets(controller.health_targets());
+    }
+}
+
+/// Serves events one at a time until shutdown; between them ages the
+/// connection table, steps slow starts and finishes drains.
+pub(super) fn controller_loop(
+    controller: &mut Controller,
+    inbox: &mpsc::Receiver<Event>,
+    host: &mut Host,
+) {
+    let mut next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+    let mut next_ramp = Instant::now() + RAMP_STEP;
+    loop {
+        let timeout = next_ageing
+            .min(next_ramp)
+            .saturating_duration_since(Instant::now());
+        match inbox.recv_timeout(timeout) {
+            Ok(event) => {
+                if !handle(controller, host, event) {
+                    return;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if Instant::now() >= next_ramp {
+                    step(controller);
+                    next_ramp = Instant::now() + RAMP_STEP;
+                }
+                if Instant::now() >= next_ageing {
+                    age(controller);
+                    next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        host.sync(controller);
+    }
+}
+
+/// Once a second: the next slow-start weights, and drained reals whose
+/// flows have ended are removed.
+fn step(controller: &mut Controller) {
+    if let Err(e) = controller.ramp() {
+        tracing::error!(error = %e, "slow start step");
+    }
+    for (service, real, active) in controller.finish_drains() {
+        tracing::info!(%service, %real, flows_left = active, "drained real removed");
+    }
+}
+
+/// What `lbctl health` shows.
+fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
+    let mut states = checker.states();
+    states.sort_by(|a, b| (&a.key.service, &a.key.real).cmp(&(&b.key.service, &b.key.real)));
+    states
+        .into_iter()
+        .map(|s| RealHealthStatus {
+            service: s.key.service,
+            real: s.key.real,
+            health: s.health.label().into(),
+            checks: s.checks.label().into(),
+            streak: s.streak,
+            held_for_seconds: s.held_for.map(|d| d.as_secs_f64()),
+            damping_penalty: s.penalty,
+            last_probe: s.last.map(|p| match p.result {
+                Ok(took) => format!("ok ({:.1} ms)", took.as_secs_f64() * 1e3),
+                Err(failure) => failure.to_string(),
+            }),
+            history: s
+                .history
+                .into_iter()
+                .map(|h| Transition {
+                    at: unix_seconds(h.at),
+                    to: h.transition.to.label().into(),
+                    reason: h.reason,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn log_reload(result: Result<config::ConfigDiff, ControlError>) {
+    match result {
+        Ok(diff) => tracing::info!(
+            added = diff.added.len(),
+            removed = diff.removed.len(),
+            changed = diff.changed.len(),
+            unchanged = diff.unchanged,
+            "config reloaded (SIGHUP)"
+        ),
+        Err(e) => tracing::error!(
+            "config reload (SIGHUP) refused; still running the previous config: {e}"
+        ),
+    }
+}
+
+/// A probe's duration and failure, and a transition, as metrics.
+pub(super) fn observe_health(metrics: &Metrics, event: &HealthEvent) {
+    let (service, real) = (&event.key.service, &event.key.real);
+    // Events without a probe (a check set to `none`) carry no duration.
+    if !event.took.is_zero() {
+        let failure = event.result.as_ref().err().map(|f| f.reason.label());
+        metrics.observe_probe(service, real, event.took, failure);
+    }
+    if let Some(t) = event.transition {
+        metrics.observe_transition(service, real, t.to.label());
+    }
+}
+
+pub(super) fn unix_now() -> f64 {
+    unix_seconds(std::time::SystemTime::now())
+}
+
+fn age(controller: &mut Controller) {
+    match controller.age() {
+        Ok(report) if report.expired > 0 || report.released_reals > 0 => {
+            tracing::info!(
+                flows = report.flows_seen,
+                expired = report.expired,
+                released_reals = report.released_reals,
+                "aged the connection table"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "ageing the connection table"),
+    }
+}
+
+/// One event; false on shutdown.
+fn handle(controller: &mut Controller, host: &Host, event: Event) -> bool {
+    match event {
+        Event::Shutdown => return false,
+        Event::Admin(request, reply) => {
+            let _ = reply.send(answer(controller, host, request));
+        }
+        Event::AgeNow => age(controller),
+        Event::Reload => {
+            let result = controller.reload();
+            host.metrics.observe_reload(result.is_ok(), unix_now());
+            log_reload(result);
+        }
+        Event::Scrape(reply) => {
+            let text = match controller.snapshot() {
+                Ok(snapshot) => host.metrics.render(&snapshot),
+                Err(e) => format!("# lbd could not read its maps: {e}\n"),
+            };
+            let _ = reply.send(text);
+        }
+        Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
+            Ok(services) if !services.is_empty() => match mac {
+                Some(mac) => tracing::info!(
+                    real = %ip,
+                    mac = %config::format_mac(mac),
+                    services = services.len(),
+                    "real's MAC resolved: in rotation"
+                ),
+                None => tracing::warn!(
+                    real = %ip,
+                    "real's MAC is no longer resolvable: no new connections until it is \
+                     (established flows continue)"
+                ),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::error!(real = %ip, error = %e, "updating a real's MAC"),
+        },
+        Event::Health(event) => {
+            let changed = controller.on_health(&event);
+            if let Some(t) = event.transition {
+                let reason = event.reason.as_deref().unwrap_or("");
+                if t.to == Health::Down {
+                    tracing::warn!(
+                        service = %event.key.service,
+                        real = %event.key.real,
+                        reason,
+                        "real DOWN: out of rotation"
+                    );
+                } else {
+                    tracing::info!(
+                        service = %event.key.service,
+                        real = %event.key.real,
+                        reason,
+                        "real UP: in rotation"
+                    );
+                }
+            }
+            if let Err(e) = changed {
+                tracing::error!(real = %event.key.real, error = %e, "applying a health change");
+            }
+        }
+    }
+    true
+}
+
+/// Answers one admin request, logging changes (reads are not logged).
+fn answer(controller: &mut Controller, host: &Host, request: Request) -> Response {
+    let summary = format!("{request:?}");
+    let is_change = request.is_change();
+    let is_reload = request == Request::Reload;
+    let response = dispatch(controller, host, request).unwrap_or_else(Response::failure);
+    if is_reload {
+        host.metrics.observe_reload(response.ok, unix_now());
+    }
+    if is_change {
+        match &response.error {
+            None => tracing::info!(request = %summary, "lbctl change applied"),
+            Some(e) => tracing::warn!(request = %summary, error = %e, "lbctl change refused"),
+        }
+    }
+    response
+}
+
+/// Every admin request, answered in this one place: reads and changes by
+/// the controller, health states by the checker, VRRP by the failover.
+fn dispatch(
+    controller: &mut Controller,
+    host: &Host,
+    request: Request,
+) -> Result<Response, ControlError> {
+    Ok(match request {
+        Request::Status => Response::success(controller.status()?),
+        Request::Flows {
+            service,
+            real,
+            limit,
+        } => Response::success(controller.flows(service.as_deref(), real.as_deref(), limit)?),
+        Request::Trace {
+            protocol,
+            client,
+            service,
+        } => Response::success(controller.trace(&protocol, &client, &service)?),
+        Request::Health => Response::success(health_report(&host.checker)),
+        Request::Vrrp => Response::success(host.vrrp_status()),
+        Request::Reload => Response::success(controller.reload_request()?),
+        Request::AddService {
+            service,
+            scheduler,
+            table_size,
+        } => {
+            Response::success(controller.add_service(&service, scheduler.as_deref(), table_size)?)
+        }
+        Request::RemoveService { service } => {
+            Response::success(controller.remove_service(&service)?)
+        }
+        Request::AddReal {
+            service,
+            real,
+            weight,
+            backup,
+            mac,
+        } => Response::success(controller.add_real(&service, &real, weight, backup, mac)?),
+        Request::RemoveReal { service, real } => {
+            Response::success(controller.remove_real(&service, &real)?)
+        }
+        Request::SetWeight {
+            service,
+            real,
+            weight,
+        } => Response::success(controller.set_weight(&service, &real, weight)?),
+        Request::Drain { service, real } => Response::success(controller.drain(&service, &real)?),
+    })
+}
