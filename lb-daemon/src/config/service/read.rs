@@ -34,9 +34,9 @@ pub(super) struct RawService {
     /// own so that the errors of every real are reported.
     #[allow(dead_code)]
     pub(super) real: Option<Vec<IgnoredAny>>,
-    /// `check` and `damping` are deserialized on their own too (as
-    /// [`RawCheck`] and [`RawDamping`]), so that a mistake in them does not
-    /// hide the errors of the rest of the service.
+    /// `check` and `damping` are deserialized on their own too (by `check`
+    /// and `damping`), so that a mistake in them does not hide the errors
+    /// of the rest of the service.
     #[allow(dead_code)]
     pub(super) check: Option<IgnoredAny>,
     #[allow(dead_code)]

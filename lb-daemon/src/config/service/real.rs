@@ -68,7 +68,7 @@ struct RawReal {
     weight: Option<Int>,
     backup: Option<Bool>,
     mac: Option<Text>,
-    /// A [`RawCheck`], deserialized on its own.
+    /// Deserialized on its own by `check`.
     #[allow(dead_code)]
     check: Option<IgnoredAny>,
 }
