@@ -1,8 +1,11 @@
-//! What changed between two configs (SIGHUP).
+//! What changed between two configs (SIGHUP); each section names its own
+//! restart-only keys.
 
 use std::collections::HashSet;
 
-use super::types::{Config, ServiceConfig};
+use super::file::Config;
+use super::service::{ServiceConfig, same_service};
+use super::vrrp;
 use crate::balancer::model::ServiceAddr;
 
 /// The difference between the running config and a newly read one.
@@ -57,72 +60,16 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         .filter(|addr| !kept.contains(addr))
         .collect();
     out.timeouts_changed = old.timeouts != new.timeouts;
-
-    let (od, nd) = (&old.daemon, &new.daemon);
-    let (op, np) = (&old.dataplane, &new.dataplane);
-    let restart = [
-        ("daemon.pin_path", od.pin_path != nd.pin_path),
-        // The neighbour thread reads it once, at startup.
-        (
-            "daemon.neighbour_refresh",
-            od.neighbour_refresh != nd.neighbour_refresh,
-        ),
-        ("daemon.admin_socket", od.admin_socket != nd.admin_socket),
-        (
-            "daemon.metrics_address",
-            od.metrics_address != nd.metrics_address,
-        ),
-        ("dataplane.interfaces", op.interfaces != np.interfaces),
-        ("dataplane.xdp_mode", op.xdp_mode != np.xdp_mode),
-        ("dataplane.xdp_fallback", op.xdp_fallback != np.xdp_fallback),
-        (
-            "dataplane.conntrack_size",
-            op.conntrack_size != np.conntrack_size,
-        ),
-        ("dataplane.max_reals", op.max_reals != np.max_reals),
-        ("dataplane.max_services", op.max_services != np.max_services),
-        // The VRRP thread and its sockets are set up once, at startup.
-        ("vrrp", old.vrrp != new.vrrp),
-    ];
-    out.restart_required = restart
-        .into_iter()
-        .filter(|(_, differs)| *differs)
-        .map(|(name, _)| name.to_owned())
-        .collect();
+    out.restart_required = [
+        old.daemon.restart_required(&new.daemon),
+        old.dataplane.restart_required(&new.dataplane),
+        vrrp::restart_required(old.vrrp.as_ref(), new.vrrp.as_ref()),
+    ]
+    .concat()
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     out
-}
-
-/// Same settings and the same set of reals (a config never has two reals
-/// with one (address, port), so equal lengths plus every real found equal in
-/// the other is set equality). Reals are compared whole, their checks
-/// included.
-fn same_service(a: &ServiceConfig, b: &ServiceConfig) -> bool {
-    // Destructured so that a new field cannot be forgotten here.
-    let ServiceConfig {
-        addr,
-        scheduler,
-        table_size,
-        reals,
-        check,
-        on_down,
-        min_primaries,
-        slow_start,
-        fallback,
-        drain_timeout,
-        damping,
-    } = a;
-    *addr == b.addr
-        && *scheduler == b.scheduler
-        && *table_size == b.table_size
-        && *check == b.check
-        && *on_down == b.on_down
-        && *min_primaries == b.min_primaries
-        && *slow_start == b.slow_start
-        && *fallback == b.fallback
-        && *drain_timeout == b.drain_timeout
-        && *damping == b.damping
-        && reals.len() == b.reals.len()
-        && reals.iter().all(|r| b.real(r.addr, r.port) == Some(r))
 }
 
 #[cfg(test)]

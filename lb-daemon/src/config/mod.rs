@@ -9,33 +9,52 @@
 //! - [`ConfigDocument`] edits the operator's file for `lbctl` changes while
 //!   keeping its comments and layout; [`write_atomic`] saves it.
 //!
+//! One module per section of the file (`daemon`, `dataplane`, `timeouts`,
+//! `service` with its `check` and `damping`, `vrrp` with its `sync`) holds
+//! the section's serde form, its typed form and the reading of one into the
+//! other, its restart-only keys and, for services, the `lbctl` edits. They
+//! share the error collector (`errors`), the value readers (`values`), the
+//! durations, MACs, the document and the atomic save.
+//!
 //! `config/lb.toml` at the top of the repository documents every option.
 
+mod daemon;
+mod dataplane;
 mod diff;
 mod document;
 mod duration;
+mod errors;
+mod file;
+mod mac;
 mod persist;
-mod raw;
-mod types;
-mod validate;
+mod service;
+mod timeouts;
+mod values;
 mod vrrp;
 
-use std::fmt;
 use std::path::Path;
 
+pub use daemon::{
+    DEFAULT_ADMIN_SOCKET, DEFAULT_METRICS_ADDRESS, DEFAULT_NEIGHBOUR_REFRESH, DEFAULT_PIN_PATH,
+    DaemonConfig,
+};
+pub use dataplane::{
+    CONNTRACK_SIZE_RANGE, DEFAULT_CONNTRACK_SIZE, DEFAULT_MAX_REALS, DEFAULT_MAX_SERVICES,
+    DataplaneConfig, MAX_INTERFACES, MAX_REALS_RANGE, MAX_SERVICES_RANGE, XdpModeConfig,
+};
 pub use diff::{ConfigDiff, diff};
 pub use document::{ConfigDocument, EditError};
 pub use duration::{format_duration, parse_duration};
+pub use errors::{ConfigError, ConfigErrors};
+pub use file::Config;
+pub use mac::{format_mac, parse_mac};
 pub use persist::write_atomic;
-pub use types::{
-    CONNTRACK_SIZE_RANGE, Config, DAMPING_RANGE, DEFAULT_ADMIN_SOCKET, DEFAULT_AGEING_INTERVAL,
-    DEFAULT_CONNTRACK_SIZE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REALS, DEFAULT_MAX_SERVICES,
-    DEFAULT_METRICS_ADDRESS, DEFAULT_MIN_PRIMARIES, DEFAULT_NEIGHBOUR_REFRESH, DEFAULT_PIN_PATH,
-    DEFAULT_WEIGHT, DaemonConfig, DampingConfig, DataplaneConfig, FallbackConfig, MAX_INTERFACES,
-    MAX_REALS_RANGE, MAX_SERVICES_RANGE, MAX_WEIGHT, MIN_PRIMARIES_RANGE, OnDown, RISE_FALL_RANGE,
-    RealConfig, STATUS_RANGE, ServiceConfig, TABLE_SIZE_RANGE, TimeoutsConfig, XdpModeConfig,
-    format_mac, parse_mac,
+pub use service::{
+    DAMPING_RANGE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_PRIMARIES, DEFAULT_WEIGHT, DampingConfig,
+    FallbackConfig, MAX_WEIGHT, MIN_PRIMARIES_RANGE, OnDown, RISE_FALL_RANGE, RealConfig,
+    STATUS_RANGE, ServiceConfig, TABLE_SIZE_RANGE,
 };
+pub use timeouts::{DEFAULT_AGEING_INTERVAL, TimeoutsConfig};
 pub use vrrp::{
     DEFAULT_ADVERT_INTERVAL, DEFAULT_PRIORITY, DEFAULT_SYNC_INTERVAL, DEFAULT_SYNC_PORT,
     DEFAULT_WAIT_BEFORE_PREEMPT, MIN_SYNC_KEY_LEN, SyncConfig, VrrpConfig, VrrpFamily,
@@ -65,7 +84,7 @@ impl Environment for SystemEnvironment {
 /// Parses and validates a config file's text. `source` names it in errors
 /// (usually the path).
 pub fn parse(text: &str, source: &str, env: &dyn Environment) -> Result<Config, ConfigErrors> {
-    validate::parse(text, source, env)
+    file::parse(text, source, env)
 }
 
 /// Reads and parses a config file; returns the text too (for
@@ -83,57 +102,6 @@ pub fn load(path: &Path, env: &dyn Environment) -> Result<(Config, String), Conf
     let config = parse(&text, &source, env)?;
     Ok((config, text))
 }
-
-/// One problem in a config file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file (as given to [`parse`]/[`load`]).
-    pub source_name: String,
-    /// 1-based; 0 when the error is not about a line (the file cannot be
-    /// read).
-    pub line: usize,
-    /// Dotted path such as `service[2].real[0].weight` (0-based indexes);
-    /// empty for TOML syntax errors and I/O errors.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    /// `{source}:{line}: {field}: {message}`, leaving out the line when 0
-    /// and the field when empty.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source_name)?;
-        if self.line != 0 {
-            write!(f, ":{}", self.line)?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Every problem found in a config file, in file order (never empty when
-/// returned by [`parse`]/[`load`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    /// One error per line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 #[cfg(test)]
 mod tests;

@@ -1,24 +1,145 @@
-//! `[vrrp]` and `[vrrp.sync]`.
+//! `[vrrp]`: director failover (its `[vrrp.sync]` is in `sync`). Without a
+//! `[vrrp]` table lbd holds the VIPs itself, as a single director. Any
+//! change needs a restart.
+
+mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
 use toml::de::DeTable;
 
-use super::super::raw::{RawSync, RawVrrp, Text};
-use super::super::types::{DataplaneConfig, ServiceConfig};
-use super::super::vrrp::{
+use super::dataplane::DataplaneConfig;
+use super::errors::Checker;
+use super::service::ServiceConfig;
+use super::values::{Bool, Int, Text, Value};
+pub(super) use sync::DURATION_KEYS as SYNC_DURATION_KEYS;
+pub use sync::{
     DEFAULT_SYNC_INTERVAL, DEFAULT_SYNC_PORT, DEFAULT_WAIT_BEFORE_PREEMPT, MIN_SYNC_KEY_LEN,
-    SyncConfig, VrrpConfig, VrrpFamily,
+    SyncConfig,
 };
-use super::{Checker, Value};
+
+/// `vrrp.advert_interval` when not given: 100 ms (keepalived's default is
+/// 1 s, which makes failover take about 3.6 s).
+pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_millis(100);
+/// `vrrp.priority` when not given (keepalived's default).
+pub const DEFAULT_PRIORITY: u8 = 100;
+/// Which family the advertisements use (`vrrp.family`). VIPs of the other
+/// family move with the router too, but are not listed in advertisements
+/// (keepalived's `virtual_ipaddress_excluded`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum VrrpFamily {
+    #[default]
+    Ipv4,
+    Ipv6,
+}
+
+impl VrrpFamily {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+
+    #[must_use]
+    pub fn contains(self, ip: IpAddr) -> bool {
+        ip.is_ipv6() == (self == Self::Ipv6)
+    }
+}
+
+/// `[vrrp]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpConfig {
+    /// Virtual router id, 1..=255; both directors (and any keepalived
+    /// peer) use the same.
+    pub vrid: u8,
+    /// 1..=254; the higher priority becomes master.
+    pub priority: u8,
+    /// Interface the VIPs go on and advertisements use; `None` = the first
+    /// of `dataplane.interfaces`.
+    pub interface: Option<String>,
+    pub family: VrrpFamily,
+    /// A multiple of 10 ms, 10 ms..=40.95 s.
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    /// After start, no preemption of a lower-priority master until then.
+    pub preempt_delay: Duration,
+    /// Empty: multicast (`224.0.0.18` / `ff02::12`).
+    pub unicast_peers: Vec<IpAddr>,
+    /// Source of advertisements; `None` = the interface's first address of
+    /// the family (its link-local one for IPv6).
+    pub source_address: Option<IpAddr>,
+    pub sync: Option<SyncConfig>,
+}
+
+impl VrrpConfig {
+    #[must_use]
+    pub fn new(vrid: u8) -> Self {
+        Self {
+            vrid,
+            priority: DEFAULT_PRIORITY,
+            interface: None,
+            family: VrrpFamily::Ipv4,
+            advert_interval: DEFAULT_ADVERT_INTERVAL,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            unicast_peers: Vec::new(),
+            source_address: None,
+            sync: None,
+        }
+    }
+
+    /// The advertisement interval in centiseconds, as VRRP v3 carries it.
+    #[must_use]
+    pub fn advert_interval_cs(&self) -> u16 {
+        (self.advert_interval.as_millis() / 10) as u16
+    }
+}
 
 /// The address count of an advertisement is one byte.
 const MAX_ADVERTISED_VIPS: usize = 255;
 
 /// VRRP v3 carries the interval in centiseconds, in 12 bits.
 const MAX_ADVERT_INTERVAL: Duration = Duration::from_millis(40_950);
+
+/// The keys of `[vrrp]` whose value is a duration.
+pub(super) const DURATION_KEYS: &[&str] = &["advert_interval", "preempt_delay"];
+
+/// The dotted names of what differs between `old` and `new` and only takes
+/// effect after a restart: the whole table, as the VRRP thread and its
+/// sockets are set up once, at startup.
+pub(super) fn restart_required(
+    old: Option<&VrrpConfig>,
+    new: Option<&VrrpConfig>,
+) -> Vec<&'static str> {
+    if old == new { Vec::new() } else { vec!["vrrp"] }
+}
+
+/// `[vrrp]` as serde sees it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [vrrp] table")]
+struct RawVrrp {
+    vrid: Option<Int>,
+    priority: Option<Int>,
+    interface: Option<Text>,
+    family: Option<Text>,
+    advert_interval: Option<Text>,
+    preempt: Option<Bool>,
+    preempt_delay: Option<Text>,
+    unicast_peers: Option<Spanned<Vec<Text>>>,
+    source_address: Option<Text>,
+    /// Read on its own by `sync`.
+    #[allow(dead_code)]
+    sync: Option<IgnoredAny>,
+}
 
 impl Checker<'_> {
     pub(super) fn vrrp(&mut self, value: &Value<'_>) -> Option<VrrpConfig> {
@@ -99,92 +220,6 @@ impl Checker<'_> {
         Some(vrrp)
     }
 
-    fn sync(&mut self, value: &Value<'_>) -> Option<SyncConfig> {
-        let raw = self.section::<RawSync>("vrrp.sync", value)?;
-        let header = value.span().start;
-        let peer = self.required(
-            header,
-            "vrrp.sync",
-            "peer",
-            "the other director's address",
-            raw.peer.as_ref(),
-        );
-        let peer = peer.and_then(|p| {
-            let ip = self.ip("vrrp.sync.peer", p)?;
-            if let IpAddr::V6(v6) = ip
-                && v6.segments()[0] & 0xffc0 == 0xfe80
-            {
-                self.error(
-                    p.span().start,
-                    "vrrp.sync.peer",
-                    format!("{ip} is link-local, which needs an interface: use a global address"),
-                );
-                return None;
-            }
-            Some(ip)
-        });
-        let key = self.required(
-            header,
-            "vrrp.sync",
-            "key",
-            "a shared secret of at least 16 bytes, the same on both directors",
-            raw.key.as_ref(),
-        );
-        let key = key.and_then(|k| {
-            if k.get_ref().len() < MIN_SYNC_KEY_LEN {
-                self.error(
-                    k.span().start,
-                    "vrrp.sync.key",
-                    format!(
-                        "the key is {} bytes long; use at least {MIN_SYNC_KEY_LEN} (e.g. the \
-                         output of `openssl rand -hex 16`)",
-                        k.get_ref().len()
-                    ),
-                );
-                None
-            } else {
-                Some(k.get_ref().clone())
-            }
-        });
-        let mut sync = SyncConfig {
-            peer: peer?,
-            port: DEFAULT_SYNC_PORT,
-            listen: None,
-            key: key?,
-            interval: DEFAULT_SYNC_INTERVAL,
-            wait_before_preempt: DEFAULT_WAIT_BEFORE_PREEMPT,
-        };
-        if let Some(port) = &raw.port
-            && let Some(port) = self.port("vrrp.sync.port", port)
-        {
-            sync.port = port;
-        }
-        if let Some(listen) = &raw.listen {
-            sync.listen = self.ip("vrrp.sync.listen", listen);
-            if let Some(ip) = sync.listen
-                && ip.is_ipv6() != sync.peer.is_ipv6()
-            {
-                self.error(
-                    listen.span().start,
-                    "vrrp.sync.listen",
-                    format!(
-                        "{ip} is not of the family of vrrp.sync.peer ({})",
-                        sync.peer
-                    ),
-                );
-            }
-        }
-        if let Some(d) = self.duration("vrrp.sync.interval", raw.interval.as_ref()) {
-            sync.interval = d;
-        }
-        if let Some(text) = &raw.wait_before_preempt
-            && let Some(d) = self.duration_or_zero("vrrp.sync.wait_before_preempt", text)
-        {
-            sync.wait_before_preempt = d;
-        }
-        Some(sync)
-    }
-
     /// The interface must be one the program runs on: the VIPs go there,
     /// and only there does XDP see the clients' packets.
     pub(super) fn vrrp_interface(
@@ -262,21 +297,6 @@ impl Checker<'_> {
                 ),
             );
             None
-        }
-    }
-
-    /// A duration where zero is allowed ("no delay").
-    fn duration_or_zero(&mut self, field: &str, text: &Text) -> Option<Duration> {
-        match super::super::duration::parse_duration(text.get_ref()) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(
-                    text.span().start,
-                    field,
-                    format!("{:?} is not a duration: {e}", text.get_ref()),
-                );
-                None
-            }
         }
     }
 }
