@@ -1,21 +1,30 @@
-//! `GET /metrics` for Prometheus: a deliberately tiny HTTP/1.1 server that
-//! answers that one request (and 404/405 for anything else), so nothing on
-//! this port can change state. The exposition is rendered by the controller
-//! thread, which owns the maps.
+//! `GET /metrics` for Prometheus over HTTP/1.1 (hyper): that one request is
+//! answered (HEAD too) and anything else gets 404/405, so nothing on this port
+//! can change state. The exposition is rendered by the controller thread,
+//! which owns the maps.
 
-use std::{net::SocketAddr, sync::mpsc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::mpsc, time::Duration};
 
 use anyhow::Context;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    sync::oneshot,
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
 };
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::daemon::Event;
 
-/// Longest request head accepted.
+/// Longest request head accepted (hyper's smallest read buffer); a longer
+/// one is refused with 431.
 const MAX_HEAD: usize = 8 * 1024;
+
+/// A client has this long to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the metrics address (inside the tokio runtime's context).
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -26,12 +35,34 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 pub async fn serve(listener: TcpListener, events: mpsc::Sender<Event>) {
+    serve_with(listener, events, HEADER_READ_TIMEOUT).await;
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    events: mpsc::Sender<Event>,
+    header_read_timeout: Duration,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEAD)
+        // One request per connection (`Connection: close`), as a scrape is
+        // seconds apart.
+        .keep_alive(false)
+        // A client that shuts down its side after the request still gets the
+        // answer.
+        .half_close(true);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let events = events.clone();
+                let connection = http.serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |request| answer(request, events.clone())),
+                );
                 tokio::spawn(async move {
-                    if let Err(e) = serve_one(stream, events).await {
+                    if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "metrics connection");
                     }
                 });
@@ -44,64 +75,191 @@ pub async fn serve(listener: TcpListener, events: mpsc::Sender<Event>) {
     }
 }
 
-async fn serve_one(mut stream: TcpStream, events: mpsc::Sender<Event>) -> anyhow::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let read_head = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 || head.len() + n > MAX_HEAD {
-                anyhow::bail!("incomplete or oversized request");
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(10), read_head).await??;
-    let request_line = String::from_utf8_lossy(&head);
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            let (reply, answer) = oneshot::channel();
-            if events.send(Event::Scrape(reply)).is_err() {
-                (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "lbd is stopping\n".to_owned(),
-                )
-            } else {
-                match answer.await {
-                    Ok(text) => ("200 OK", crate::metrics::CONTENT_TYPE, text),
-                    Err(_) => (
-                        "503 Service Unavailable",
-                        "text/plain",
-                        "lbd is stopping\n".to_owned(),
-                    ),
-                }
-            }
-        }
-        (_, "/metrics") => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET\n".to_owned(),
-        ),
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "lbd serves /metrics only\n".to_owned(),
-        ),
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(body.as_bytes());
+/// One request. hyper leaves the body out of the answer to HEAD (keeping its
+/// Content-Length).
+async fn answer(
+    request: Request<Incoming>,
+    events: mpsc::Sender<Event>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path() != "/metrics" {
+        return Ok(text(StatusCode::NOT_FOUND, "lbd serves /metrics only\n"));
     }
-    stream.write_all(&response).await?;
-    stream.shutdown().await?;
-    Ok(())
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(response);
+    }
+    let (reply, exposition) = oneshot::channel();
+    if events.send(Event::Scrape(reply)).is_err() {
+        return Ok(stopping());
+    }
+    Ok(match exposition.await {
+        Ok(body) => response(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
+        Err(_) => stopping(),
+    })
+}
+
+fn stopping() -> Response<Full<Bytes>> {
+    text(StatusCode::SERVICE_UNAVAILABLE, "lbd is stopping\n")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    response(status, "text/plain", body)
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fmt::Write as _, time::Instant};
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
+    use super::*;
+
+    /// A server on 127.0.0.1 with a fake controller answering each scrape
+    /// with `exposition` (none: the controller is gone). Called inside the
+    /// test's runtime.
+    fn start(exposition: Option<String>, header_read_timeout: Duration) -> SocketAddr {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (events, controller) = mpsc::channel();
+        if let Some(exposition) = exposition {
+            std::thread::spawn(move || {
+                for event in controller {
+                    if let Event::Scrape(reply) = event {
+                        let _ = reply.send(exposition.clone());
+                    }
+                }
+            });
+        }
+        tokio::spawn(serve_with(listener, events, header_read_timeout));
+        addr
+    }
+
+    /// Sends `request` (then shuts down the writing side) and returns the
+    /// head (lower-case) and the body.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> (String, Vec<u8>) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("answer within 5 s")
+            .unwrap();
+        let end = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete head");
+        let head = String::from_utf8(answer[..end].to_vec()).unwrap();
+        (head.to_ascii_lowercase(), answer[end + 4..].to_vec())
+    }
+
+    fn assert_head(head: &str, status: &str, content_type: &str, length: usize) {
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}\r\n")),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("\r\ncontent-type: {content_type}\r\n")),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {length}\r\n")),
+            "{head}"
+        );
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn answers_get_and_head_on_metrics_only() {
+        let exposition = "# TYPE lb_up gauge\nlb_up 1\n";
+        let addr = start(Some(exposition.to_owned()), HEADER_READ_TIMEOUT);
+        let content_type = crate::metrics::CONTENT_TYPE.to_ascii_lowercase();
+
+        let (head, body) = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_head(&head, "200 ok", &content_type, exposition.len());
+        assert_eq!(body, exposition.as_bytes());
+
+        let (head, body) = exchange(addr, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+        assert!(head.starts_with("http/1.0 200 ok\r\n"), "{head}");
+        assert_eq!(body, exposition.as_bytes());
+
+        let (head, body) = exchange(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_head(&head, "200 ok", &content_type, exposition.len());
+        assert!(body.is_empty());
+
+        let (head, body) = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_head(&head, "404 not found", "text/plain", 25);
+        assert_eq!(body, b"lbd serves /metrics only\n");
+
+        let post = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+        let (head, body) = exchange(addr, post).await;
+        assert_head(&head, "405 method not allowed", "text/plain", 9);
+        assert!(head.contains("\r\nallow: get, head"), "{head}");
+        assert_eq!(body, b"only GET\n");
+
+        let long = format!(
+            "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD)
+        );
+        let (head, body) = exchange(addr, long.as_bytes()).await;
+        assert!(head.starts_with("http/1.1 431 "), "{head}");
+        assert!(body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sends_a_large_exposition_whole() {
+        let mut exposition = String::new();
+        for i in 0..40_000 {
+            writeln!(exposition, "lb_x{{i=\"{i}\"}} 1").unwrap();
+        }
+        let addr = start(Some(exposition.clone()), HEADER_READ_TIMEOUT);
+        let (head, body) = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert_eq!(body.len(), exposition.len());
+        assert!(body == exposition.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn answers_503_when_the_controller_is_gone() {
+        let addr = start(None, HEADER_READ_TIMEOUT);
+        let (head, body) = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_head(&head, "503 service unavailable", "text/plain", 16);
+        assert_eq!(body, b"lbd is stopping\n");
+    }
+
+    #[tokio::test]
+    async fn closes_a_connection_whose_head_is_slow() {
+        let addr = start(Some(String::new()), Duration::from_millis(300));
+        for request in [&b""[..], b"GET /metrics HTTP/1.1\r\n"] {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request).await.unwrap();
+            let started = Instant::now();
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+                .await
+                .expect("closed within 5 s")
+                .unwrap();
+            assert!(!answer.starts_with(b"HTTP/1.1 200"));
+            assert!(started.elapsed() >= Duration::from_millis(250));
+        }
+    }
 }
