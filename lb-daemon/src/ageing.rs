@@ -13,7 +13,7 @@
 //! Left alone, least-connection would steer traffic by counts that drift
 //! further from reality every hour.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, PROTO_TCP};
@@ -57,14 +57,21 @@ impl Timeouts {
     }
 }
 
-/// What one ageing pass should do.
+/// What one ageing pass should do, and what the table holds after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgeingPlan {
+    /// Flows in the table when it was read.
+    pub flows_seen: usize,
     /// Flows to delete from the connection table, in the order seen.
     pub expired: Vec<FlowKey>,
     /// Surviving [`FLOW_ACTIVE`] flows per real id; reals with none are
     /// absent (see [`repaired_counts`]).
     pub active_per_real: HashMap<u32, u64>,
+    /// Real slots that surviving flows (of any state) still use: a removed
+    /// real keeps its slot while it is here.
+    pub reals_in_use: HashSet<u32>,
+    /// Service ids that surviving flows still carry.
+    pub services_in_use: BTreeSet<u32>,
 }
 
 /// Sorts a snapshot of the connection table into expired flows and per-real
@@ -88,12 +95,17 @@ pub fn plan(
 ) -> AgeingPlan {
     let mut plan = AgeingPlan::default();
     for (key, flow) in flows {
+        plan.flows_seen += 1;
         let idle = now_ns.saturating_sub(flow.last_seen_ns);
         if u128::from(idle) > t.for_flow(key.proto, flow.state).as_nanos() {
             plan.expired.push(key);
-        } else if flow.state == FLOW_ACTIVE {
+            continue;
+        }
+        if flow.state == FLOW_ACTIVE {
             *plan.active_per_real.entry(flow.real).or_insert(0) += 1;
         }
+        plan.reals_in_use.insert(flow.real);
+        plan.services_in_use.insert(flow.service);
     }
     plan
 }

@@ -279,9 +279,17 @@ impl Clients {
     /// Stops sending, waits for the requests under way (each ends within its
     /// timeout) and summarizes every request.
     #[must_use]
-    pub fn stop(mut self) -> Summary {
+    pub fn stop(self) -> Summary {
+        let started = self.started;
+        summarize(&self.finish(), started, Instant::now())
+    }
+
+    /// Stops sending, waits for the requests under way and returns every
+    /// request (for [`summarize`] over windows of a test's events).
+    #[must_use]
+    pub fn finish(mut self) -> Vec<Record> {
         self.halt();
-        summarize(&self.records.lock().unwrap(), self.started, Instant::now())
+        std::mem::take(&mut *self.records.lock().unwrap())
     }
 
     fn halt(&mut self) {

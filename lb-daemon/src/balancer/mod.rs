@@ -17,12 +17,11 @@ use std::{
 };
 
 use lb_common::{
-    FlowKey, FlowValue, LcMember, LcSet, MAX_LC_REALS, NO_REAL, REAL_F_REROUTE, REAL_F_VALID,
-    RealValue, ServiceValue,
+    LcMember, LcSet, MAX_LC_REALS, NO_REAL, REAL_F_REROUTE, REAL_F_VALID, RealValue, ServiceValue,
 };
 
 use crate::{
-    ageing::{self, Timeouts},
+    ageing::{self, AgeingPlan, Timeouts},
     dataplane::{Dataplane, DataplaneError, META_ACTIVE, META_RETIRED, RealMeta, table_footprint},
     sched::{Backend, maglev, wrr},
 };
@@ -544,33 +543,62 @@ impl Balancer {
 
     /// One ageing pass: removes idle flows, repairs the least-connection
     /// counts from what is left, and releases slots of removed reals that no
-    /// flow uses any more.
+    /// flow uses any more. The daemon runs the table walk on a thread of its
+    /// own ([`Balancer::ageing_context`], [`ageing::plan`] and
+    /// [`Balancer::finish_ageing`]); this is the same pass in one call.
     pub fn age(&mut self, now_ns: u64, timeouts: &Timeouts) -> Result<AgeingReport, BalancerError> {
-        let flows = self.dp.flows()?;
-        let flows_seen = flows.len();
-        let plan = ageing::plan(now_ns, flows.iter().copied(), timeouts);
-        let expired: HashSet<FlowKey> = plan.expired.iter().copied().collect();
+        let context = self.ageing_context();
+        let plan = ageing::plan(now_ns, self.dp.flows()?, timeouts);
         for key in &plan.expired {
             self.dp.remove_flow(key)?;
         }
+        self.finish_ageing(&plan, &context)
+    }
+
+    /// What a pass started now must know when it finishes: the slots and
+    /// ids that existed when the table was read. Only for those does the
+    /// table's content say anything (a real added since has flows the read
+    /// did not see).
+    #[must_use]
+    pub fn ageing_context(&self) -> AgeingContext {
+        AgeingContext {
+            known_reals: self
+                .services
+                .values()
+                .flat_map(|p| p.real_ids.values().copied())
+                .chain(self.retired.values().copied())
+                .collect(),
+            retired_reals: self.retired.values().copied().collect(),
+            retired_services: self.retired_services.clone(),
+        }
+    }
+
+    /// The bookkeeping half of an ageing pass whose table walk (`plan`, with
+    /// its expired flows already deleted) began with `context`: repaired
+    /// counts, released slots of removed reals, released service ids.
+    pub fn finish_ageing(
+        &mut self,
+        plan: &AgeingPlan,
+        context: &AgeingContext,
+    ) -> Result<AgeingReport, BalancerError> {
         let known: Vec<u32> = self
             .services
             .values()
             .flat_map(|p| p.real_ids.values().copied())
             .chain(self.retired.values().copied())
+            .filter(|slot| context.known_reals.contains(slot))
             .collect();
-        for (real, count) in ageing::repaired_counts(&plan, known) {
+        for (real, count) in ageing::repaired_counts(plan, known) {
             self.dp.set_real_connections(real, count)?;
         }
-        let still_used: HashSet<u32> = flows
-            .iter()
-            .filter(|(key, _)| !expired.contains(key))
-            .map(|(_, value): &(FlowKey, FlowValue)| value.real)
-            .collect();
+        // A real retired after the read may have flows the read missed;
+        // one retired before it gets no new flows, so the read is complete.
         let released: Vec<(ServiceAddr, String)> = self
             .retired
             .iter()
-            .filter(|(_, slot)| !still_used.contains(slot))
+            .filter(|(_, slot)| {
+                context.retired_reals.contains(slot) && !plan.reals_in_use.contains(slot)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in &released {
@@ -580,26 +608,30 @@ impl Balancer {
                 self.real_ids.free(slot);
             }
         }
-        self.release_service_ids(
-            flows
-                .iter()
-                .filter(|(key, _)| !expired.contains(key))
-                .map(|(_, v)| v.service),
-        );
+        self.release_service_ids(&plan.services_in_use, &context.retired_services);
         Ok(AgeingReport {
-            flows_seen,
+            flows_seen: plan.flows_seen,
             expired: plan.expired.len(),
             released_reals: released.len(),
         })
     }
 }
 
+/// The slots and ids an ageing pass may decide about (see
+/// [`Balancer::ageing_context`]).
+#[derive(Debug, Clone, Default)]
+pub struct AgeingContext {
+    known_reals: HashSet<u32>,
+    retired_reals: HashSet<u32>,
+    retired_services: BTreeSet<u32>,
+}
+
 impl Balancer {
-    /// Frees the ids of removed services that no flow carries any more,
+    /// Frees the ids of removed services that no flow carries any more
+    /// (of those already removed when the table was read: `retired_then`),
     /// and keeps (claims) ids that flows carry but nothing owns, e.g. of a
     /// service removed while an earlier lbd ran.
-    fn release_service_ids(&mut self, in_flows: impl Iterator<Item = u32>) {
-        let in_use: BTreeSet<u32> = in_flows.collect();
+    fn release_service_ids(&mut self, in_use: &BTreeSet<u32>, retired_then: &BTreeSet<u32>) {
         let live: BTreeSet<u32> = self.services.values().map(|p| p.value.id).collect();
         for id in in_use.difference(&live) {
             if !self.retired_services.contains(id) && self.service_ids.claim(*id) {
@@ -609,7 +641,7 @@ impl Balancer {
         let done: Vec<u32> = self
             .retired_services
             .iter()
-            .filter(|id| !in_use.contains(id))
+            .filter(|id| retired_then.contains(id) && !in_use.contains(id))
             .copied()
             .collect();
         for id in done {

@@ -15,6 +15,8 @@ mod requests;
 mod status;
 mod trace;
 
+pub use status::FlowView;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
@@ -22,8 +24,9 @@ use std::{
 };
 
 use crate::{
+    ageing::{AgeingPlan, Timeouts},
     balancer::{
-        AgeingReport, Balancer, BalancerError,
+        AgeingContext, AgeingReport, Balancer, BalancerError,
         model::{RealSpec, ServiceAddr, ServiceSpec},
         monotonic_now_ns,
     },
@@ -412,11 +415,32 @@ impl Controller {
         Ok(diff)
     }
 
-    /// One ageing pass.
+    /// One ageing pass, here and now (the daemon runs the table walk on a
+    /// thread of its own: [`Controller::ageing_job`], then
+    /// [`Controller::finish_ageing`]).
     pub fn age(&mut self) -> Result<AgeingReport, ControlError> {
         let report = self
             .lb
             .age(monotonic_now_ns(), &self.config.timeouts.ageing())?;
+        self.flow_count = Some((report.flows_seen - report.expired) as u64);
+        Ok(report)
+    }
+
+    /// What an ageing pass started now needs: the timeouts and the
+    /// balancer's slots and ids as of now.
+    #[must_use]
+    pub fn ageing_job(&self) -> (Timeouts, AgeingContext) {
+        (self.config.timeouts.ageing(), self.lb.ageing_context())
+    }
+
+    /// Finishes a pass whose table walk (with the expired flows deleted)
+    /// produced `plan`.
+    pub fn finish_ageing(
+        &mut self,
+        plan: &AgeingPlan,
+        context: &AgeingContext,
+    ) -> Result<AgeingReport, ControlError> {
+        let report = self.lb.finish_ageing(plan, context)?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
         Ok(report)
     }

@@ -1,12 +1,17 @@
 //! Read-only views: `lbctl status` and `lbctl flows`.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
-use lb_common::{FLOW_ACTIVE, TrafficStats};
+use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, TrafficStats};
 
 use super::{ControlError, Controller};
 use crate::{
     admin::{FlowEntry, RealStatus, ServiceStatus, Status, XdpCounter, parse_real, parse_service},
+    ageing::Timeouts,
     balancer::{
         model::{Protocol, ServiceAddr, ip_from_words},
         monotonic_now_ns,
@@ -121,13 +126,30 @@ impl Controller {
     }
 
     /// Live flows, optionally only those of a service and/or a real
-    /// (`IP` matches every port, `IP:PORT` one real).
+    /// (`IP` matches every port, `IP:PORT` one real), read here and now.
     pub fn flows(
         &self,
         service: Option<&str>,
         real: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<FlowEntry>, ControlError> {
+        let view = self.flow_view(service, real, limit)?;
+        let flows = self
+            .lb
+            .dataplane()
+            .flows()
+            .map_err(|e| ControlError::Balancer(e.into()))?;
+        Ok(view.entries(flows, monotonic_now_ns()))
+    }
+
+    /// What turns the connection table into `lbctl flows` entries, without
+    /// the table: the daemon reads the table on a thread of its own.
+    pub fn flow_view(
+        &self,
+        service: Option<&str>,
+        real: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<FlowView, ControlError> {
         let service = service
             .map(parse_service)
             .transpose()
@@ -139,23 +161,42 @@ impl Controller {
             })
             .transpose()
             .map_err(ControlError::Argument)?;
-        let mut owners: HashMap<u32, &str> = HashMap::new();
+        let mut owners: HashMap<u32, String> = HashMap::new();
         for addr in self.lb.service_addrs() {
             for (name, slot) in self.lb.real_slots(addr).into_iter().flatten() {
-                owners.insert(*slot, name);
+                owners.insert(*slot, name.clone());
             }
         }
         for ((_, name), slot) in self.lb.retired() {
-            owners.insert(*slot, name);
+            owners.insert(*slot, name.clone());
         }
-        let timeouts = self.config.timeouts.ageing();
-        let now = monotonic_now_ns();
+        Ok(FlowView {
+            service,
+            real,
+            limit,
+            owners,
+            timeouts: self.config.timeouts.ageing(),
+        })
+    }
+}
+
+/// The filters, real names and timeouts `lbctl flows` needs (see
+/// [`Controller::flow_view`]).
+pub struct FlowView {
+    service: Option<ServiceAddr>,
+    real: Option<(IpAddr, Option<u16>)>,
+    limit: Option<usize>,
+    /// Real slot -> real name.
+    owners: HashMap<u32, String>,
+    timeouts: Timeouts,
+}
+
+impl FlowView {
+    /// The entries of `flows` that pass the filters, sorted, at most
+    /// `limit`; idle times as of `now_ns`.
+    #[must_use]
+    pub fn entries(&self, flows: Vec<(FlowKey, FlowValue)>, now_ns: u64) -> Vec<FlowEntry> {
         let mut entries = Vec::new();
-        let flows = self
-            .lb
-            .dataplane()
-            .flows()
-            .map_err(|e| ControlError::Balancer(e.into()))?;
         for (key, value) in flows {
             let (Some(src), Some(dst)) = (
                 ip_from_words(&key.src, key.family),
@@ -173,11 +214,11 @@ impl Controller {
                 port: u16::from_be(key.dst_port),
                 protocol,
             };
-            if service.is_some_and(|s| s != flow_service) {
+            if self.service.is_some_and(|s| s != flow_service) {
                 continue;
             }
-            let real_name = owners.get(&value.real).copied().unwrap_or("?");
-            if let Some((ip, port)) = real {
+            let real_name = self.owners.get(&value.real).map_or("?", String::as_str);
+            if let Some((ip, port)) = self.real {
                 let Ok(sock) = real_name.parse::<SocketAddr>() else {
                     continue;
                 };
@@ -185,8 +226,8 @@ impl Controller {
                     continue;
                 }
             }
-            let idle = Duration::from_nanos(now.saturating_sub(value.last_seen_ns));
-            let timeout = timeouts.for_flow(key.proto, value.state);
+            let idle = Duration::from_nanos(now_ns.saturating_sub(value.last_seen_ns));
+            let timeout = self.timeouts.for_flow(key.proto, value.state);
             entries.push(FlowEntry {
                 protocol: protocol.to_string(),
                 client: SocketAddr::new(src, u16::from_be(key.src_port)).to_string(),
@@ -204,9 +245,9 @@ impl Controller {
         entries.sort_by(|a, b| {
             (&a.service, &a.real, &a.client).cmp(&(&b.service, &b.real, &b.client))
         });
-        if let Some(limit) = limit.filter(|l| *l > 0) {
+        if let Some(limit) = self.limit.filter(|l| *l > 0) {
             entries.truncate(limit);
         }
-        Ok(entries)
+        entries
     }
 }

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::oneshot;
+
 use crate::{
     admin::{RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds},
     config,
@@ -20,7 +22,7 @@ use crate::{
     netlink::Netlink,
 };
 
-use super::{Event, Wanted, startup::Vips, vips};
+use super::{Event, Wanted, startup::Vips, table_thread::TableThread, vips};
 
 /// How often reals in slow start get their next, larger weight, and
 /// drained reals are checked for removal.
@@ -29,6 +31,8 @@ const RAMP_STEP: Duration = Duration::from_secs(1);
 /// What the controller loop drives outside the controller: VIP addresses,
 /// the neighbour thread's wanted set, the health checker, the metrics.
 pub(super) struct Host {
+    /// Walks of the whole connection table.
+    pub(super) table: TableThread,
     pub(super) netlink: Netlink,
     pub(super) vip_iface: u32,
     pub(super) vips: Vips,
@@ -113,7 +117,8 @@ pub(super) fn controller_loop(
                     next_ramp = Instant::now() + RAMP_STEP;
                 }
                 if Instant::now() >= next_ageing {
-                    age(controller);
+                    let (timeouts, context) = controller.ageing_job();
+                    host.table.age(timeouts, context);
                     next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
                 }
             }
@@ -197,8 +202,16 @@ pub(super) fn unix_now() -> f64 {
     unix_seconds(std::time::SystemTime::now())
 }
 
-fn age(controller: &mut Controller) {
-    match controller.age() {
+/// Finishes an ageing pass whose table walk the table thread reported.
+fn finish_ageing(
+    controller: &mut Controller,
+    walked: Result<crate::ageing::AgeingPlan, crate::dataplane::DataplaneError>,
+    context: &crate::balancer::AgeingContext,
+) {
+    let result = walked
+        .map_err(|e| ControlError::Balancer(e.into()))
+        .and_then(|plan| controller.finish_ageing(&plan, context));
+    match result {
         Ok(report) if report.expired > 0 || report.released_reals > 0 => {
             tracing::info!(
                 flows = report.flows_seen,
@@ -213,13 +226,18 @@ fn age(controller: &mut Controller) {
 }
 
 /// One event; false on shutdown.
-fn handle(controller: &mut Controller, host: &Host, event: Event) -> bool {
+fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
     match event {
         Event::Shutdown => return false,
-        Event::Admin(request, reply) => {
-            let _ = reply.send(answer(controller, host, request));
+        Event::Admin(request, reply) => answer(controller, host, request, reply),
+        Event::AgeNow => {
+            let (timeouts, context) = controller.ageing_job();
+            host.table.age(timeouts, context);
         }
-        Event::AgeNow => age(controller),
+        Event::Aged(walked, context) => {
+            host.table.aged();
+            finish_ageing(controller, walked, &context);
+        }
         Event::Reload => {
             let result = controller.reload();
             host.metrics.observe_reload(result.is_ok(), unix_now());
@@ -278,11 +296,20 @@ fn handle(controller: &mut Controller, host: &Host, event: Event) -> bool {
 }
 
 /// Answers one admin request, logging changes (reads are not logged).
-fn answer(controller: &mut Controller, host: &Host, request: Request) -> Response {
+fn answer(
+    controller: &mut Controller,
+    host: &Host,
+    request: Request,
+    reply: oneshot::Sender<Response>,
+) {
     let summary = format!("{request:?}");
     let is_change = request.is_change();
     let is_reload = request == Request::Reload;
-    let response = dispatch(controller, host, request).unwrap_or_else(Response::failure);
+    let Some(response) = dispatch(controller, host, request, reply) else {
+        return;
+    };
+    let (response, reply) = response;
+    let response = response.unwrap_or_else(Response::failure);
     if is_reload {
         host.metrics.observe_reload(response.ok, unix_now());
     }
@@ -292,40 +319,50 @@ fn answer(controller: &mut Controller, host: &Host, request: Request) -> Respons
             Some(e) => tracing::warn!(request = %summary, error = %e, "lbctl change refused"),
         }
     }
-    response
+    let _ = reply.send(response);
 }
 
 /// Every admin request, answered in this one place: reads and changes by
-/// the controller, health states by the checker, VRRP by the failover.
+/// the controller, health states by the checker, VRRP by the failover;
+/// `flows` by the table thread (which then replies itself: `None` here).
 fn dispatch(
     controller: &mut Controller,
     host: &Host,
     request: Request,
-) -> Result<Response, ControlError> {
-    Ok(match request {
-        Request::Status => Response::success(controller.status()?),
+    reply: oneshot::Sender<Response>,
+) -> Option<(Result<Response, ControlError>, oneshot::Sender<Response>)> {
+    let response = match request {
+        Request::Status => controller.status().map(Response::success),
         Request::Flows {
             service,
             real,
             limit,
-        } => Response::success(controller.flows(service.as_deref(), real.as_deref(), limit)?),
+        } => match controller.flow_view(service.as_deref(), real.as_deref(), limit) {
+            Ok(view) => {
+                host.table.flows(view, reply);
+                return None;
+            }
+            Err(e) => Err(e),
+        },
         Request::Trace {
             protocol,
             client,
             service,
-        } => Response::success(controller.trace(&protocol, &client, &service)?),
-        Request::Health => Response::success(health_report(&host.checker)),
-        Request::Vrrp => Response::success(host.vrrp_status()),
-        Request::Reload => Response::success(controller.reload_request()?),
+        } => controller
+            .trace(&protocol, &client, &service)
+            .map(Response::success),
+        Request::Health => Ok(Response::success(health_report(&host.checker))),
+        Request::Vrrp => Ok(Response::success(host.vrrp_status())),
+        Request::Reload => controller.reload_request().map(Response::success),
         Request::AddService {
             service,
             scheduler,
             table_size,
-        } => {
-            Response::success(controller.add_service(&service, scheduler.as_deref(), table_size)?)
-        }
+        } => controller
+            .add_service(&service, scheduler.as_deref(), table_size)
+            .map(Response::success),
         Request::RemoveService { service } => {
-            Response::success(controller.remove_service(&service)?)
+            controller.remove_service(&service).map(Response::success)
         }
         Request::AddReal {
             service,
@@ -333,15 +370,22 @@ fn dispatch(
             weight,
             backup,
             mac,
-        } => Response::success(controller.add_real(&service, &real, weight, backup, mac)?),
-        Request::RemoveReal { service, real } => {
-            Response::success(controller.remove_real(&service, &real)?)
-        }
+        } => controller
+            .add_real(&service, &real, weight, backup, mac)
+            .map(Response::success),
+        Request::RemoveReal { service, real } => controller
+            .remove_real(&service, &real)
+            .map(Response::success),
         Request::SetWeight {
             service,
             real,
             weight,
-        } => Response::success(controller.set_weight(&service, &real, weight)?),
-        Request::Drain { service, real } => Response::success(controller.drain(&service, &real)?),
-    })
+        } => controller
+            .set_weight(&service, &real, weight)
+            .map(Response::success),
+        Request::Drain { service, real } => {
+            controller.drain(&service, &real).map(Response::success)
+        }
+    };
+    Some((response, reply))
 }

@@ -11,6 +11,7 @@
 //! | `admin` | [`admin_server`], [`metrics_http`] | the admin socket for `lbctl` and `GET /metrics`, on a small tokio runtime; hands each request to the controller |
 //! | `neighbours` | [`neighbours`] | keeps real MACs in step with the kernel's neighbour table |
 //! | `health` | `crate::health` | the checker's probes; transitions go to the controller |
+//! | `table` | [`table_thread`] | walks of the whole connection table: ageing passes and `lbctl flows` |
 //! | `vrrp`, `sync` | [`failover`], [`flow_sync`] | with `[vrrp]`: director failover and connection-table sync |
 //!
 //! They talk to the controller through one channel of [`Event`]s.
@@ -23,6 +24,7 @@ mod metrics_http;
 mod neighbours;
 mod poll;
 mod startup;
+mod table_thread;
 pub mod teardown;
 mod vips;
 
@@ -39,8 +41,11 @@ use tokio::sync::oneshot;
 
 use crate::{
     admin::{Request, Response},
+    ageing::AgeingPlan,
+    balancer::AgeingContext,
     config::{self, Config, ConfigErrors, SystemEnvironment},
     control::Controller,
+    dataplane::{DataplaneError, FlowTable},
     health::scheduler::HealthEvent,
     metrics::Metrics,
     netlink::Netlink,
@@ -48,6 +53,7 @@ use crate::{
 
 use controller_loop::{Host, controller_loop, unix_now};
 use startup::{RemoveOnDrop, Vips};
+use table_thread::TableThread;
 
 /// What the controller thread is asked to do.
 pub(crate) enum Event {
@@ -63,6 +69,8 @@ pub(crate) enum Event {
     /// Age the connection table now (and so rebuild the active-connection
     /// counts): this director just became VRRP master.
     AgeNow,
+    /// The table thread finished the walk of an ageing pass.
+    Aged(Result<AgeingPlan, DataplaneError>, AgeingContext),
     Shutdown,
 }
 
@@ -135,8 +143,9 @@ pub fn shutdown_channel() -> (Trigger, Shutdown) {
 /// answering and the controller finishes the event at hand; (2) with
 /// `[vrrp]`, the last flows go to the peer, a priority-0 advertisement
 /// hands over at once and the VIPs are released, and the VRRP and sync
-/// threads end; (3) the health checker stops; (4) the neighbour thread
-/// ends; (5) the admin socket file is removed. The data path stays
+/// threads end; (3) the health checker stops; (4) the table thread
+/// finishes the walk at hand; (5) the neighbour thread ends; (6) the admin
+/// socket file is removed. The data path stays
 /// attached and forwarding (pinned); `lbd teardown` removes it.
 pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -215,7 +224,18 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     // "The running config was loaded at": startup counts as a load.
     metrics.observe_reload(true, unix_now());
     let (health_runtime, checker) = startup::start_checker(&controller, &events, &metrics)?;
+    let pins = controller
+        .balancer()
+        .dataplane()
+        .pins()
+        .context("the data path is not pinned")?;
+    let table = FlowTable::open(pins).context("opening the connection table")?;
+    let mut table = TableThread::start(table, events.clone())?;
+    // The first pass at once: it also counts the flows `lbctl status` shows.
+    let (timeouts, context) = controller.ageing_job();
+    table.age(timeouts, context);
     let mut host = Host {
+        table,
         netlink,
         vip_iface,
         vips,
@@ -287,6 +307,7 @@ impl Parts {
             vips,
             waker,
             checker,
+            table,
             ..
         } = host;
         // (2) Hand over to the peer director.
@@ -296,11 +317,13 @@ impl Parts {
         // (3) No more probes.
         drop(checker);
         health_runtime.shutdown_background();
-        // (4) The neighbour thread ends when its waker goes.
+        // (4) The table thread finishes the walk at hand.
+        table.stop();
+        // (5) The neighbour thread ends when its waker goes.
         drop(waker);
         drop(events);
         let _ = neighbour_thread.join();
-        // (5)
+        // (6)
         drop(socket_file);
         tracing::info!("stopped; the data path keeps forwarding (`lbd teardown` removes it)");
     }

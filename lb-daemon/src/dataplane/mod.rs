@@ -3,6 +3,7 @@
 //! with `lb_common` values.
 
 mod batch;
+mod flow_table;
 mod meta;
 mod object;
 mod pin;
@@ -24,6 +25,7 @@ use lb_common::{
 };
 
 pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
+pub use flow_table::FlowTable;
 pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, NAME as REAL_META_NAME, RealMeta};
 pub use object::xdp_object;
 pub use pin::{PinDir, ShapeMismatch};
