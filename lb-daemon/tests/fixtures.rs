@@ -388,6 +388,46 @@ fn fixtures() -> Vec<Fixture> {
             Unchanged,
         ),
         fixture(
+            "IPv4 EtherType, version 5 header",
+            {
+                let mut f = v4(6, &syn80, &V4Opts::default());
+                f[14] = 0x55;
+                f
+            },
+            Reason::BadIpVersion,
+            Unchanged,
+        ),
+        fixture(
+            "IPv6 EtherType, version 4 header",
+            {
+                let mut f = tcp6(CLIENT6, 40000, VIP6, 80, TCP_SYN);
+                f[14] = 0x40;
+                f
+            },
+            Reason::BadIpVersion,
+            Unchanged,
+        ),
+        fixture(
+            "SYN to the VIP sent to another host's MAC (flooded by the switch)",
+            {
+                let mut f = tcp4(CLIENT4, 40001, VIP4, 80, TCP_SYN);
+                f[..6].copy_from_slice(&[0x02, 0xdd, 0, 0, 0, 0x02]);
+                f
+            },
+            Reason::OtherHost,
+            Unchanged,
+        ),
+        fixture(
+            "SYN to the VIP sent to the broadcast MAC",
+            {
+                let mut f = tcp4(CLIENT4, 40002, VIP4, 80, TCP_SYN);
+                f[..6].copy_from_slice(&[0xff; 6]);
+                f
+            },
+            Reason::OtherHost,
+            Unchanged,
+        ),
+        fixture(
             "IPv4 options cut short (IHL 6, 22 bytes)",
             ethernet(0x0800, None, &truncated_options),
             Reason::BadIpv4Length,

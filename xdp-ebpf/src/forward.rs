@@ -21,6 +21,17 @@ pub fn interface_mac(ifindex: u32) -> Option<[u8; 6]> {
     None
 }
 
+/// Whether the frame's Ethernet destination is `mac` (parsing already made
+/// sure the header is there).
+#[inline(always)]
+pub fn addressed_to(ctx: &XdpContext, mac: &[u8; 6]) -> bool {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return false;
+    };
+    let dst = unsafe { (*eth).dst };
+    dst == *mac
+}
+
 /// Destination := the real's MAC, source := ours. Returns false when the frame
 /// is too short, which parsing already ruled out.
 #[inline(always)]

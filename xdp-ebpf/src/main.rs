@@ -41,6 +41,16 @@ fn process(ctx: &XdpContext) -> Reason {
         Err(reason) => return reason,
     };
     let key = &packet.key;
+    // Only frames sent to this interface: a switch floods unknown unicast
+    // to every port, and the other director's frames are its own to
+    // forward. (On an interface userspace did not configure there is no
+    // MAC to compare; service traffic there counts as `UnknownInterface`.)
+    let our_mac = forward::interface_mac(ctx.ingress_ifindex() as u32);
+    if let Some(mac) = &our_mac
+        && !forward::addressed_to(ctx, mac)
+    {
+        return Reason::OtherHost;
+    }
     if packet.fragment {
         let vip = VipKey {
             addr: key.dst,
@@ -62,7 +72,7 @@ fn process(ctx: &XdpContext) -> Reason {
         };
         service = Some(found);
     }
-    let Some(our_mac) = forward::interface_mac(ctx.ingress_ifindex() as u32) else {
+    let Some(our_mac) = our_mac else {
         return Reason::UnknownInterface;
     };
     let now = unsafe { bpf_ktime_get_coarse_ns() };

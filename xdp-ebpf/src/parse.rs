@@ -47,7 +47,8 @@ struct Ipv4Hdr {
 
 #[repr(C)]
 struct Ipv6Hdr {
-    _vtc_flow: [u16; 2],
+    /// Version, traffic class, flow label (wire order).
+    vtc_flow: [u16; 2],
     payload_len: u16,
     next_header: u8,
     _hop_limit: u8,
@@ -109,6 +110,9 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Reason> {
         ETH_P_IPV4 => {
             let ip: *const Ipv4Hdr = ptr_at(ctx, l3).ok_or(Reason::ShortIpv4)?;
             let ip = unsafe { &*ip };
+            if ip.version_ihl >> 4 != 4 {
+                return Err(Reason::BadIpVersion);
+            }
             let ihl = usize::from(ip.version_ihl & 0x0f);
             if ihl < 5 {
                 return Err(Reason::BadIhl);
@@ -134,6 +138,11 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Reason> {
         ETH_P_IPV6 => {
             let ip: *const Ipv6Hdr = ptr_at(ctx, l3).ok_or(Reason::ShortIpv6)?;
             let ip = unsafe { &*ip };
+            // The version is the high nibble of the first byte: the low byte
+            // of the first half-word on this little-endian target.
+            if ip.vtc_flow[0] & 0xf0 != 0x60 {
+                return Err(Reason::BadIpVersion);
+            }
             let header_len = size_of::<Ipv6Hdr>();
             if l3 + header_len + usize::from(u16::from_be(ip.payload_len)) > frame_len {
                 return Err(Reason::BadIpv6Length);

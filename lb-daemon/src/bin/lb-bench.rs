@@ -188,7 +188,6 @@ impl Bench {
                         } else {
                             1
                         },
-                        r,
                     )
                 })
                 .collect();
@@ -201,7 +200,6 @@ impl Bench {
                 real(
                     IpAddr::V6(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, r as u16 + 1)),
                     1,
-                    r,
                 )
             })
             .collect();
@@ -340,12 +338,16 @@ impl Bench {
     }
 }
 
-fn real(addr: IpAddr, weight: u32, index: usize) -> RealSpec {
+/// A real of the bench. Its MAC is the director's own: a batched run feeds
+/// the program its own output again, and the data path acts only on frames
+/// addressed to the director (`OtherHost` otherwise), so the rewritten frame
+/// must still be addressed to it for every run to take the same path.
+fn real(addr: IpAddr, weight: u32) -> RealSpec {
     RealSpec {
         addr,
         port: 80,
         weight,
-        mac: Some([0x02, 0xaa, 0, 0, (index >> 8) as u8, index as u8]),
+        mac: Some(DIRECTOR_MAC),
         reroute: false,
     }
 }

@@ -83,11 +83,18 @@ pub enum Reason {
     NoReal,
     /// The connection table refused an insert (should not happen with LRU).
     ConntrackFull,
+    /// Ethernet destination is not the ingress interface's own MAC: a frame
+    /// flooded by a switch (unknown unicast) or meant for another host, such
+    /// as the other director. Not ours to forward.
+    OtherHost,
+    /// IP header whose version nibble does not match its EtherType (4 for
+    /// IPv4, 6 for IPv6).
+    BadIpVersion,
 }
 
 impl Reason {
     /// Number of slots in `GLOBAL_STATS`.
-    pub const COUNT: u32 = Reason::ConntrackFull as u32 + 1;
+    pub const COUNT: u32 = Reason::BadIpVersion as u32 + 1;
 
     /// Every reason in slot order.
     pub const ALL: [Reason; Reason::COUNT as usize] = [
@@ -111,6 +118,8 @@ impl Reason {
         Reason::FragmentToVip,
         Reason::NoReal,
         Reason::ConntrackFull,
+        Reason::OtherHost,
+        Reason::BadIpVersion,
     ];
 
     #[must_use]
@@ -146,6 +155,8 @@ impl Reason {
             Reason::FragmentToVip => "fragment_to_vip",
             Reason::NoReal => "no_real",
             Reason::ConntrackFull => "conntrack_full",
+            Reason::OtherHost => "other_host",
+            Reason::BadIpVersion => "bad_ip_version",
         }
     }
 }
