@@ -87,7 +87,7 @@ pub enum Reason {
     /// flooded by a switch (unknown unicast) or meant for another host, such
     /// as the other director. Not ours to forward.
     OtherHost,
-    /// IP header whose version nibble does not match its EtherType (4 for
+    /// IP header whose version nibble does not match its `EtherType` (4 for
     /// IPv4, 6 for IPv6).
     BadIpVersion,
 }
