@@ -38,8 +38,14 @@ pub enum ControlError {
     InvalidChange(ConfigErrors),
     #[error(transparent)]
     Balancer(#[from] BalancerError),
+    /// An lbctl edit refused by the config document (e.g. a real that
+    /// already exists).
+    #[error(transparent)]
+    Edit(#[from] config::EditError),
+    /// The running config's text no longer parses as a document
+    /// (`toml_edit`'s message).
     #[error("{0}")]
-    Edit(String),
+    Document(String),
     #[error("{0}")]
     Argument(String),
     #[error(
@@ -373,7 +379,7 @@ impl Controller {
     /// the maps back if the write fails).
     fn change(
         &mut self,
-        edit: impl FnOnce(&mut ConfigDocument) -> Result<(), String>,
+        edit: impl FnOnce(&mut ConfigDocument) -> Result<(), config::EditError>,
     ) -> Result<ConfigDiff, ControlError> {
         match std::fs::read_to_string(&self.path) {
             Ok(on_disk) if on_disk == self.text => {}
@@ -385,8 +391,8 @@ impl Controller {
                 });
             }
         }
-        let mut doc = ConfigDocument::parse(&self.text).map_err(ControlError::Edit)?;
-        edit(&mut doc).map_err(ControlError::Edit)?;
+        let mut doc = ConfigDocument::parse(&self.text).map_err(ControlError::Document)?;
+        edit(&mut doc)?;
         let text = doc.to_text();
         let source = self.path.display().to_string();
         let new = config::parse(&text, &source, self.env.as_ref())

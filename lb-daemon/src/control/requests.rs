@@ -38,21 +38,21 @@ impl Controller {
             table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
             ..ServiceConfig::new(addr)
         };
-        self.change(|doc| doc.add_service(&config).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.add_service(&config))?;
         Ok(done(format!("added service {addr} ({scheduler})"), None))
     }
 
     /// `lbctl service remove`: its flows finish on their reals.
     pub fn remove_service(&mut self, service: &str) -> Result<ChangeResult, ControlError> {
         let addr = parse_service(service).map_err(ControlError::Argument)?;
-        self.change(|doc| doc.remove_service(&addr).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.remove_service(&addr))?;
         Ok(done(format!("removed service {addr}"), None))
     }
 
     /// `lbctl real remove`: its established flows continue.
     pub fn remove_real(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
         let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| doc.remove_real(&addr, ip, port).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.remove_real(&addr, ip, port))?;
         let active = self.active_on(&addr, ip, port);
         Ok(done(
             format!(
@@ -71,10 +71,7 @@ impl Controller {
         weight: u32,
     ) -> Result<ChangeResult, ControlError> {
         let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| {
-            doc.set_weight(&addr, ip, port, weight)
-                .map_err(|e| e.to_string())
-        })?;
+        self.change(|doc| doc.set_weight(&addr, ip, port, weight))?;
         // A new weight ends a drain: the operator wants it serving.
         self.drains.remove(&(addr, SocketAddr::new(ip, port)));
         Ok(done(
@@ -90,10 +87,7 @@ impl Controller {
     /// service's `drain_timeout`).
     pub fn drain(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
         let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| {
-            doc.set_weight(&addr, ip, port, 0)
-                .map_err(|e| e.to_string())
-        })?;
+        self.change(|doc| doc.set_weight(&addr, ip, port, 0))?;
         let active = self.active_on(&addr, ip, port);
         let timeout = self
             .config
@@ -137,7 +131,7 @@ impl Controller {
             ..RealConfig::new(ip, port)
         };
         let name = config.name();
-        self.change(|doc| doc.add_real(&addr, &config).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.add_real(&addr, &config))?;
         let note = if self.mac_known(&addr, ip) {
             ""
         } else {
@@ -178,8 +172,7 @@ impl Controller {
         // One edit (one validation, one write) for all of them.
         let removal = self.change(|doc| {
             for (addr, real, _) in &due {
-                doc.remove_real(addr, real.ip(), real.port())
-                    .map_err(|e| e.to_string())?;
+                doc.remove_real(addr, real.ip(), real.port())?;
             }
             Ok(())
         });
