@@ -24,7 +24,7 @@ use std::{
 use crate::{
     balancer::{
         AgeingReport, Balancer, BalancerError,
-        model::{RealSpec, ServiceAddr, ServiceSpec},
+        model::{RealKey, RealSpec, ServiceAddr, ServiceSpec},
         monotonic_now_ns,
     },
     config::{self, Config, ConfigDiff, ConfigDocument, ConfigErrors, Environment, ServiceConfig},
@@ -90,9 +90,9 @@ pub struct Controller {
     /// connections. Losing a MAC for a moment must not reset connections.
     last_known: BTreeMap<IpAddr, [u8; 6]>,
     /// Reals being drained: removed when their flows end or at the deadline.
-    drains: std::collections::HashMap<(ServiceAddr, std::net::SocketAddr), std::time::Instant>,
+    drains: std::collections::HashMap<RealKey, std::time::Instant>,
     /// Health of reals, from the checker (absent: up).
-    health: std::collections::HashMap<crate::health::scheduler::TargetKey, health::RealHealth>,
+    health: std::collections::HashMap<RealKey, health::RealHealth>,
     /// Bumped whenever the running config changes (reload, lbctl, drains):
     /// the daemon re-syncs VIPs, neighbour and health targets only then.
     generation: u64,
@@ -276,14 +276,14 @@ impl Controller {
             .reals
             .iter()
             .map(|r| {
-                let health = self.real_health(service, &r.name());
+                let key = RealKey::new(service.addr, r.socket());
+                let health = self.real_health(&key);
                 effective::RealInput {
                     weight: r.weight,
                     backup: r.backup,
                     resolved: resolved(r.addr, r.mac).is_some(),
                     down: health.is_some_and(|h| h.down),
-                    draining: self
-                        .is_draining(&service.addr, std::net::SocketAddr::new(r.addr, r.port)),
+                    draining: self.is_draining(&key),
                     up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
                 }
             })

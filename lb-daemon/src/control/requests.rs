@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{ControlError, Controller};
 use crate::{
     admin::{ChangeResult, parse_real, parse_service},
-    balancer::model::{Scheduler, ServiceAddr},
+    balancer::model::{RealKey, Scheduler, ServiceAddr},
     config::{ConfigDiff, RealConfig, ServiceConfig, parse_mac},
     sched::maglev,
 };
@@ -53,7 +53,7 @@ impl Controller {
     pub fn remove_real(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
         let (addr, ip, port) = Self::real_arg(service, real)?;
         self.change(|doc| doc.remove_real(&addr, ip, port))?;
-        let active = self.active_on(&addr, ip, port);
+        let active = self.active_on(&RealKey::new(addr, SocketAddr::new(ip, port)));
         Ok(done(
             format!(
                 "removed real {} from {addr}; its {active} established flows continue",
@@ -73,7 +73,8 @@ impl Controller {
         let (addr, ip, port) = Self::real_arg(service, real)?;
         self.change(|doc| doc.set_weight(&addr, ip, port, weight))?;
         // A new weight ends a drain: the operator wants it serving.
-        self.drains.remove(&(addr, SocketAddr::new(ip, port)));
+        self.drains
+            .remove(&RealKey::new(addr, SocketAddr::new(ip, port)));
         Ok(done(
             format!(
                 "weight of {} in {addr} set to {weight}",
@@ -88,19 +89,19 @@ impl Controller {
     pub fn drain(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
         let (addr, ip, port) = Self::real_arg(service, real)?;
         self.change(|doc| doc.set_weight(&addr, ip, port, 0))?;
-        let active = self.active_on(&addr, ip, port);
+        let real = RealKey::new(addr, SocketAddr::new(ip, port));
+        let active = self.active_on(&real);
         let timeout = self
             .config
             .service(&addr)
             .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
-        let real = SocketAddr::new(ip, port);
-        let name = real.to_string();
         self.drains
-            .insert((addr, real), std::time::Instant::now() + timeout);
+            .insert(real, std::time::Instant::now() + timeout);
         Ok(done(
             format!(
-                "draining {name} in {addr}: no new connections, {active} established \
+                "draining {} in {addr}: no new connections, {active} established \
                  flows left; removed when they end or in {}",
+                real.real,
                 crate::config::format_duration(timeout)
             ),
             Some(active),
@@ -160,10 +161,9 @@ impl Controller {
         let due: Vec<(ServiceAddr, SocketAddr, u64)> = self
             .drains
             .iter()
-            .map(|(&(addr, real), deadline)| (addr, real, *deadline))
-            .filter_map(|(addr, real, deadline)| {
-                let active = self.active_on(&addr, real.ip(), real.port());
-                (active == 0 || now >= deadline).then_some((addr, real, active))
+            .filter_map(|(key, &deadline)| {
+                let active = self.active_on(key);
+                (active == 0 || now >= deadline).then_some((key.service, key.real, active))
             })
             .collect();
         if due.is_empty() {
@@ -187,26 +187,25 @@ impl Controller {
 
     /// Whether a real is being drained.
     #[must_use]
-    pub fn is_draining(&self, addr: &ServiceAddr, real: SocketAddr) -> bool {
-        self.drains.contains_key(&(*addr, real))
+    pub fn is_draining(&self, real: &RealKey) -> bool {
+        self.drains.contains_key(real)
     }
 
     /// Forgets drains of reals the config no longer has (removed by hand,
     /// by a reload, or by the drain itself).
     pub(super) fn prune_drains(&mut self) {
         let config = &self.config;
-        self.drains.retain(|(addr, real), _| {
+        self.drains.retain(|key, _| {
             config
-                .service(addr)
-                .is_some_and(|s| s.real(real.ip(), real.port()).is_some())
+                .service(&key.service)
+                .is_some_and(|s| s.real(key.real.ip(), key.real.port()).is_some())
         });
     }
 
     /// Flows currently on a real (also after it was removed).
-    fn active_on(&self, service: &ServiceAddr, ip: IpAddr, port: u16) -> u64 {
-        let name = std::net::SocketAddr::new(ip, port).to_string();
+    fn active_on(&self, real: &RealKey) -> u64 {
         self.lb
-            .real_id(service, &name)
+            .real_id(real)
             .and_then(|slot| self.lb.dataplane().real_connections(slot).ok())
             .unwrap_or(0)
     }

@@ -8,7 +8,7 @@ use super::{ControlError, Controller};
 use crate::{
     admin::{FlowEntry, RealStatus, ServiceStatus, Status, XdpCounter, parse_real, parse_service},
     balancer::{
-        model::{Protocol, ServiceAddr, ip_from_words},
+        model::{Protocol, RealKey, ServiceAddr, ip_from_words},
         monotonic_now_ns,
     },
     dataplane::DataplaneError,
@@ -28,35 +28,41 @@ impl Controller {
             let mut reals = Vec::new();
             let spec = self.spec(service);
             for (real, programmed) in service.reals.iter().zip(&spec.reals) {
-                let name = real.name();
+                let key = RealKey::new(service.addr, real.socket());
                 let mac = self.mac_of(service, real.addr);
-                let health = self.real_health(service, &name);
-                let real_state =
-                    if self.is_draining(&service.addr, SocketAddr::new(real.addr, real.port)) {
-                        "draining"
-                    } else if health.is_some_and(|h| h.down) {
-                        "down"
-                    } else if mac.is_none() {
-                        "unresolved"
-                    } else if real.backup && programmed.weight > 0 {
-                        "backup_active"
-                    } else if real.backup {
-                        "backup_idle"
-                    } else if real.weight == 0 {
-                        "drained"
-                    } else {
-                        "up"
-                    };
-                let slot = self.lb.real_id(&service.addr, &name);
-                let mut view = self.real_status(name, real.weight, real_state, mac, slot)?;
+                let health = self.real_health(&key);
+                let real_state = if self.is_draining(&key) {
+                    "draining"
+                } else if health.is_some_and(|h| h.down) {
+                    "down"
+                } else if mac.is_none() {
+                    "unresolved"
+                } else if real.backup && programmed.weight > 0 {
+                    "backup_active"
+                } else if real.backup {
+                    "backup_idle"
+                } else if real.weight == 0 {
+                    "drained"
+                } else {
+                    "up"
+                };
+                let slot = self.lb.real_id(&key);
+                let mut view = self.real_status(real.name(), real.weight, real_state, mac, slot)?;
                 view.effective_weight = programmed.weight;
                 view.health_reason = health.and_then(|h| h.reason.clone());
                 reals.push(view);
             }
-            for ((addr, name), slot) in self.lb.retired() {
-                if *addr == service.addr {
-                    reals.push(self.real_status(name.clone(), 0, "removed", None, Some(*slot))?);
-                }
+            // Ordered by their text, as `lbctl status` always listed them.
+            let mut retired: Vec<(String, u32)> = self
+                .lb
+                .retired()
+                .iter()
+                .filter(|(key, _)| key.service == service.addr)
+                .map(|(key, slot)| (key.real.to_string(), *slot))
+                .collect();
+            retired.sort();
+            for (name, slot) in retired {
+                reals.push(self.real_status(name, 0, "removed", None, Some(slot))?);
             }
             services.push(ServiceStatus {
                 service: service.addr.to_string(),
@@ -139,14 +145,14 @@ impl Controller {
             })
             .transpose()
             .map_err(ControlError::Argument)?;
-        let mut owners: HashMap<u32, &str> = HashMap::new();
+        let mut owners: HashMap<u32, SocketAddr> = HashMap::new();
         for addr in self.lb.service_addrs() {
-            for (name, slot) in self.lb.real_slots(addr).into_iter().flatten() {
-                owners.insert(*slot, name);
+            for (real, slot) in self.lb.real_slots(addr).into_iter().flatten() {
+                owners.insert(*slot, *real);
             }
         }
-        for ((_, name), slot) in self.lb.retired() {
-            owners.insert(*slot, name);
+        for (key, slot) in self.lb.retired() {
+            owners.insert(*slot, key.real);
         }
         let timeouts = self.config.timeouts.ageing();
         let now = monotonic_now_ns();
@@ -176,9 +182,10 @@ impl Controller {
             if service.is_some_and(|s| s != flow_service) {
                 continue;
             }
-            let real_name = owners.get(&value.real).copied().unwrap_or("?");
+            let owner = owners.get(&value.real).copied();
             if let Some((ip, port)) = real {
-                let Ok(sock) = real_name.parse::<SocketAddr>() else {
+                // A flow of an unknown slot matches no real.
+                let Some(sock) = owner else {
                     continue;
                 };
                 if sock.ip() != ip || port.is_some_and(|p| p != sock.port()) {
@@ -191,7 +198,7 @@ impl Controller {
                 protocol: protocol.to_string(),
                 client: SocketAddr::new(src, u16::from_be(key.src_port)).to_string(),
                 service: flow_service.to_string(),
-                real: real_name.to_owned(),
+                real: owner.map_or_else(|| "?".to_owned(), |r| r.to_string()),
                 state: if value.state == FLOW_ACTIVE {
                     "established".into()
                 } else {

@@ -22,6 +22,8 @@ use std::{collections::HashSet, time::Duration};
 
 use prometheus::TextEncoder;
 
+use crate::balancer::model::RealKey;
+
 pub use live::HEALTH_CHECK_BUCKETS;
 pub use snapshot::{REAL_STATES, RealSample, ServiceSample, Snapshot, XdpSample, state_label};
 
@@ -95,8 +97,13 @@ impl Metrics {
     /// Forgets the health series (probe durations, failures, transitions) of
     /// every (service, real) pair not in `keep`, so that removed reals'
     /// series vanish.
-    pub fn retain_reals(&self, keep: &HashSet<(String, String)>) {
-        self.live.retain_reals(keep);
+    pub fn retain_reals(&self, keep: &HashSet<RealKey>) {
+        // Compared as label values, which are the keys' text.
+        let keep: HashSet<(String, String)> = keep
+            .iter()
+            .map(|k| (k.service.to_string(), k.real.to_string()))
+            .collect();
+        self.live.retain_reals(&keep);
     }
 
     /// The whole exposition for one scrape.

@@ -15,6 +15,7 @@ use super::{
     CONTENT_TYPE, HEALTH_CHECK_BUCKETS, Metrics, REAL_STATES, RealSample, ServiceSample, Snapshot,
     XdpSample, state_label,
 };
+use crate::balancer::model::RealKey;
 
 const WEB: &str = "10.0.0.1:80/tcp";
 const DNS: &str = "10.0.0.1:53/udp";
@@ -575,7 +576,11 @@ fn retain_reals_drops_series_of_removed_reals() {
         .into_iter()
         .map(|(s, r)| (s.to_owned(), r.to_owned()))
         .collect();
-    m.retain_reals(&keep);
+    let keys: HashSet<RealKey> = keep
+        .iter()
+        .map(|(s, r)| RealKey::new(crate::admin::parse_service(s).unwrap(), r.parse().unwrap()))
+        .collect();
+    m.retain_reals(&keys);
     let exp = Exposition::parse(&m.render(&Snapshot::default()));
     let pairs = |name: &str| -> BTreeSet<(String, String)> {
         exp.samples(name)
