@@ -6,7 +6,10 @@ use lb_common::{FLOW_ACTIVE, TrafficStats};
 
 use super::{ControlError, Controller};
 use crate::{
-    admin::{FlowEntry, RealStatus, ServiceStatus, Status, XdpCounter, parse_real, parse_service},
+    admin::{
+        FlowEntry, RealState, RealStatus, ServiceStatus, Status, XdpCounter, parse_real,
+        parse_service,
+    },
     balancer::{
         model::{Protocol, RealKey, ServiceAddr, ip_from_words},
         monotonic_now_ns,
@@ -17,35 +20,46 @@ use crate::{
 impl Controller {
     /// Services and reals with weights, states and counters, in config order.
     pub fn status(&self) -> Result<Status, ControlError> {
+        self.status_with_states().map(|(status, _)| status)
+    }
+
+    /// [`Controller::status`] and each real's state, typed: `states[i][j]`
+    /// is that of `services[i].reals[j]` (the metrics need the type, the
+    /// wire only the name).
+    pub(super) fn status_with_states(&self) -> Result<(Status, Vec<Vec<RealState>>), ControlError> {
         let dp = self.lb.dataplane();
         let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
         let mut services = Vec::new();
+        let mut typed_states = Vec::new();
         for service in &self.config.services {
             let stats = match self.lb.service_value(&service.addr) {
                 Some(value) => dp.service_stats(value.id).map_err(dp_err)?,
                 None => TrafficStats::default(),
             };
             let mut reals = Vec::new();
+            let mut real_states = Vec::new();
             let spec = self.spec(service);
             for (real, programmed) in service.reals.iter().zip(&spec.reals) {
                 let key = RealKey::new(service.addr, real.socket());
                 let mac = self.mac_of(service, real.addr);
                 let health = self.real_health(&key);
+                // In the order `RealState` lists its variants.
                 let real_state = if self.is_draining(&key) {
-                    "draining"
+                    RealState::Draining
                 } else if health.is_some_and(|h| h.down) {
-                    "down"
+                    RealState::Down
                 } else if mac.is_none() {
-                    "unresolved"
+                    RealState::Unresolved
                 } else if real.backup && programmed.weight > 0 {
-                    "backup_active"
+                    RealState::BackupActive
                 } else if real.backup {
-                    "backup_idle"
+                    RealState::BackupIdle
                 } else if real.weight == 0 {
-                    "drained"
+                    RealState::Drained
                 } else {
-                    "up"
+                    RealState::Up
                 };
+                real_states.push(real_state);
                 let slot = self.lb.real_id(&key);
                 let mut view = self.real_status(real.name(), real.weight, real_state, mac, slot)?;
                 view.effective_weight = programmed.weight;
@@ -62,8 +76,10 @@ impl Controller {
                 .collect();
             retired.sort();
             for (name, slot) in retired {
-                reals.push(self.real_status(name, 0, "removed", None, Some(slot))?);
+                reals.push(self.real_status(name, 0, RealState::Removed, None, Some(slot))?);
+                real_states.push(RealState::Removed);
             }
+            typed_states.push(real_states);
             services.push(ServiceStatus {
                 service: service.addr.to_string(),
                 scheduler: service.scheduler.to_string(),
@@ -84,7 +100,7 @@ impl Controller {
                 packets,
             })
             .collect();
-        Ok(Status {
+        let status = Status {
             xdp,
             services,
             conntrack_entries: match self.flow_count {
@@ -92,14 +108,15 @@ impl Controller {
                 None => dp.flows().map_err(dp_err)?.len() as u64,
             },
             conntrack_capacity: u64::from(dp.limits().conntrack_size),
-        })
+        };
+        Ok((status, typed_states))
     }
 
     fn real_status(
         &self,
         real: String,
         weight: u32,
-        state: &str,
+        state: RealState,
         mac: Option<[u8; 6]>,
         slot: Option<u32>,
     ) -> Result<RealStatus, ControlError> {
@@ -117,7 +134,7 @@ impl Controller {
             weight,
             effective_weight: 0,
             health_reason: None,
-            state: state.into(),
+            state: state.as_str().into(),
             mac: mac.map(crate::config::format_mac),
             active_connections: active,
             connections: traffic.new_flows,
