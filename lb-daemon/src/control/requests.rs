@@ -51,14 +51,12 @@ impl Controller {
 
     /// `lbctl real remove`: its established flows continue.
     pub fn remove_real(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
-        let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| doc.remove_real(&addr, ip, port))?;
-        let active = self.active_on(&RealKey::new(addr, SocketAddr::new(ip, port)));
+        let key = Self::real_arg(service, real)?;
+        let (addr, real) = (key.service, key.real);
+        self.change(|doc| doc.remove_real(&addr, real.ip(), real.port()))?;
+        let active = self.active_on(&key);
         Ok(done(
-            format!(
-                "removed real {} from {addr}; its {active} established flows continue",
-                SocketAddr::new(ip, port)
-            ),
+            format!("removed real {real} from {addr}; its {active} established flows continue"),
             Some(active),
         ))
     }
@@ -70,16 +68,13 @@ impl Controller {
         real: &str,
         weight: u32,
     ) -> Result<ChangeResult, ControlError> {
-        let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| doc.set_weight(&addr, ip, port, weight))?;
+        let key = Self::real_arg(service, real)?;
+        let (addr, real) = (key.service, key.real);
+        self.change(|doc| doc.set_weight(&addr, real.ip(), real.port(), weight))?;
         // A new weight ends a drain: the operator wants it serving.
-        self.drains
-            .remove(&RealKey::new(addr, SocketAddr::new(ip, port)));
+        self.drains.remove(&key);
         Ok(done(
-            format!(
-                "weight of {} in {addr} set to {weight}",
-                SocketAddr::new(ip, port)
-            ),
+            format!("weight of {real} in {addr} set to {weight}"),
             None,
         ))
     }
@@ -87,21 +82,19 @@ impl Controller {
     /// `lbctl real drain`: weight 0, removed once its flows end (or at the
     /// service's `drain_timeout`).
     pub fn drain(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
-        let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| doc.set_weight(&addr, ip, port, 0))?;
-        let real = RealKey::new(addr, SocketAddr::new(ip, port));
-        let active = self.active_on(&real);
+        let key = Self::real_arg(service, real)?;
+        let (addr, real) = (key.service, key.real);
+        self.change(|doc| doc.set_weight(&addr, real.ip(), real.port(), 0))?;
+        let active = self.active_on(&key);
         let timeout = self
             .config
             .service(&addr)
             .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
-        self.drains
-            .insert(real, std::time::Instant::now() + timeout);
+        self.drains.insert(key, std::time::Instant::now() + timeout);
         Ok(done(
             format!(
-                "draining {} in {addr}: no new connections, {active} established \
+                "draining {real} in {addr}: no new connections, {active} established \
                  flows left; removed when they end or in {}",
-                real.real,
                 crate::config::format_duration(timeout)
             ),
             Some(active),
@@ -141,10 +134,12 @@ impl Controller {
         Ok(done(format!("added real {name} to {addr}{note}"), None))
     }
 
-    fn real_arg(service: &str, real: &str) -> Result<(ServiceAddr, IpAddr, u16), ControlError> {
+    /// The real an `lbctl real` command names (its port defaults to the
+    /// service's).
+    fn real_arg(service: &str, real: &str) -> Result<RealKey, ControlError> {
         let addr = parse_service(service).map_err(ControlError::Argument)?;
         let (ip, port) = parse_real(real, addr.port).map_err(ControlError::Argument)?;
-        Ok((addr, ip, port))
+        Ok(RealKey::new(addr, SocketAddr::new(ip, port)))
     }
 
     fn mac_known(&self, service: &ServiceAddr, ip: IpAddr) -> bool {
