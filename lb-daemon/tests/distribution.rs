@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use common::{Harness, packets::*, service_spec};
 use lb_common::Action;
 use lb_daemon::{
-    balancer::model::{Protocol, Scheduler},
+    balancer::model::{Protocol, RealKey, Scheduler},
     sched::lc::{LcCandidate, pick},
 };
 
@@ -81,7 +81,10 @@ fn lc_picks_exactly_the_least_loaded() {
     )
     .addr;
     let slots: Vec<u32> = (0..3)
-        .map(|i| h.lb.real_id(&svc, &format!("{}:80", real_addr(i))).unwrap())
+        .map(|i| {
+            h.lb.real_id(&RealKey::new(svc, SocketAddr::new(real_addr(i), 80)))
+                .unwrap()
+        })
         .collect();
     for (slot, count) in slots.iter().zip([5, 2, 7]) {
         h.lb.dataplane_mut()
@@ -157,7 +160,10 @@ fn lc_over_256_reals_matches_the_reference_pick() {
     )
     .addr;
     let slots: Vec<u32> = (0..256)
-        .map(|i| h.lb.real_id(&svc, &format!("{}:80", real_addr(i))).unwrap())
+        .map(|i| {
+            h.lb.real_id(&RealKey::new(svc, SocketAddr::new(real_addr(i), 80)))
+                .unwrap()
+        })
         .collect();
     let mut state = 0x9e37_79b9u32;
     for round in 0..20u16 {

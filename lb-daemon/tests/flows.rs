@@ -16,7 +16,7 @@ use lb_common::{
 use lb_daemon::{
     ageing::Timeouts,
     balancer::{
-        model::{Protocol, Scheduler, ServiceAddr},
+        model::{Protocol, RealKey, Scheduler, ServiceAddr},
         monotonic_now_ns,
     },
 };
@@ -112,7 +112,9 @@ fn syn_reusing_a_closed_flows_tuple_is_scheduled_again() {
 fn active_counts_follow_opens_and_closes() {
     let mut h = Harness::new();
     let svc = rr(&mut h, 1);
-    let real = h.lb.real_id(&svc, "10.0.1.1:80").unwrap();
+    let real =
+        h.lb.real_id(&RealKey::new(svc, "10.0.1.1:80".parse().unwrap()))
+            .unwrap();
     for port in 0..5 {
         send(&mut h, 3000 + port, TCP_SYN);
     }
@@ -233,7 +235,9 @@ fn flows_of_a_rerouted_real_move_on_their_next_packet() {
     // its flows marked for rerouting.
     spec.reals[0].reroute = true;
     h.lb.apply(&spec).unwrap();
-    let slot = h.lb.real_id(&spec.addr, "10.0.1.1:80").unwrap();
+    let slot =
+        h.lb.real_id(&RealKey::new(spec.addr, "10.0.1.1:80".parse().unwrap()))
+            .unwrap();
     let value: RealValue = h.lb.dataplane().real(slot).unwrap();
     assert_eq!(value.flags, REAL_F_VALID | REAL_F_REROUTE);
     let before = h.count(Reason::Rescheduled);
@@ -275,7 +279,9 @@ fn the_fallback_real_takes_new_flows_only_when_no_real_can() {
 fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
     let mut h = Harness::new();
     let svc = rr(&mut h, 1);
-    let real = h.lb.real_id(&svc, "10.0.1.1:80").unwrap();
+    let real =
+        h.lb.real_id(&RealKey::new(svc, "10.0.1.1:80".parse().unwrap()))
+            .unwrap();
     let now = monotonic_now_ns();
     let t = Timeouts {
         tcp: Duration::from_secs(100),

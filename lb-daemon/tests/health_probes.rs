@@ -18,7 +18,7 @@ use std::{
 
 use lb_daemon::health::{
     probe::{FailureReason, ProbeFailure, probe},
-    scheduler::{Checker, HealthEvent, Target, TargetKey},
+    scheduler::{Checker, HealthEvent, RealKey, Target},
     spec::{CheckKind, CheckSpec, HttpCheck},
     state::Health,
     tls::TlsConfigs,
@@ -530,9 +530,14 @@ fn events() -> (impl Fn(HealthEvent) + Send + Sync + 'static, Events) {
     )
 }
 
+/// The key of real `addr` of `service` (`VIP:PORT/proto`).
+fn real_key(service: &str, addr: SocketAddr) -> RealKey {
+    RealKey::new(lb_daemon::admin::parse_service(service).unwrap(), addr)
+}
+
 fn target(service: &str, addr: SocketAddr, spec: CheckSpec, initial: Health) -> Target {
     Target {
-        key: TargetKey::new(service, addr.to_string()),
+        key: real_key(service, addr),
         addr,
         spec,
         initial,
@@ -567,7 +572,7 @@ async fn checker_end_to_end() {
         target(SERVICE, http_real, http_spec.clone(), Health::Up),
         target(SERVICE, dead_real, CheckSpec::default(), Health::Up),
     ]);
-    let dead_key = TargetKey::new(SERVICE, dead_real.to_string());
+    let dead_key = real_key(SERVICE, dead_real);
 
     // The dead real goes down within the bound; the others pass.
     let mut passed = std::collections::HashSet::new();
@@ -587,7 +592,7 @@ async fn checker_end_to_end() {
         } else {
             assert!(event.result.is_ok(), "{event:?}");
             assert_eq!(event.transition, None);
-            passed.insert(event.key.clone());
+            passed.insert(event.key);
         }
     }
     let took = down_at.unwrap() - start;
@@ -613,7 +618,7 @@ async fn checker_end_to_end() {
 
 /// The dead real's server starts: it is up within 2 s.
 async fn recovers(rx: &mut Events, dead_real: SocketAddr) {
-    let dead_key = TargetKey::new(SERVICE, dead_real.to_string());
+    let dead_key = real_key(SERVICE, dead_real);
     let listener = TcpListener::bind(dead_real).await.unwrap();
     let started = Instant::now();
     tokio::spawn(async move {
@@ -647,9 +652,9 @@ async fn changes(
     http_spec: CheckSpec,
 ) {
     let none_real: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let none_key = TargetKey::new(SERVICE, none_real.to_string());
-    let tcp_key = TargetKey::new(SERVICE, tcp_real.to_string());
-    let http_key = TargetKey::new(SERVICE, http_real.to_string());
+    let none_key = real_key(SERVICE, none_real);
+    let tcp_key = real_key(SERVICE, tcp_real);
+    let http_key = real_key(SERVICE, http_real);
     let none_spec = CheckSpec {
         kind: CheckKind::None,
         ..CheckSpec::default()
@@ -769,9 +774,9 @@ fn cpu_run(kind: &CheckKind, reals: usize, workers: usize, measure: Duration) {
         .map(|i| {
             let addr = servers[i % servers.len()];
             Target {
-                key: TargetKey::new(
+                key: real_key(
                     "10.0.0.100:80/tcp",
-                    format!("10.1.{}.{}:80", i / 256, i % 256),
+                    format!("10.1.{}.{}:80", i / 256, i % 256).parse().unwrap(),
                 ),
                 addr,
                 spec: CheckSpec {

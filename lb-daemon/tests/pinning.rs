@@ -10,7 +10,7 @@ use lb_common::Action;
 use lb_daemon::{
     balancer::{
         Balancer,
-        model::{Protocol, Scheduler},
+        model::{Protocol, RealKey, Scheduler},
     },
     dataplane::{Dataplane, DataplaneError, DataplaneLimits, Origin, PinDir, xdp_object},
 };
@@ -71,7 +71,12 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
     let ids_before: Vec<u32> = spec
         .reals
         .iter()
-        .map(|r| first.lb.real_id(&spec.addr, &r.name()).unwrap())
+        .map(|r| {
+            first
+                .lb
+                .real_id(&RealKey::new(spec.addr, r.socket()))
+                .unwrap()
+        })
         .collect();
     let mut placed = Vec::new();
     for port in 40_000..40_030 {
@@ -97,7 +102,7 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
     second.lb.apply(&reordered).expect("re-apply");
     for (i, r) in spec.reals.iter().enumerate() {
         assert_eq!(
-            second.lb.real_id(&spec.addr, &r.name()),
+            second.lb.real_id(&RealKey::new(spec.addr, r.socket())),
             Some(ids_before[i])
         );
     }

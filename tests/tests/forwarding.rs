@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use lb_daemon::{balancer::model::Scheduler, dataplane::xdp_object};
+use lb_daemon::{
+    balancer::model::{RealKey, Scheduler},
+    dataplane::xdp_object,
+};
 use lb_lab::{
     Lab,
     director::{LabDirector, http_service, vip_socket},
@@ -89,7 +92,7 @@ fn a_load_generator_sees_no_failed_request_while_reals_change() {
     let wait_for_new_flows = |director: &LabDirector, name: &str| {
         let slot = director
             .lb
-            .real_id(&spec.addr, name)
+            .real_id(&RealKey::new(spec.addr, name.parse().unwrap()))
             .expect("real configured");
         lb_lab::wait_until(
             Duration::from_secs(20),
@@ -114,7 +117,10 @@ fn a_load_generator_sees_no_failed_request_while_reals_change() {
     // Let the drained real's connections finish under load before removal.
     let busy = director
         .lb
-        .real_id(&spec.addr, &format!("{}:80", lab.real_addr_v4(1)))
+        .real_id(&RealKey::new(
+            spec.addr,
+            format!("{}:80", lab.real_addr_v4(1)).parse().unwrap(),
+        ))
         .unwrap();
     let mark = director.lb.dataplane().real_stats(busy).unwrap().new_flows;
     lb_lab::wait_until(Duration::from_secs(20), "more load after the drain", || {

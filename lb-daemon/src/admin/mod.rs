@@ -4,11 +4,13 @@
 
 mod client;
 mod parse;
+mod real_state;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{AdminClientError, call};
 pub use parse::{parse_real, parse_service};
+pub use real_state::{RealState, UnknownRealState};
 
 /// What `lbctl` asks for. Services are written `VIP:PORT[/tcp|udp]`
 /// (`[v6]:PORT/…` for IPv6) and reals `IP[:PORT]` (port defaults to the
@@ -150,8 +152,9 @@ pub struct RealStatus {
     /// Weight for new connections now (health, spares, slow start).
     #[serde(default)]
     pub effective_weight: u32,
-    /// `up`, `down` (health check), `drained` (weight 0), `unresolved` (no
-    /// MAC yet), `backup_idle`, `backup_active`, or `removed` (no longer
+    /// A [`RealState`]'s name: `up`, `down` (health check), `draining`
+    /// (`lbctl real drain`), `drained` (weight 0), `unresolved` (no MAC
+    /// yet), `backup_idle`, `backup_active`, or `removed` (no longer
     /// configured; kept while flows remain).
     pub state: String,
     /// Why the health check last changed its state.

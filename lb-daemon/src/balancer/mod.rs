@@ -13,6 +13,7 @@ pub mod model;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
+    net::SocketAddr,
     time::Duration,
 };
 
@@ -26,7 +27,7 @@ use crate::{
     sched::{Backend, maglev, wrr},
 };
 pub use alloc::{IdAllocator, RangeAllocator};
-use model::{RealSpec, Scheduler, ServiceAddr, ServiceSpec};
+use model::{RealKey, RealSpec, Scheduler, ServiceAddr, ServiceSpec};
 
 /// Longest weighted round-robin cycle kept in the table; longer cycles are
 /// scaled down (see `wrr::sequence`).
@@ -45,7 +46,10 @@ pub enum BalancerError {
         count: usize,
     },
     #[error("service {service}: duplicate real {real}")]
-    DuplicateReal { service: ServiceAddr, real: String },
+    DuplicateReal {
+        service: ServiceAddr,
+        real: SocketAddr,
+    },
     #[error("service {service}: {source}")]
     Maglev {
         service: ServiceAddr,
@@ -63,8 +67,8 @@ pub enum BalancerError {
 struct Programmed {
     spec: ServiceSpec,
     value: ServiceValue,
-    /// Real name (`IP:PORT`) -> real slot.
-    real_ids: BTreeMap<String, u32>,
+    /// Real (`IP:PORT`) -> real slot.
+    real_ids: BTreeMap<SocketAddr, u32>,
 }
 
 /// What one ageing pass did.
@@ -96,8 +100,8 @@ pub struct Balancer {
     real_ids: IdAllocator,
     lc_ids: IdAllocator,
     tables: RangeAllocator,
-    /// Removed reals whose slot some flow may still use: (service, name) -> slot.
-    retired: BTreeMap<(ServiceAddr, String), u32>,
+    /// Removed reals whose slot some flow may still use.
+    retired: BTreeMap<RealKey, u32>,
     /// Ids of removed services that flows still carry (they count their
     /// packets under it): reused only once no flow does.
     retired_services: BTreeSet<u32>,
@@ -181,7 +185,7 @@ impl Balancer {
             // Any non-free slot may carry flows: keep it.
             balancer.real_ids.claim(slot);
             let Some(ip) = meta.ip() else { continue };
-            let name = std::net::SocketAddr::new(ip, meta.port).to_string();
+            let sock = SocketAddr::new(ip, meta.port);
             let service = by_key.get(&meta.service).copied();
             match (service, meta.state) {
                 (Some(addr), META_ACTIVE) => {
@@ -190,7 +194,7 @@ impl Balancer {
                         adopted.macs.insert(ip, real.mac);
                     }
                     let programmed = balancer.services.get_mut(&addr).expect("inserted above");
-                    programmed.real_ids.insert(name, slot);
+                    programmed.real_ids.insert(sock, slot);
                     adopted.reals += 1;
                 }
                 _ => {
@@ -203,7 +207,7 @@ impl Balancer {
                             port: (slot & 0xffff) as u16,
                             protocol: model::Protocol::Tcp,
                         });
-                    balancer.retired.insert((addr, name), slot);
+                    balancer.retired.insert(RealKey::new(addr, sock), slot);
                     adopted.retired += 1;
                 }
             }
@@ -223,15 +227,15 @@ impl Balancer {
         self.services.get(addr).map(|p| &p.spec)
     }
 
-    /// Slots of a service's configured reals, by real name.
+    /// Slots of a service's configured reals, by real.
     #[must_use]
-    pub fn real_slots(&self, addr: &ServiceAddr) -> Option<&BTreeMap<String, u32>> {
+    pub fn real_slots(&self, addr: &ServiceAddr) -> Option<&BTreeMap<SocketAddr, u32>> {
         self.services.get(addr).map(|p| &p.real_ids)
     }
 
-    /// Retired reals: (service, real name) -> slot.
+    /// Retired reals and their slots.
     #[must_use]
-    pub fn retired(&self) -> &BTreeMap<(ServiceAddr, String), u32> {
+    pub fn retired(&self) -> &BTreeMap<RealKey, u32> {
         &self.retired
     }
 
@@ -252,11 +256,11 @@ impl Balancer {
 
     /// The slot of a real of a service (also while retired).
     #[must_use]
-    pub fn real_id(&self, service: &ServiceAddr, real_name: &str) -> Option<u32> {
+    pub fn real_id(&self, real: &RealKey) -> Option<u32> {
         self.services
-            .get(service)
-            .and_then(|p| p.real_ids.get(real_name).copied())
-            .or_else(|| self.retired.get(&(*service, real_name.to_owned())).copied())
+            .get(&real.service)
+            .and_then(|p| p.real_ids.get(&real.real).copied())
+            .or_else(|| self.retired.get(real).copied())
     }
 
     /// Creates or updates a service so the maps match `spec`. Flows already
@@ -300,17 +304,17 @@ impl Balancer {
                 // `program` fails only before switching the service value:
                 // the old state is still what the data path sees. Slots given
                 // to new reals are retired, so ageing frees them.
-                let kept: BTreeSet<&String> = previous
+                let kept: BTreeSet<&SocketAddr> = previous
                     .as_ref()
                     .map(|p| p.real_ids.keys().collect())
                     .unwrap_or_default();
-                let fresh: Vec<(String, u32)> = real_ids
+                let fresh: Vec<(SocketAddr, u32)> = real_ids
                     .iter()
-                    .filter(|(name, _)| !kept.contains(name))
-                    .map(|(name, slot)| (name.clone(), *slot))
+                    .filter(|(real, _)| !kept.contains(real))
+                    .map(|(real, slot)| (*real, *slot))
                     .collect();
-                for (name, slot) in fresh {
-                    self.retire(addr, name, slot);
+                for (real, slot) in fresh {
+                    self.retire(addr, real, slot);
                 }
                 match previous {
                     Some(p) => {
@@ -332,8 +336,8 @@ impl Balancer {
             .ok_or(BalancerError::UnknownService(*addr))?;
         self.dp.remove_service(&addr.key())?;
         self.release_table(&programmed.spec, &programmed.value);
-        for (name, id) in programmed.real_ids {
-            self.retire(*addr, name, id);
+        for (real, id) in programmed.real_ids {
+            self.retire(*addr, real, id);
         }
         self.retired_services.insert(programmed.value.id);
         if !self.services.keys().any(|other| other.vip == addr.vip) {
@@ -345,10 +349,10 @@ impl Balancer {
     fn validate(spec: &ServiceSpec) -> Result<(), BalancerError> {
         let mut seen = HashSet::new();
         for real in spec.reals.iter().chain(&spec.fallback) {
-            if !seen.insert(real.name()) {
+            if !seen.insert(real.socket()) {
                 return Err(BalancerError::DuplicateReal {
                     service: spec.addr,
-                    real: real.name(),
+                    real: real.socket(),
                 });
             }
         }
@@ -367,26 +371,25 @@ impl Balancer {
         &mut self,
         spec: &ServiceSpec,
         id: u32,
-        real_ids: &mut BTreeMap<String, u32>,
+        real_ids: &mut BTreeMap<SocketAddr, u32>,
         old: Option<(&ServiceSpec, ServiceValue)>,
     ) -> Result<ServiceValue, BalancerError> {
         // 1. Real slots for every real in the spec, and the fallback.
         let mut backends = Vec::new();
         let mut fallback_real = NO_REAL;
-        let wanted: BTreeSet<String> = spec
+        let wanted: BTreeSet<SocketAddr> = spec
             .reals
             .iter()
             .chain(&spec.fallback)
-            .map(RealSpec::name)
+            .map(RealSpec::socket)
             .collect();
         let fallback = spec.fallback.iter().map(|r| (r, true));
         for (real, is_fallback) in spec.reals.iter().map(|r| (r, false)).chain(fallback) {
-            let name = real.name();
-            let slot = match real_ids.get(&name) {
+            let slot = match real_ids.get(&real.socket()) {
                 Some(&slot) => slot,
                 None => {
                     let slot = self.adopt_or_allocate_real(spec.addr, real)?;
-                    real_ids.insert(name.clone(), slot);
+                    real_ids.insert(real.socket(), slot);
                     slot
                 }
             };
@@ -398,7 +401,7 @@ impl Balancer {
             } else if real.weight > 0 && real.mac.is_some() && !real.reroute {
                 backends.push(Backend {
                     id: slot,
-                    name,
+                    name: real.name(),
                     weight: real.weight,
                 });
             }
@@ -423,14 +426,14 @@ impl Balancer {
             self.release_table(old_spec, &old_value);
         }
         // 4. Reals no longer in the spec keep their slot until their flows end.
-        let removed: Vec<String> = real_ids
+        let removed: Vec<SocketAddr> = real_ids
             .keys()
-            .filter(|n| !wanted.contains(*n))
-            .cloned()
+            .filter(|r| !wanted.contains(*r))
+            .copied()
             .collect();
-        for name in removed {
-            if let Some(slot) = real_ids.remove(&name) {
-                self.retire(spec.addr, name, slot);
+        for real in removed {
+            if let Some(slot) = real_ids.remove(&real) {
+                self.retire(spec.addr, real, slot);
             }
         }
         Ok(value)
@@ -444,7 +447,7 @@ impl Balancer {
         service: ServiceAddr,
         real: &RealSpec,
     ) -> Result<u32, BalancerError> {
-        let slot = match self.retired.remove(&(service, real.name())) {
+        let slot = match self.retired.remove(&RealKey::new(service, real.socket())) {
             Some(slot) => slot,
             None => {
                 let slot = self
@@ -467,14 +470,12 @@ impl Balancer {
     /// Cannot fail: it runs after a service switched to its new table. A
     /// metadata write that fails only means a restarted lbd sees the slot as
     /// active in its old service, and re-retires it when applying the config.
-    fn retire(&mut self, service: ServiceAddr, name: String, slot: u32) {
-        if let Ok(sock) = name.parse::<std::net::SocketAddr>() {
-            let meta = RealMeta::new(service.key(), sock.ip(), sock.port(), META_RETIRED);
-            if let Err(e) = self.dp.set_real_meta(slot, &meta) {
-                tracing::warn!(real = %name, error = %e, "recording a retired real");
-            }
+    fn retire(&mut self, service: ServiceAddr, real: SocketAddr, slot: u32) {
+        let meta = RealMeta::new(service.key(), real.ip(), real.port(), META_RETIRED);
+        if let Err(e) = self.dp.set_real_meta(slot, &meta) {
+            tracing::warn!(real = %real, error = %e, "recording a retired real");
         }
-        self.retired.insert((service, name), slot);
+        self.retired.insert(RealKey::new(service, real), slot);
     }
 
     fn build_table(
@@ -593,13 +594,13 @@ impl Balancer {
         }
         // A real retired after the read may have flows the read missed;
         // one retired before it gets no new flows, so the read is complete.
-        let released: Vec<(ServiceAddr, String)> = self
+        let released: Vec<RealKey> = self
             .retired
             .iter()
             .filter(|(_, slot)| {
                 context.retired_reals.contains(slot) && !plan.reals_in_use.contains(slot)
             })
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         for key in &released {
             if let Some(slot) = self.retired.remove(key) {

@@ -1,6 +1,10 @@
 //! What the operator asks for: services and their reals, as typed values.
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    str::FromStr,
+};
 
 use lb_common::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, ServiceKey, VipKey, sched};
 
@@ -172,6 +176,30 @@ impl fmt::Display for ServiceAddr {
     }
 }
 
+/// A real of a service: how the balancer, the health checker, drains and
+/// the metrics' bookkeeping identify it. The same address under two
+/// services is two reals (each has its own slot, health and counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RealKey {
+    pub service: ServiceAddr,
+    /// `IP:PORT` (`[v6]:PORT`) as text: the `real` label and `lbctl`'s form.
+    pub real: SocketAddr,
+}
+
+impl RealKey {
+    #[must_use]
+    pub fn new(service: ServiceAddr, real: SocketAddr) -> Self {
+        Self { service, real }
+    }
+}
+
+impl fmt::Display for RealKey {
+    /// `real IP:PORT of VIP:PORT/PROTO`, as log lines name a checked real.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "real {} of {}", self.real, self.service)
+    }
+}
+
 /// The address that map words (wire order) and a family stand for.
 #[must_use]
 pub fn ip_from_words(words: &[u32; 4], family: u8) -> Option<IpAddr> {
@@ -219,7 +247,13 @@ impl RealSpec {
     /// (Maglev hashes it, so two directors agree).
     #[must_use]
     pub fn name(&self) -> String {
-        std::net::SocketAddr::new(self.addr, self.port).to_string()
+        self.socket().to_string()
+    }
+
+    /// `IP:PORT`, typed: the real's part of its [`RealKey`].
+    #[must_use]
+    pub fn socket(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
     }
 }
 

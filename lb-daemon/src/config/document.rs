@@ -6,6 +6,8 @@
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
+use std::net::SocketAddr;
+
 use crate::balancer::model::ServiceAddr;
 
 /// Why an edit could not be made.
@@ -15,11 +17,16 @@ pub enum EditError {
     ServiceExists(ServiceAddr),
     #[error("service {0} not found")]
     ServiceNotFound(ServiceAddr),
-    /// `real` is `IP:PORT`.
     #[error("real {real} already exists in service {service}")]
-    RealExists { service: ServiceAddr, real: String },
+    RealExists {
+        service: ServiceAddr,
+        real: SocketAddr,
+    },
     #[error("real {real} not found in service {service}")]
-    RealNotFound { service: ServiceAddr, real: String },
+    RealNotFound {
+        service: ServiceAddr,
+        real: SocketAddr,
+    },
     /// The file is written in a shape these edits do not handle.
     #[error("cannot edit the config file: {0}")]
     Unsupported(String),

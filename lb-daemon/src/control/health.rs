@@ -1,19 +1,15 @@
 //! The controller's side of health checking: which reals the checker
 //! probes, what a probe result changes, and how health shows in `spec`.
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use super::{ControlError, Controller};
 use crate::{
-    admin::parse_service,
-    balancer::model::ServiceAddr,
-    config::{DampingConfig, ServiceConfig},
+    balancer::model::{RealKey, ServiceAddr},
+    config::DampingConfig,
     health::{
         damping::Damping,
-        scheduler::{HealthEvent, Target, TargetKey},
+        scheduler::{HealthEvent, Target},
         state::Health,
     },
 };
@@ -40,11 +36,11 @@ impl Controller {
             .iter()
             .flat_map(|service| {
                 service.reals.iter().map(move |real| {
-                    let key = TargetKey::new(service.addr.to_string(), real.name());
+                    let key = RealKey::new(service.addr, real.socket());
                     let down = self.health.get(&key).is_some_and(|h| h.down);
                     Target {
                         key,
-                        addr: SocketAddr::new(real.addr, real.port),
+                        addr: key.real,
                         spec: service.check_for(real).clone(),
                         initial: if down { Health::Down } else { Health::Up },
                     }
@@ -76,13 +72,11 @@ impl Controller {
         let Some(transition) = event.transition else {
             return Ok(None);
         };
-        let Ok(addr) = parse_service(&event.key.service) else {
-            return Ok(None);
-        };
+        let addr = event.key.service;
         let Some(service) = self.config.service(&addr).cloned() else {
             return Ok(None); // removed meanwhile
         };
-        let entry = self.health.entry(event.key.clone()).or_default();
+        let entry = self.health.entry(event.key).or_default();
         entry.down = transition.to == Health::Down;
         entry.up_since = (!entry.down).then(Instant::now);
         entry.reason.clone_from(&event.reason);
@@ -91,13 +85,8 @@ impl Controller {
     }
 
     /// Health facts of a real (defaults: up, steady).
-    pub(super) fn real_health(
-        &self,
-        service: &ServiceConfig,
-        real_name: &str,
-    ) -> Option<&RealHealth> {
-        self.health
-            .get(&TargetKey::new(service.addr.to_string(), real_name))
+    pub(super) fn real_health(&self, real: &RealKey) -> Option<&RealHealth> {
+        self.health.get(real)
     }
 
     /// Services with a real still ramping up under slow start: the daemon
@@ -112,7 +101,7 @@ impl Controller {
                     return false;
                 };
                 s.reals.iter().any(|r| {
-                    self.real_health(s, &r.name())
+                    self.real_health(&RealKey::new(s.addr, r.socket()))
                         .and_then(|h| h.up_since)
                         .is_some_and(|t| t.elapsed() < total + Duration::from_secs(1))
                 })
@@ -133,14 +122,14 @@ impl Controller {
 
     /// Forgets the health of reals no longer configured.
     pub fn forget_unused_health(&mut self) {
-        let keys: std::collections::HashSet<TargetKey> = self
+        let keys: std::collections::HashSet<RealKey> = self
             .config
             .services
             .iter()
             .flat_map(|s| {
                 s.reals
                     .iter()
-                    .map(move |r| TargetKey::new(s.addr.to_string(), r.name()))
+                    .map(move |r| RealKey::new(s.addr, r.socket()))
             })
             .collect();
         self.health.retain(|k, _| keys.contains(k));

@@ -7,7 +7,7 @@ use crate::metrics::{RealSample, ServiceSample, Snapshot, XdpSample};
 impl Controller {
     /// Counters and states of every service and real, for one scrape.
     pub fn snapshot(&self) -> Result<Snapshot, ControlError> {
-        let status = self.status()?;
+        let (status, typed_states) = self.status_with_states()?;
         let mut snapshot = Snapshot {
             conntrack_entries: status.conntrack_entries,
             conntrack_capacity: status.conntrack_capacity,
@@ -22,20 +22,18 @@ impl Controller {
                 .collect(),
             ..Snapshot::default()
         };
-        for service in status.services {
-            for real in service.reals {
+        for (service, states) in status.services.into_iter().zip(typed_states) {
+            for (real, state) in service.reals.into_iter().zip(states) {
                 snapshot.reals.push(RealSample {
                     service: service.service.clone(),
-                    // A real is up unless its check says down or it cannot
-                    // be reached (no MAC); removed reals are no longer up.
-                    up: !matches!(real.state.as_str(), "down" | "unresolved" | "removed"),
+                    up: state.is_up(),
                     real: real.real,
                     packets: real.packets,
                     bytes: real.bytes,
                     connections: real.connections,
                     active: real.active_connections,
                     weight: real.effective_weight,
-                    state: real.state,
+                    state,
                 });
             }
             snapshot.services.push(ServiceSample {

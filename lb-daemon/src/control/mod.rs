@@ -27,7 +27,7 @@ use crate::{
     ageing::{AgeingPlan, Timeouts},
     balancer::{
         AgeingContext, AgeingReport, Balancer, BalancerError,
-        model::{RealSpec, ServiceAddr, ServiceSpec},
+        model::{RealKey, RealSpec, ServiceAddr, ServiceSpec},
         monotonic_now_ns,
     },
     config::{self, Config, ConfigDiff, ConfigDocument, ConfigErrors, Environment, ServiceConfig},
@@ -41,8 +41,14 @@ pub enum ControlError {
     InvalidChange(ConfigErrors),
     #[error(transparent)]
     Balancer(#[from] BalancerError),
+    /// An lbctl edit refused by the config document (e.g. a real that
+    /// already exists).
+    #[error(transparent)]
+    Edit(#[from] config::EditError),
+    /// The running config's text no longer parses as a document
+    /// (`toml_edit`'s message).
     #[error("{0}")]
-    Edit(String),
+    Document(String),
     #[error("{0}")]
     Argument(String),
     #[error(
@@ -87,9 +93,9 @@ pub struct Controller {
     /// connections. Losing a MAC for a moment must not reset connections.
     last_known: BTreeMap<IpAddr, [u8; 6]>,
     /// Reals being drained: removed when their flows end or at the deadline.
-    drains: std::collections::HashMap<(ServiceAddr, std::net::SocketAddr), std::time::Instant>,
+    drains: std::collections::HashMap<RealKey, std::time::Instant>,
     /// Health of reals, from the checker (absent: up).
-    health: std::collections::HashMap<crate::health::scheduler::TargetKey, health::RealHealth>,
+    health: std::collections::HashMap<RealKey, health::RealHealth>,
     /// Bumped whenever the running config changes (reload, lbctl, drains):
     /// the daemon re-syncs VIPs, neighbour and health targets only then.
     generation: u64,
@@ -273,14 +279,14 @@ impl Controller {
             .reals
             .iter()
             .map(|r| {
-                let health = self.real_health(service, &r.name());
+                let key = RealKey::new(service.addr, r.socket());
+                let health = self.real_health(&key);
                 effective::RealInput {
                     weight: r.weight,
                     backup: r.backup,
                     resolved: resolved(r.addr, r.mac).is_some(),
                     down: health.is_some_and(|h| h.down),
-                    draining: self
-                        .is_draining(&service.addr, std::net::SocketAddr::new(r.addr, r.port)),
+                    draining: self.is_draining(&key),
                     up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
                 }
             })
@@ -376,7 +382,7 @@ impl Controller {
     /// the maps back if the write fails).
     fn change(
         &mut self,
-        edit: impl FnOnce(&mut ConfigDocument) -> Result<(), String>,
+        edit: impl FnOnce(&mut ConfigDocument) -> Result<(), config::EditError>,
     ) -> Result<ConfigDiff, ControlError> {
         match std::fs::read_to_string(&self.path) {
             Ok(on_disk) if on_disk == self.text => {}
@@ -388,8 +394,8 @@ impl Controller {
                 });
             }
         }
-        let mut doc = ConfigDocument::parse(&self.text).map_err(ControlError::Edit)?;
-        edit(&mut doc).map_err(ControlError::Edit)?;
+        let mut doc = ConfigDocument::parse(&self.text).map_err(ControlError::Document)?;
+        edit(&mut doc)?;
         let text = doc.to_text();
         let source = self.path.display().to_string();
         let new = config::parse(&text, &source, self.env.as_ref())

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::{ControlError, Controller};
 use crate::{
     admin::{ChangeResult, parse_real, parse_service},
-    balancer::model::{Scheduler, ServiceAddr},
+    balancer::model::{RealKey, Scheduler, ServiceAddr},
     config::{ConfigDiff, RealConfig, ServiceConfig, parse_mac},
     sched::maglev,
 };
@@ -38,27 +38,25 @@ impl Controller {
             table_size: table_size.unwrap_or(maglev::DEFAULT_SIZE),
             ..ServiceConfig::new(addr)
         };
-        self.change(|doc| doc.add_service(&config).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.add_service(&config))?;
         Ok(done(format!("added service {addr} ({scheduler})"), None))
     }
 
     /// `lbctl service remove`: its flows finish on their reals.
     pub fn remove_service(&mut self, service: &str) -> Result<ChangeResult, ControlError> {
         let addr = parse_service(service).map_err(ControlError::Argument)?;
-        self.change(|doc| doc.remove_service(&addr).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.remove_service(&addr))?;
         Ok(done(format!("removed service {addr}"), None))
     }
 
     /// `lbctl real remove`: its established flows continue.
     pub fn remove_real(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
-        let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| doc.remove_real(&addr, ip, port).map_err(|e| e.to_string()))?;
-        let active = self.active_on(&addr, ip, port);
+        let key = Self::real_arg(service, real)?;
+        let (addr, real) = (key.service, key.real);
+        self.change(|doc| doc.remove_real(&addr, real.ip(), real.port()))?;
+        let active = self.active_on(&key);
         Ok(done(
-            format!(
-                "removed real {} from {addr}; its {active} established flows continue",
-                SocketAddr::new(ip, port)
-            ),
+            format!("removed real {real} from {addr}; its {active} established flows continue"),
             Some(active),
         ))
     }
@@ -70,18 +68,13 @@ impl Controller {
         real: &str,
         weight: u32,
     ) -> Result<ChangeResult, ControlError> {
-        let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| {
-            doc.set_weight(&addr, ip, port, weight)
-                .map_err(|e| e.to_string())
-        })?;
+        let key = Self::real_arg(service, real)?;
+        let (addr, real) = (key.service, key.real);
+        self.change(|doc| doc.set_weight(&addr, real.ip(), real.port(), weight))?;
         // A new weight ends a drain: the operator wants it serving.
-        self.drains.remove(&(addr, SocketAddr::new(ip, port)));
+        self.drains.remove(&key);
         Ok(done(
-            format!(
-                "weight of {} in {addr} set to {weight}",
-                SocketAddr::new(ip, port)
-            ),
+            format!("weight of {real} in {addr} set to {weight}"),
             None,
         ))
     }
@@ -89,23 +82,18 @@ impl Controller {
     /// `lbctl real drain`: weight 0, removed once its flows end (or at the
     /// service's `drain_timeout`).
     pub fn drain(&mut self, service: &str, real: &str) -> Result<ChangeResult, ControlError> {
-        let (addr, ip, port) = Self::real_arg(service, real)?;
-        self.change(|doc| {
-            doc.set_weight(&addr, ip, port, 0)
-                .map_err(|e| e.to_string())
-        })?;
-        let active = self.active_on(&addr, ip, port);
+        let key = Self::real_arg(service, real)?;
+        let (addr, real) = (key.service, key.real);
+        self.change(|doc| doc.set_weight(&addr, real.ip(), real.port(), 0))?;
+        let active = self.active_on(&key);
         let timeout = self
             .config
             .service(&addr)
             .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
-        let real = SocketAddr::new(ip, port);
-        let name = real.to_string();
-        self.drains
-            .insert((addr, real), std::time::Instant::now() + timeout);
+        self.drains.insert(key, std::time::Instant::now() + timeout);
         Ok(done(
             format!(
-                "draining {name} in {addr}: no new connections, {active} established \
+                "draining {real} in {addr}: no new connections, {active} established \
                  flows left; removed when they end or in {}",
                 crate::config::format_duration(timeout)
             ),
@@ -137,7 +125,7 @@ impl Controller {
             ..RealConfig::new(ip, port)
         };
         let name = config.name();
-        self.change(|doc| doc.add_real(&addr, &config).map_err(|e| e.to_string()))?;
+        self.change(|doc| doc.add_real(&addr, &config))?;
         let note = if self.mac_known(&addr, ip) {
             ""
         } else {
@@ -146,10 +134,12 @@ impl Controller {
         Ok(done(format!("added real {name} to {addr}{note}"), None))
     }
 
-    fn real_arg(service: &str, real: &str) -> Result<(ServiceAddr, IpAddr, u16), ControlError> {
+    /// The real an `lbctl real` command names (its port defaults to the
+    /// service's).
+    fn real_arg(service: &str, real: &str) -> Result<RealKey, ControlError> {
         let addr = parse_service(service).map_err(ControlError::Argument)?;
         let (ip, port) = parse_real(real, addr.port).map_err(ControlError::Argument)?;
-        Ok((addr, ip, port))
+        Ok(RealKey::new(addr, SocketAddr::new(ip, port)))
     }
 
     fn mac_known(&self, service: &ServiceAddr, ip: IpAddr) -> bool {
@@ -166,10 +156,9 @@ impl Controller {
         let due: Vec<(ServiceAddr, SocketAddr, u64)> = self
             .drains
             .iter()
-            .map(|(&(addr, real), deadline)| (addr, real, *deadline))
-            .filter_map(|(addr, real, deadline)| {
-                let active = self.active_on(&addr, real.ip(), real.port());
-                (active == 0 || now >= deadline).then_some((addr, real, active))
+            .filter_map(|(key, &deadline)| {
+                let active = self.active_on(key);
+                (active == 0 || now >= deadline).then_some((key.service, key.real, active))
             })
             .collect();
         if due.is_empty() {
@@ -178,8 +167,7 @@ impl Controller {
         // One edit (one validation, one write) for all of them.
         let removal = self.change(|doc| {
             for (addr, real, _) in &due {
-                doc.remove_real(addr, real.ip(), real.port())
-                    .map_err(|e| e.to_string())?;
+                doc.remove_real(addr, real.ip(), real.port())?;
             }
             Ok(())
         });
@@ -194,26 +182,25 @@ impl Controller {
 
     /// Whether a real is being drained.
     #[must_use]
-    pub fn is_draining(&self, addr: &ServiceAddr, real: SocketAddr) -> bool {
-        self.drains.contains_key(&(*addr, real))
+    pub fn is_draining(&self, real: &RealKey) -> bool {
+        self.drains.contains_key(real)
     }
 
     /// Forgets drains of reals the config no longer has (removed by hand,
     /// by a reload, or by the drain itself).
     pub(super) fn prune_drains(&mut self) {
         let config = &self.config;
-        self.drains.retain(|(addr, real), _| {
+        self.drains.retain(|key, _| {
             config
-                .service(addr)
-                .is_some_and(|s| s.real(real.ip(), real.port()).is_some())
+                .service(&key.service)
+                .is_some_and(|s| s.real(key.real.ip(), key.real.port()).is_some())
         });
     }
 
     /// Flows currently on a real (also after it was removed).
-    fn active_on(&self, service: &ServiceAddr, ip: IpAddr, port: u16) -> u64 {
-        let name = std::net::SocketAddr::new(ip, port).to_string();
+    fn active_on(&self, real: &RealKey) -> u64 {
         self.lb
-            .real_id(service, &name)
+            .real_id(real)
             .and_then(|slot| self.lb.dataplane().real_connections(slot).ok())
             .unwrap_or(0)
     }

@@ -10,10 +10,13 @@ use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, TrafficStats};
 
 use super::{ControlError, Controller};
 use crate::{
-    admin::{FlowEntry, RealStatus, ServiceStatus, Status, XdpCounter, parse_real, parse_service},
+    admin::{
+        FlowEntry, RealState, RealStatus, ServiceStatus, Status, XdpCounter, parse_real,
+        parse_service,
+    },
     ageing::Timeouts,
     balancer::{
-        model::{Protocol, ServiceAddr, ip_from_words},
+        model::{Protocol, RealKey, ServiceAddr, ip_from_words},
         monotonic_now_ns,
     },
     dataplane::DataplaneError,
@@ -22,47 +25,66 @@ use crate::{
 impl Controller {
     /// Services and reals with weights, states and counters, in config order.
     pub fn status(&self) -> Result<Status, ControlError> {
+        self.status_with_states().map(|(status, _)| status)
+    }
+
+    /// [`Controller::status`] and each real's state, typed: `states[i][j]`
+    /// is that of `services[i].reals[j]` (the metrics need the type, the
+    /// wire only the name).
+    pub(super) fn status_with_states(&self) -> Result<(Status, Vec<Vec<RealState>>), ControlError> {
         let dp = self.lb.dataplane();
         let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
         let mut services = Vec::new();
+        let mut typed_states = Vec::new();
         for service in &self.config.services {
             let stats = match self.lb.service_value(&service.addr) {
                 Some(value) => dp.service_stats(value.id).map_err(dp_err)?,
                 None => TrafficStats::default(),
             };
             let mut reals = Vec::new();
+            let mut real_states = Vec::new();
             let spec = self.spec(service);
             for (real, programmed) in service.reals.iter().zip(&spec.reals) {
-                let name = real.name();
+                let key = RealKey::new(service.addr, real.socket());
                 let mac = self.mac_of(service, real.addr);
-                let health = self.real_health(service, &name);
-                let real_state =
-                    if self.is_draining(&service.addr, SocketAddr::new(real.addr, real.port)) {
-                        "draining"
-                    } else if health.is_some_and(|h| h.down) {
-                        "down"
-                    } else if mac.is_none() {
-                        "unresolved"
-                    } else if real.backup && programmed.weight > 0 {
-                        "backup_active"
-                    } else if real.backup {
-                        "backup_idle"
-                    } else if real.weight == 0 {
-                        "drained"
-                    } else {
-                        "up"
-                    };
-                let slot = self.lb.real_id(&service.addr, &name);
-                let mut view = self.real_status(name, real.weight, real_state, mac, slot)?;
+                let health = self.real_health(&key);
+                // In the order `RealState` lists its variants.
+                let real_state = if self.is_draining(&key) {
+                    RealState::Draining
+                } else if health.is_some_and(|h| h.down) {
+                    RealState::Down
+                } else if mac.is_none() {
+                    RealState::Unresolved
+                } else if real.backup && programmed.weight > 0 {
+                    RealState::BackupActive
+                } else if real.backup {
+                    RealState::BackupIdle
+                } else if real.weight == 0 {
+                    RealState::Drained
+                } else {
+                    RealState::Up
+                };
+                real_states.push(real_state);
+                let slot = self.lb.real_id(&key);
+                let mut view = self.real_status(real.name(), real.weight, real_state, mac, slot)?;
                 view.effective_weight = programmed.weight;
                 view.health_reason = health.and_then(|h| h.reason.clone());
                 reals.push(view);
             }
-            for ((addr, name), slot) in self.lb.retired() {
-                if *addr == service.addr {
-                    reals.push(self.real_status(name.clone(), 0, "removed", None, Some(*slot))?);
-                }
+            // Ordered by their text, as `lbctl status` always listed them.
+            let mut retired: Vec<(String, u32)> = self
+                .lb
+                .retired()
+                .iter()
+                .filter(|(key, _)| key.service == service.addr)
+                .map(|(key, slot)| (key.real.to_string(), *slot))
+                .collect();
+            retired.sort();
+            for (name, slot) in retired {
+                reals.push(self.real_status(name, 0, RealState::Removed, None, Some(slot))?);
+                real_states.push(RealState::Removed);
             }
+            typed_states.push(real_states);
             services.push(ServiceStatus {
                 service: service.addr.to_string(),
                 scheduler: service.scheduler.to_string(),
@@ -83,7 +105,7 @@ impl Controller {
                 packets,
             })
             .collect();
-        Ok(Status {
+        let status = Status {
             xdp,
             services,
             conntrack_entries: match self.flow_count {
@@ -91,14 +113,15 @@ impl Controller {
                 None => dp.flows().map_err(dp_err)?.len() as u64,
             },
             conntrack_capacity: u64::from(dp.limits().conntrack_size),
-        })
+        };
+        Ok((status, typed_states))
     }
 
     fn real_status(
         &self,
         real: String,
         weight: u32,
-        state: &str,
+        state: RealState,
         mac: Option<[u8; 6]>,
         slot: Option<u32>,
     ) -> Result<RealStatus, ControlError> {
@@ -116,7 +139,7 @@ impl Controller {
             weight,
             effective_weight: 0,
             health_reason: None,
-            state: state.into(),
+            state: state.as_str().into(),
             mac: mac.map(crate::config::format_mac),
             active_connections: active,
             connections: traffic.new_flows,
@@ -161,14 +184,14 @@ impl Controller {
             })
             .transpose()
             .map_err(ControlError::Argument)?;
-        let mut owners: HashMap<u32, String> = HashMap::new();
+        let mut owners: HashMap<u32, SocketAddr> = HashMap::new();
         for addr in self.lb.service_addrs() {
-            for (name, slot) in self.lb.real_slots(addr).into_iter().flatten() {
-                owners.insert(*slot, name.clone());
+            for (real, slot) in self.lb.real_slots(addr).into_iter().flatten() {
+                owners.insert(*slot, *real);
             }
         }
-        for ((_, name), slot) in self.lb.retired() {
-            owners.insert(*slot, name.clone());
+        for (key, slot) in self.lb.retired() {
+            owners.insert(*slot, key.real);
         }
         Ok(FlowView {
             service,
@@ -186,8 +209,8 @@ pub struct FlowView {
     service: Option<ServiceAddr>,
     real: Option<(IpAddr, Option<u16>)>,
     limit: Option<usize>,
-    /// Real slot -> real name.
-    owners: HashMap<u32, String>,
+    /// Real slot -> real.
+    owners: HashMap<u32, SocketAddr>,
     timeouts: Timeouts,
 }
 
@@ -217,9 +240,10 @@ impl FlowView {
             if self.service.is_some_and(|s| s != flow_service) {
                 continue;
             }
-            let real_name = self.owners.get(&value.real).map_or("?", String::as_str);
+            let owner = self.owners.get(&value.real).copied();
             if let Some((ip, port)) = self.real {
-                let Ok(sock) = real_name.parse::<SocketAddr>() else {
+                // A flow of an unknown slot matches no real.
+                let Some(sock) = owner else {
                     continue;
                 };
                 if sock.ip() != ip || port.is_some_and(|p| p != sock.port()) {
@@ -232,7 +256,7 @@ impl FlowView {
                 protocol: protocol.to_string(),
                 client: SocketAddr::new(src, u16::from_be(key.src_port)).to_string(),
                 service: flow_service.to_string(),
-                real: real_name.to_owned(),
+                real: owner.map_or_else(|| "?".to_owned(), |r| r.to_string()),
                 state: if value.state == FLOW_ACTIVE {
                     "established".into()
                 } else {

@@ -9,7 +9,7 @@ use lb_common::{
 use super::{ControlError, Controller};
 use crate::{
     admin::{TraceResult, parse_service},
-    balancer::model::{Protocol, Scheduler, ServiceAddr, addr_words},
+    balancer::model::{Protocol, RealKey, Scheduler, ServiceAddr, addr_words},
     config::ServiceConfig,
     dataplane::DataplaneError,
     sched::lc::{LcCandidate, pick},
@@ -165,7 +165,7 @@ impl Controller {
                     .iter()
                     .filter(|r| r.weight > 0 && r.mac.is_some())
                 {
-                    if let Some(slot) = self.lb.real_id(addr, &real.name()) {
+                    if let Some(slot) = self.lb.real_id(&RealKey::new(*addr, real.socket())) {
                         candidates.push(LcCandidate {
                             id: slot,
                             weight: real.weight,
@@ -201,13 +201,13 @@ impl Controller {
         self.lb
             .real_slots(addr)
             .and_then(|reals| reals.iter().find(|(_, s)| **s == slot))
-            .map(|(n, _)| n.clone())
+            .map(|(real, _)| real.to_string())
             .or_else(|| {
                 self.lb
                     .retired()
                     .iter()
                     .find(|(_, s)| **s == slot)
-                    .map(|((_, n), _)| format!("{n} (removed)"))
+                    .map(|(key, _)| format!("{} (removed)", key.real))
             })
             .unwrap_or_else(|| format!("slot {slot}"))
     }

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     admin::{RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds},
+    balancer::model::RealKey,
     config,
     control::{ControlError, Controller},
     health::{
@@ -84,7 +85,11 @@ impl Host {
             .config()
             .services
             .iter()
-            .flat_map(|s| s.reals.iter().map(move |r| (s.addr.to_string(), r.name())))
+            .flat_map(|s| {
+                s.reals
+                    .iter()
+                    .map(move |r| RealKey::new(s.addr, r.socket()))
+            })
             .collect();
         self.metrics.retain_reals(&keep);
         self.checker.set_damping(controller.damping());
@@ -142,12 +147,13 @@ fn step(controller: &mut Controller) {
 /// What `lbctl health` shows.
 fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
     let mut states = checker.states();
-    states.sort_by(|a, b| (&a.key.service, &a.key.real).cmp(&(&b.key.service, &b.key.real)));
+    // By text, as `lbctl health` always listed them.
+    states.sort_by_cached_key(|s| (s.key.service.to_string(), s.key.real.to_string()));
     states
         .into_iter()
         .map(|s| RealHealthStatus {
-            service: s.key.service,
-            real: s.key.real,
+            service: s.key.service.to_string(),
+            real: s.key.real.to_string(),
             health: s.health.label().into(),
             checks: s.checks.label().into(),
             streak: s.streak,
@@ -187,14 +193,14 @@ fn log_reload(result: Result<config::ConfigDiff, ControlError>) {
 
 /// A probe's duration and failure, and a transition, as metrics.
 pub(super) fn observe_health(metrics: &Metrics, event: &HealthEvent) {
-    let (service, real) = (&event.key.service, &event.key.real);
+    let (service, real) = (event.key.service.to_string(), event.key.real.to_string());
     // Events without a probe (a check set to `none`) carry no duration.
     if !event.took.is_zero() {
         let failure = event.result.as_ref().err().map(|f| f.reason.label());
-        metrics.observe_probe(service, real, event.took, failure);
+        metrics.observe_probe(&service, &real, event.took, failure);
     }
     if let Some(t) = event.transition {
-        metrics.observe_transition(service, real, t.to.label());
+        metrics.observe_transition(&service, &real, t.to.label());
     }
 }
 

@@ -13,13 +13,15 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    fmt::{self, Write as _},
+    fmt::Write as _,
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant, SystemTime},
 };
 
 use tokio::{runtime::Handle, sync::Semaphore, task::AbortHandle};
+
+pub use crate::balancer::model::RealKey;
 
 use super::{
     damping::{Damping, DampingState},
@@ -29,33 +31,10 @@ use super::{
     tls::TlsConfigs,
 };
 
-/// A checked real: the service (`VIP:PORT/proto`) and the real
-/// (`IP:PORT`), as the config and `lbctl` name them.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TargetKey {
-    pub service: String,
-    pub real: String,
-}
-
-impl TargetKey {
-    pub fn new(service: impl Into<String>, real: impl Into<String>) -> Self {
-        Self {
-            service: service.into(),
-            real: real.into(),
-        }
-    }
-}
-
-impl fmt::Display for TargetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "real {} of {}", self.real, self.service)
-    }
-}
-
 /// A real to check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub key: TargetKey,
+    pub key: RealKey,
     /// The real's address (the check's `port` overrides the port).
     pub addr: SocketAddr,
     pub spec: CheckSpec,
@@ -66,7 +45,7 @@ pub struct Target {
 /// The result of one probe, or a change of health without a probe.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthEvent {
-    pub key: TargetKey,
+    pub key: RealKey,
     /// The health changed (this is what the data path acts on).
     pub transition: Option<Transition>,
     /// The health now (with flap damping applied).
@@ -96,7 +75,7 @@ pub struct LastProbe {
 /// A real's state as `lbctl` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetStatus {
-    pub key: TargetKey,
+    pub key: RealKey,
     pub addr: SocketAddr,
     /// The health the data path uses (damping applied).
     pub health: Health,
@@ -116,7 +95,7 @@ pub struct TargetStatus {
 /// Runs the checks of a set of reals.
 pub struct Checker {
     ctx: Arc<Context>,
-    targets: Mutex<HashMap<TargetKey, Slot>>,
+    targets: Mutex<HashMap<RealKey, Slot>>,
 }
 
 /// What the probe tasks share.
@@ -184,7 +163,7 @@ impl Checker {
             let mut map = lock(&self.targets);
             let mut seen = HashSet::with_capacity(targets.len());
             for target in targets {
-                seen.insert(target.key.clone());
+                seen.insert(target.key);
                 if let Some(slot) = map.get_mut(&target.key) {
                     if slot.addr == target.addr && slot.spec == target.spec {
                         continue;
@@ -230,7 +209,7 @@ impl Checker {
 
     fn start(
         &self,
-        key: &TargetKey,
+        key: &RealKey,
         slot: &mut Slot,
         generation: u64,
         events: &mut Vec<HealthEvent>,
@@ -251,7 +230,7 @@ impl Checker {
         }
         let task = self.ctx.runtime.spawn(run(
             self.ctx.clone(),
-            key.clone(),
+            *key,
             slot.addr,
             slot.spec.clone(),
             slot.shared.clone(),
@@ -290,7 +269,7 @@ impl Checker {
 
     /// The health of one real, if it is checked.
     #[must_use]
-    pub fn health(&self, key: &TargetKey) -> Option<Health> {
+    pub fn health(&self, key: &RealKey) -> Option<Health> {
         let map = lock(&self.targets);
         map.get(key).map(|slot| lock(&slot.shared).health)
     }
@@ -316,7 +295,7 @@ impl Checker {
             .map(|(key, slot)| {
                 let shared = lock(&slot.shared);
                 TargetStatus {
-                    key: key.clone(),
+                    key: *key,
                     addr: slot.addr,
                     health: shared.health,
                     checks: shared.state.health(),
@@ -328,7 +307,7 @@ impl Checker {
                 }
             })
             .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.sort_by_key(|a| a.key);
         out
     }
 }
@@ -360,7 +339,7 @@ impl Shared {
     /// next probe.
     fn apply(
         &mut self,
-        key: &TargetKey,
+        key: &RealKey,
         spec: &CheckSpec,
         result: Result<Duration, ProbeFailure>,
         now: Instant,
@@ -426,7 +405,7 @@ impl Shared {
         };
         (
             HealthEvent {
-                key: key.clone(),
+                key: *key,
                 transition,
                 health: self.health,
                 result,
@@ -441,7 +420,7 @@ impl Shared {
     /// without a probe.
     fn reevaluate(
         &mut self,
-        key: &TargetKey,
+        key: &RealKey,
         now: Instant,
         wall: SystemTime,
         why: &str,
@@ -461,7 +440,7 @@ impl Shared {
         };
         self.note(t, wall, why.to_owned());
         Some(HealthEvent {
-            key: key.clone(),
+            key: *key,
             transition: Some(t),
             health: want,
             result: Ok(Duration::ZERO),
@@ -483,13 +462,14 @@ impl Shared {
 /// The offset of a real's first probe in `[0, interval)`: a hash of its
 /// key (FNV-1a, then a mixer), the same on every run.
 #[must_use]
-pub fn first_offset(key: &TargetKey, interval: Duration) -> Duration {
+pub fn first_offset(key: &RealKey, interval: Duration) -> Duration {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key
-        .service
+    // Of the key's text, as when keys were strings: offsets stay as they were.
+    let (service, real) = (key.service.to_string(), key.real.to_string());
+    for byte in service
         .bytes()
         .chain(std::iter::once(0))
-        .chain(key.real.bytes())
+        .chain(real.bytes())
     {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -510,7 +490,7 @@ pub fn first_offset(key: &TargetKey, interval: Duration) -> Duration {
 /// The probe loop of one real.
 async fn run(
     ctx: Arc<Context>,
-    key: TargetKey,
+    key: RealKey,
     addr: SocketAddr,
     spec: CheckSpec,
     shared: Arc<Mutex<Shared>>,
@@ -552,11 +532,10 @@ mod tests {
     use super::*;
     use crate::health::{probe::FailureReason, spec::CheckSpec};
 
-    fn key(i: usize) -> TargetKey {
-        TargetKey::new(
-            "10.0.0.1:80/tcp",
-            format!("192.168.{}.{}:80", i / 250, i % 250),
-        )
+    fn key(i: usize) -> RealKey {
+        let service = crate::admin::parse_service("10.0.0.1:80/tcp").unwrap();
+        let real = format!("192.168.{}.{}:80", i / 250, i % 250);
+        RealKey::new(service, real.parse().unwrap())
     }
 
     #[test]

@@ -22,6 +22,8 @@ use std::{collections::HashSet, time::Duration};
 
 use prometheus::TextEncoder;
 
+use crate::{balancer::model::RealKey, vrrp::State};
+
 pub use live::HEALTH_CHECK_BUCKETS;
 pub use snapshot::{REAL_STATES, RealSample, ServiceSample, Snapshot, XdpSample, state_label};
 
@@ -69,16 +71,16 @@ impl Metrics {
         self.live.observe_reload(success, unix_time);
     }
 
-    /// The VRRP state of virtual router `vrid` (`initialize`, `backup` or
-    /// `master`); `transition` also counts one change to it.
-    pub fn set_vrrp_state(&self, vrid: u8, state: &str, transition: bool) {
+    /// The VRRP state of virtual router `vrid`; `transition` also counts
+    /// one change to it (labelled with [`State::as_str`]).
+    pub fn set_vrrp_state(&self, vrid: u8, state: State, transition: bool) {
         let value = match state {
-            "master" => 2,
-            "backup" => 1,
-            _ => 0,
+            State::Master => 2,
+            State::Backup => 1,
+            State::Initialize | State::Fault => 0,
         };
         self.live
-            .set_vrrp_state(vrid, value, transition.then_some(state));
+            .set_vrrp_state(vrid, value, transition.then_some(state.as_str()));
     }
 
     /// Connection-table entries synchronised: `direction` is `sent`,
@@ -95,8 +97,13 @@ impl Metrics {
     /// Forgets the health series (probe durations, failures, transitions) of
     /// every (service, real) pair not in `keep`, so that removed reals'
     /// series vanish.
-    pub fn retain_reals(&self, keep: &HashSet<(String, String)>) {
-        self.live.retain_reals(keep);
+    pub fn retain_reals(&self, keep: &HashSet<RealKey>) {
+        // Compared as label values, which are the keys' text.
+        let keep: HashSet<(String, String)> = keep
+            .iter()
+            .map(|k| (k.service.to_string(), k.real.to_string()))
+            .collect();
+        self.live.retain_reals(&keep);
     }
 
     /// The whole exposition for one scrape.

@@ -104,7 +104,7 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
         active.push(&labels, r.active as f64);
         weight.push(&labels, f64::from(r.weight));
         up.push(&labels, f64::from(u8::from(r.up)));
-        let current = state_label(&r.state);
+        let current = state_label(r.state);
         for s in REAL_STATES {
             state.push(
                 &[labels[0], labels[1], ("state", s)],

@@ -2,6 +2,8 @@
 //! states, filled in by the controller and turned into metrics by
 //! [`super::Metrics::render`].
 
+use crate::admin::RealState;
+
 /// Counters and states of every service and real, read at scrape time.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
@@ -45,9 +47,9 @@ pub struct RealSample {
     pub weight: u32,
     /// Whether the real can take traffic (exported as `lb_real_up`).
     pub up: bool,
-    /// The controller's state name; see [`state_label`] for how it maps onto
+    /// The controller's state; see [`state_label`] for how it maps onto
     /// the five values of `lb_real_state`.
-    pub state: String,
+    pub state: RealState,
 }
 
 /// One data-path verdict counter.
@@ -65,17 +67,20 @@ pub const REAL_STATES: [&str; 5] = ["up", "down", "draining", "backup_idle", "ba
 
 /// Which of [`REAL_STATES`] a controller state counts as, if any.
 ///
-/// The five states map to themselves. Two more map to the one an operator
+/// Five states map to their own name. Two more map to the one an operator
 /// would act on the same way: `drained` (configured weight 0: no new flows,
 /// existing ones finish) is `draining`, and `unresolved` (no MAC for the
-/// real, so nothing can be forwarded to it) is `down`. Anything else, today
-/// only `removed` (a real gone from the config whose flows are still
-/// ageing out), is none of them: all five series are 0 for it.
+/// real, so nothing can be forwarded to it) is `down`. `removed` (a real
+/// gone from the config whose flows are still ageing out) is none of them:
+/// all five series are 0 for it.
 #[must_use]
-pub fn state_label(state: &str) -> Option<&'static str> {
+pub fn state_label(state: RealState) -> Option<&'static str> {
     match state {
-        "drained" => Some("draining"),
-        "unresolved" => Some("down"),
-        other => REAL_STATES.into_iter().find(|s| *s == other),
+        RealState::Up => Some("up"),
+        RealState::Down | RealState::Unresolved => Some("down"),
+        RealState::Draining | RealState::Drained => Some("draining"),
+        RealState::BackupIdle => Some("backup_idle"),
+        RealState::BackupActive => Some("backup_active"),
+        RealState::Removed => None,
     }
 }

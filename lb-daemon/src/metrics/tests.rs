@@ -15,6 +15,7 @@ use super::{
     CONTENT_TYPE, HEALTH_CHECK_BUCKETS, Metrics, REAL_STATES, RealSample, ServiceSample, Snapshot,
     XdpSample, state_label,
 };
+use crate::{admin::RealState, balancer::model::RealKey};
 
 const WEB: &str = "10.0.0.1:80/tcp";
 const DNS: &str = "10.0.0.1:53/udp";
@@ -200,7 +201,7 @@ fn real(service: &str, real: &str, state: &str, n: u64) -> RealSample {
         active: n,
         weight: if state == "up" { 3 } else { 0 },
         up: !matches!(state, "down" | "unresolved" | "removed"),
-        state: state.into(),
+        state: state.parse().unwrap(),
     }
 }
 
@@ -441,12 +442,11 @@ fn real_state_has_all_five_states_and_exactly_one_set() {
 #[test]
 fn state_mapping() {
     for s in REAL_STATES {
-        assert_eq!(state_label(s), Some(s));
+        assert_eq!(state_label(s.parse().unwrap()), Some(s));
     }
-    assert_eq!(state_label("drained"), Some("draining"));
-    assert_eq!(state_label("unresolved"), Some("down"));
-    assert_eq!(state_label("removed"), None);
-    assert_eq!(state_label(""), None);
+    assert_eq!(state_label(RealState::Drained), Some("draining"));
+    assert_eq!(state_label(RealState::Unresolved), Some("down"));
+    assert_eq!(state_label(RealState::Removed), None);
 }
 
 #[test]
@@ -575,7 +575,11 @@ fn retain_reals_drops_series_of_removed_reals() {
         .into_iter()
         .map(|(s, r)| (s.to_owned(), r.to_owned()))
         .collect();
-    m.retain_reals(&keep);
+    let keys: HashSet<RealKey> = keep
+        .iter()
+        .map(|(s, r)| RealKey::new(crate::admin::parse_service(s).unwrap(), r.parse().unwrap()))
+        .collect();
+    m.retain_reals(&keys);
     let exp = Exposition::parse(&m.render(&Snapshot::default()));
     let pairs = |name: &str| -> BTreeSet<(String, String)> {
         exp.samples(name)

@@ -17,6 +17,9 @@
 //!   example until the connection table has been synchronised).
 //! - Advertisements whose source is our own address (multicast loopback)
 //!   are ignored.
+//! - A Fault state for a down interface ([`Router::link_down`],
+//!   [`Router::link_up`]): nothing is sent or heard until the link returns,
+//!   then the router starts again as at startup.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -67,12 +70,14 @@ pub enum ConfigError {
     Interval(u16),
 }
 
-/// The RFC 5798 states.
+/// The RFC 5798 states, and keepalived's FAULT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     Initialize,
     Backup,
     Master,
+    /// The interface is down.
+    Fault,
 }
 
 impl State {
@@ -83,6 +88,7 @@ impl State {
             Self::Initialize => "initialize",
             Self::Backup => "backup",
             Self::Master => "master",
+            Self::Fault => "fault",
         }
     }
 }
@@ -100,6 +106,8 @@ pub enum Action {
     BecomeBackup,
     /// Entered Initialize (stopped): release the VIPs if held.
     BecomeInitialize,
+    /// Entered Fault (link down): release the VIPs if held.
+    BecomeFault,
 }
 
 /// One virtual router.
@@ -186,7 +194,8 @@ impl Router {
         self.preempt_hold = hold;
     }
 
-    /// Startup event (RFC 5798 6.4.1).
+    /// Startup event (RFC 5798 6.4.1). A router in Fault starts with
+    /// [`Router::link_up`] instead.
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         if self.state != State::Initialize {
             return Vec::new();
@@ -201,11 +210,12 @@ impl Router {
     }
 
     /// Shutdown event (RFC 5798 6.4.2, 6.4.3): a master sends priority 0 so
-    /// that the backup takes over after its skew time.
+    /// that the backup takes over after its skew time. In Fault there is
+    /// nothing left to stop.
     pub fn shutdown(&mut self, _now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         match self.state {
-            State::Initialize => return actions,
+            State::Initialize | State::Fault => return actions,
             State::Master => actions.push(Action::SendAdvertisement { priority: 0 }),
             State::Backup => {}
         }
@@ -216,6 +226,30 @@ impl Router {
         actions
     }
 
+    /// The interface went down: Fault, from any other state (also before
+    /// the first start, so the state says why the router is idle). A master
+    /// sends no priority 0, the link cannot carry it: the peer takes over
+    /// when our advertisements stop.
+    pub fn link_down(&mut self, _now: Instant) -> Vec<Action> {
+        if self.state == State::Fault {
+            return Vec::new();
+        }
+        self.state = State::Fault;
+        self.timer = None;
+        self.master_addr = None;
+        vec![Action::BecomeFault]
+    }
+
+    /// The interface is up again: leaves Fault as the startup event leaves
+    /// Initialize (backup, or master at once for the address owner).
+    pub fn link_up(&mut self, now: Instant) -> Vec<Action> {
+        if self.state != State::Fault {
+            return Vec::new();
+        }
+        self.state = State::Initialize;
+        self.start(now)
+    }
+
     /// The timer from [`Router::next_deadline`] fired. Early calls are
     /// ignored.
     pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
@@ -224,7 +258,7 @@ impl Router {
             _ => return Vec::new(),
         }
         match self.state {
-            State::Initialize => Vec::new(),
+            State::Initialize | State::Fault => Vec::new(),
             // `Master_Down_Timer` fired (6.4.2).
             State::Backup => self.become_master(now),
             // `Adver_Timer` fired (6.4.3).
@@ -249,7 +283,7 @@ impl Router {
         }
         let adv_interval_cs = adv_interval_cs.clamp(1, MAX_ADVER_INT_CS);
         match self.state {
-            State::Initialize => Vec::new(),
+            State::Initialize | State::Fault => Vec::new(),
             State::Backup => {
                 if adv_priority == 0 {
                     // The master is stopping: take over after `Skew_Time`.
@@ -727,5 +761,69 @@ mod tests {
         assert!(r.start(t0).is_empty());
         assert_eq!(r.shutdown(t0), vec![Action::BecomeInitialize]);
         assert_eq!(r.state(), State::Initialize);
+    }
+
+    #[test]
+    fn fault_until_the_link_returns() {
+        let t0 = Instant::now();
+        // Link down before the first start: Fault, deaf and silent.
+        let mut r = router(100, 1);
+        assert_eq!(r.link_down(t0), vec![Action::BecomeFault]);
+        assert_eq!((r.state(), r.next_deadline()), (State::Fault, None));
+        assert!(r.link_down(t0).is_empty());
+        assert!(r.start(t0).is_empty());
+        assert!(r.on_advertisement(t0, 200, 10, ip(2)).is_empty());
+        assert!(r.on_timer(t0 + Duration::from_secs(9)).is_empty());
+        assert!(r.shutdown(t0).is_empty());
+        assert_eq!(r.state(), State::Fault);
+        // Link up: started as at startup.
+        let up = t0 + Duration::from_secs(10);
+        assert_eq!(r.link_up(up), vec![Action::BecomeBackup]);
+        assert_eq!(r.next_deadline(), Some(up + r.master_down_interval()));
+        assert!(r.link_up(up).is_empty());
+        // From Backup, and an owner comes back as master at once.
+        assert_eq!(r.link_down(up + ms(10)), vec![Action::BecomeFault]);
+        let mut owner = router(255, 2);
+        owner.start(t0);
+        assert_eq!(owner.link_down(t0 + ms(10)), vec![Action::BecomeFault]);
+        assert_eq!(owner.master_addr(), None);
+        assert_eq!(
+            owner.link_up(t0 + ms(20)),
+            vec![
+                Action::SendAdvertisement { priority: 255 },
+                Action::BecomeMaster
+            ]
+        );
+    }
+
+    #[test]
+    fn master_fault_hands_over_then_preempts_again() {
+        let t0 = Instant::now();
+        let mut link = Link::new(router(100, 1), router(200, 2), t0);
+        link.start(0);
+        link.start(1);
+        link.run_until(t0 + Duration::from_secs(1));
+        assert_eq!(link.states(), [State::Backup, State::Master]);
+
+        // No priority 0 on a dead link: the backup takes over once the
+        // master's advertisements stop, not after its skew time.
+        let fault = link.now;
+        let acts = link.routers[1].link_down(fault);
+        assert_eq!(acts, vec![Action::BecomeFault]);
+        link.deliver(1, &acts);
+        assert_eq!(link.routers[1].next_deadline(), None);
+        let takeover = link.routers[0].next_deadline().unwrap();
+        assert!(takeover > fault + link.routers[0].skew_time());
+        link.run_until(fault + link.routers[0].master_down_interval());
+        assert_eq!(link.states(), [State::Master, State::Fault]);
+
+        // Link up: backup first, then it preempts the lower priority.
+        let up = link.now + Duration::from_secs(1);
+        link.run_until(up);
+        let acts = link.routers[1].link_up(up);
+        assert_eq!(acts, vec![Action::BecomeBackup]);
+        link.deliver(1, &acts);
+        link.run_until(up + link.routers[1].master_down_interval() + ms(1));
+        assert_eq!(link.states(), [State::Backup, State::Master]);
     }
 }

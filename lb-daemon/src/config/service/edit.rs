@@ -6,7 +6,7 @@
 //! the service's. Both `[[service]]`/`[[service.real]]` tables and inline
 //! arrays of inline tables are understood.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use toml_edit::{Array, ArrayOfTables, Item, Table, TableLike, Value, value};
 
@@ -72,7 +72,7 @@ impl ConfigDocument {
                     if find_real(&reals, service.port, real.addr, real.port).is_some() {
                         return Err(EditError::RealExists {
                             service: *service,
-                            real: real.name(),
+                            real: real.socket(),
                         });
                     }
                     reals.push(new);
@@ -169,7 +169,7 @@ impl ConfigDocument {
 fn real_not_found(service: &ServiceAddr, addr: IpAddr, port: u16) -> EditError {
     EditError::RealNotFound {
         service: *service,
-        real: RealConfig::new(addr, port).name(),
+        real: SocketAddr::new(addr, port),
     }
 }
 

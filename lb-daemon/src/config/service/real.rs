@@ -55,7 +55,13 @@ impl RealConfig {
     /// `IP:PORT` (`[v6]:PORT`), the same as `RealSpec::name`.
     #[must_use]
     pub fn name(&self) -> String {
-        SocketAddr::new(self.addr, self.port).to_string()
+        self.socket().to_string()
+    }
+
+    /// `IP:PORT`, typed (the real's part of a `RealKey`).
+    #[must_use]
+    pub fn socket(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
     }
 }
 

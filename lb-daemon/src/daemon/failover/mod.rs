@@ -166,7 +166,7 @@ impl Failover {
                 ..VrrpStatus::default()
             },
         }));
-        metrics.set_vrrp_state(cfg.vrid, State::Initialize.as_str(), false);
+        metrics.set_vrrp_state(cfg.vrid, State::Initialize, false);
         let parts = thread::Parts {
             cfg: cfg.clone(),
             iface,

@@ -172,7 +172,13 @@ impl Vrrp {
             self.table_deadline = Some(Instant::now() + wait);
             self.update(|s| s.preempt_held = true);
         }
-        let actions = self.p.router.start(Instant::now());
+        let now = Instant::now();
+        // After a fault the link-up event starts it, else the startup event.
+        let actions = if self.p.router.state() == State::Fault {
+            self.p.router.link_up(now)
+        } else {
+            self.p.router.start(now)
+        };
         self.perform(&actions, reason);
     }
 
@@ -246,19 +252,23 @@ impl Vrrp {
                     self.hold_vips();
                     self.announce();
                     self.announce_again = Some(Instant::now() + ANNOUNCE_AGAIN);
-                    self.transition("master", reason);
+                    self.transition(State::Master, reason);
                     (self.p.on_master)();
                 }
                 Action::BecomeBackup => {
                     self.p.sync.is_master.store(false, Ordering::Relaxed);
                     self.release_vips();
-                    self.transition("backup", reason);
+                    self.transition(State::Backup, reason);
                 }
                 Action::BecomeInitialize => {
                     self.p.sync.is_master.store(false, Ordering::Relaxed);
                     self.release_vips();
-                    let to = if self.link_up { "initialize" } else { "fault" };
-                    self.transition(to, reason);
+                    self.transition(State::Initialize, reason);
+                }
+                Action::BecomeFault => {
+                    self.p.sync.is_master.store(false, Ordering::Relaxed);
+                    self.release_vips();
+                    self.transition(State::Fault, reason);
                 }
             }
         }
@@ -286,32 +296,22 @@ impl Vrrp {
         }
     }
 
-    fn transition(&mut self, to: &str, reason: &str) {
-        let is_master = to == "master";
-        if is_master || to == "fault" {
-            tracing::warn!(
-                vrid = self.p.cfg.vrid,
-                reason,
-                "VRRP: now {}",
-                to.to_uppercase()
-            );
+    fn transition(&mut self, to: State, reason: &str) {
+        let name = to.as_str().to_uppercase();
+        if matches!(to, State::Master | State::Fault) {
+            tracing::warn!(vrid = self.p.cfg.vrid, reason, "VRRP: now {name}");
         } else {
-            tracing::info!(
-                vrid = self.p.cfg.vrid,
-                reason,
-                "VRRP: now {}",
-                to.to_uppercase()
-            );
+            tracing::info!(vrid = self.p.cfg.vrid, reason, "VRRP: now {name}");
         }
         self.p.metrics.set_vrrp_state(self.p.cfg.vrid, to, true);
         let at = unix_seconds(SystemTime::now());
         let mut shared = self.p.status.lock().expect("vrrp status lock");
         shared.entered = Instant::now();
         let status = &mut shared.status;
-        status.state = to.into();
+        status.state = to.as_str().into();
         status.history.push(Transition {
             at,
-            to: to.into(),
+            to: to.as_str().into(),
             reason: reason.into(),
         });
         if status.history.len() > HISTORY {
@@ -387,13 +387,7 @@ impl Vrrp {
         // new wait.
         self.table_deadline = None;
         self.p.sync.want_table.store(false, Ordering::Relaxed);
-        let mut actions = self.p.router.shutdown(Instant::now());
-        // No priority 0: the link cannot carry it.
-        actions.retain(|a| !matches!(a, Action::SendAdvertisement { .. }));
-        if actions.is_empty() {
-            // Never started: record the state all the same.
-            actions.push(Action::BecomeInitialize);
-        }
+        let actions = self.p.router.link_down(Instant::now());
         let reason = format!("link {} down", self.p.iface.name);
         self.perform(&actions, &reason);
     }

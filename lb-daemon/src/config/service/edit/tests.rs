@@ -260,7 +260,7 @@ fn remove_real_of_another_port_is_not_found() {
         err,
         EditError::RealNotFound {
             service: web(),
-            real: "198.51.100.11:8080".into()
+            real: "198.51.100.11:8080".parse().unwrap()
         }
     );
 }
