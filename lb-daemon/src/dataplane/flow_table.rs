@@ -36,6 +36,13 @@ impl FlowTable {
         }
     }
 
+    /// Writes a flow (tools and benchmarks that fill the table).
+    pub fn insert(&mut self, key: &FlowKey, value: &FlowValue) -> Result<(), DataplaneError> {
+        self.conntrack
+            .insert(key, value, 0)
+            .map_err(map_err(names::CONNTRACK))
+    }
+
     /// Deletes a flow (one already gone is fine: the LRU may have evicted it).
     pub fn remove(&mut self, key: &FlowKey) -> Result<(), DataplaneError> {
         match self.conntrack.remove(key) {

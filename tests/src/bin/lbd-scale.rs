@@ -43,6 +43,13 @@ const APPLY_TARGET_MS: f64 = 200.0;
 /// the real it adds (outside the configured ones).
 const CHANGED_SERVICE: usize = 5;
 const ADDED_REAL: Ipv4Addr = Ipv4Addr::new(10, 97, 200, 1);
+/// Flows written into the table for the ageing measurement, all idle past
+/// their timeout: the next pass reads and deletes every one.
+const AGED_FLOWS: u32 = 900_000;
+/// lbd's ageing interval here (seconds).
+const AGEING_INTERVAL_S: u64 = 3;
+/// How long `lbctl status` is sampled while a pass runs.
+const AGEING_WATCH: Duration = Duration::from_secs(8);
 
 /// What one start of lbd measured.
 #[derive(Clone, Copy, Debug, Default)]
@@ -227,7 +234,9 @@ fn config_text(lab: &Lab) -> String {
          pin_path = \"{}\"\n\n\
          [dataplane]\n\
          interfaces = [\"eth0\"]\n\
-         conntrack_size = {CONNTRACK_SIZE}\n",
+         conntrack_size = {CONNTRACK_SIZE}\n\n\
+         [timeouts]\n\
+         ageing_interval = \"{AGEING_INTERVAL_S}s\"\n",
         socket.display(),
         pin_path.display(),
     );
@@ -380,6 +389,23 @@ fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<C
     if !json {
         eprintln!("lbd-scale: adopting restart: {adopt:.1?}");
     }
+    let ageing = status_while_ageing(daemon)?;
+    if json {
+        println!(
+            "{{\"case\": \"lbd_status_while_ageing\", \"flows\": {AGED_FLOWS}, \
+             \"status_median_ms\": {:.2}, \"status_max_ms\": {:.2}, \"samples\": {}}}",
+            ageing.median_ms, ageing.max_ms, ageing.samples
+        );
+    } else {
+        eprintln!(
+            "lbd-scale: lbctl status while an ageing pass reads and deletes {AGED_FLOWS} \
+             flows: median {:.1} ms, max {:.1} ms ({} calls in {} s)",
+            ageing.median_ms,
+            ageing.max_ms,
+            ageing.samples,
+            AGEING_WATCH.as_secs()
+        );
+    }
     daemon.stop()?;
     daemon.teardown()?;
 
@@ -395,6 +421,58 @@ fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<C
             sample: adopt,
         },
     ])
+}
+
+/// `lbctl status` latency while ageing passes walk a table of
+/// [`AGED_FLOWS`] expired flows (and delete them).
+struct AgeingFigures {
+    median_ms: f64,
+    max_ms: f64,
+    samples: usize,
+}
+
+/// Fills the pinned connection table with expired flows, then times
+/// `lbctl --json status` back to back for [`AGEING_WATCH`] (more than two
+/// ageing intervals): a daemon that ages on its controller thread makes
+/// the calls wait for the walk.
+fn status_while_ageing(daemon: &LabDaemon) -> Result<AgeingFigures> {
+    use lb_common::{FAMILY_V4, FLOW_ACTIVE, FlowKey, FlowValue, PROTO_TCP};
+    use lb_daemon::dataplane::{FlowTable, PinDir};
+
+    let mut table = FlowTable::open(&PinDir::new(daemon.pin_path()))?;
+    let vip = u32::from_ne_bytes(addr(98, 0).octets());
+    for i in 0..AGED_FLOWS {
+        let key = FlowKey {
+            src: [0x0a60_0000_u32.wrapping_add(i / 50_000).to_be(), 0, 0, 0],
+            dst: [vip, 0, 0, 0],
+            src_port: ((i % 50_000) as u16 + 1024).to_be(),
+            dst_port: PORT.to_be(),
+            proto: PROTO_TCP,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        };
+        // Last seen at boot: idle far past the 900 s timeout.
+        let value = FlowValue {
+            real: 0,
+            state: FLOW_ACTIVE,
+            service: 0,
+            _pad: 0,
+            last_seen_ns: 1,
+        };
+        table.insert(&key, &value)?;
+    }
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < AGEING_WATCH {
+        let (_, took) = lbctl_timed(daemon, &["--json", "status"])?;
+        samples.push(ms(took));
+    }
+    let max_ms = samples.iter().copied().fold(0.0, f64::max);
+    Ok(AgeingFigures {
+        median_ms: median(&samples),
+        max_ms,
+        samples: samples.len(),
+    })
 }
 
 fn print_json(cases: &[Case]) {
