@@ -29,6 +29,10 @@ use lb_lab::{
 const PATIENCE: Duration = Duration::from_secs(20);
 
 const BIG: u64 = 8 << 20;
+/// The download's rate: slow enough that it is still under way when the
+/// director fails over (curl first fills the socket buffers at full speed,
+/// a few MB, then holds the rate: `BIG` takes about 10 s).
+const DOWNLOAD_RATE: &str = "500K";
 
 fn lab() -> Lab {
     Lab::builder()
@@ -181,7 +185,7 @@ fn mac_text(mac: [u8; 6]) -> String {
 /// limit): the tests fail over once the backup has them, which is the
 /// precondition of "established connections survive". Short-lived
 /// connections (the prober's) start only after this.
-fn wait_synced(master: &LabDaemon, backup: &LabDaemon, long_lived: usize) {
+fn wait_synced(master: &LabDaemon, backup: &LabDaemon, long_lived: usize) -> Result<(), String> {
     let established = |d: &LabDaemon| -> anyhow::Result<HashSet<String>> {
         Ok(d.flows()?
             .into_iter()
@@ -201,7 +205,14 @@ fn wait_synced(master: &LabDaemon, backup: &LabDaemon, long_lived: usize) {
         anyhow::ensure!(missing.is_empty(), "the backup lacks {missing:?}");
         Ok(())
     })
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", backup.log()));
+    .map_err(|e| {
+        format!(
+            "{e:#}\nflows on the master: {:?}\n--- master:\n{}\n--- backup:\n{}",
+            master.flows(),
+            master.log(),
+            backup.log()
+        )
+    })
 }
 
 #[test]
@@ -209,7 +220,7 @@ fn sigkill_of_the_masters_lbd_moves_clients_to_the_backup_and_back() {
     let mut lab = lab();
     let (mut d0, d1) = pair(&mut lab, "wlc");
     let big = url(VIP_V4.into(), lb_lab::BIG_PATH);
-    let download = Download::start(&mut lab, 0, &big, "1M").unwrap();
+    let download = Download::start(&mut lab, 0, &big, DOWNLOAD_RATE).unwrap();
     let wrk = Wrk::start(
         &mut lab,
         0,
@@ -220,7 +231,9 @@ fn sigkill_of_the_masters_lbd_moves_clients_to_the_backup_and_back() {
     )
     .unwrap();
     // 8 keep-alive connections and the download.
-    wait_synced(&d0, &d1, 9);
+    if let Err(e) = wait_synced(&d0, &d1, 9) {
+        panic!("{e}\nthe download: {:?}", download.finish());
+    }
     let prober = Prober::start(&lab);
 
     let killed = Instant::now();
@@ -293,8 +306,10 @@ fn link_down_on_the_master_fails_over_within_a_second() {
     let mut lab = lab();
     let (d0, d1) = pair(&mut lab, "wlc");
     let big = url(VIP_V4.into(), lb_lab::BIG_PATH);
-    let download = Download::start(&mut lab, 0, &big, "1M").unwrap();
-    wait_synced(&d0, &d1, 1);
+    let download = Download::start(&mut lab, 0, &big, DOWNLOAD_RATE).unwrap();
+    if let Err(e) = wait_synced(&d0, &d1, 1) {
+        panic!("{e}\nthe download: {:?}", download.finish());
+    }
     let prober = Prober::start(&lab);
 
     let down = Instant::now();
