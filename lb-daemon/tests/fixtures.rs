@@ -586,3 +586,86 @@ fn unconfigured_interface_passes() {
     assert_eq!((verdict, out), (Action::Pass, frame));
     assert_eq!(h.count(Reason::UnknownInterface), 1);
 }
+
+/// The other director's MAC in the handover tests.
+const OTHER_DIRECTOR: [u8; 6] = [0x02, 0xdd, 0, 0, 0, 0x02];
+
+/// `frame` with destination := the other director, source := this one.
+fn to_other_director(frame: &[u8]) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[..6].copy_from_slice(&OTHER_DIRECTOR);
+    out[6..12].copy_from_slice(&DIRECTOR_MAC);
+    out
+}
+
+#[test]
+fn during_a_handover_unknown_mid_connection_packets_go_to_the_other_director() {
+    let mut h = harness();
+    h.lb.dataplane_mut()
+        .set_handover(OTHER_DIRECTOR, u64::MAX)
+        .unwrap();
+    // The ACK of a connection the other director saw open.
+    let ack = tcp4(CLIENT4, 41000, VIP4, 80, TCP_ACK);
+    let (verdict, out) = h.run(&ack);
+    assert_eq!((verdict, out), (Action::Tx, to_other_director(&ack)));
+    assert_eq!(h.count(Reason::ToOtherDirector), 1);
+    // Nothing was recorded: the next one goes there too.
+    let (_, out) = h.run(&ack);
+    assert_eq!(out, to_other_director(&ack));
+    // A SYN is a new connection: scheduled here as always.
+    let syn = tcp4(CLIENT4, 41001, VIP4, 80, TCP_SYN);
+    let (verdict, out) = h.run(&syn);
+    assert_eq!(verdict, Action::Tx);
+    assert_eq!(Harness::real_of(&out), 0);
+    assert_eq!(h.count(Reason::NewFlow), 1);
+    // UDP has no connection to go by: scheduled here.
+    let (_, out) = h.run(&udp4(CLIENT4, 41002, VIP4, 53));
+    assert_eq!(Harness::real_of(&out), 0);
+    // A known flow goes to its real.
+    let (_, out) = h.run(&tcp4(CLIENT4, 41001, VIP4, 80, TCP_ACK));
+    assert_eq!(Harness::real_of(&out), 0);
+    assert_eq!(h.count(Reason::Established), 1);
+    // A closing flow's 5-tuple may belong to a new connection the other
+    // director saw open: its packets go there.
+    h.run(&tcp4(CLIENT4, 41001, VIP4, 80, TCP_FIN | TCP_ACK));
+    let late = tcp4(CLIENT4, 41001, VIP4, 80, TCP_ACK | TCP_PSH);
+    let (_, out) = h.run(&late);
+    assert_eq!(out, to_other_director(&late));
+    assert_eq!(h.count(Reason::ToOtherDirector), 3);
+}
+
+#[test]
+fn frames_from_the_other_director_are_never_sent_back() {
+    let mut h = harness();
+    h.lb.dataplane_mut()
+        .set_handover(OTHER_DIRECTOR, u64::MAX)
+        .unwrap();
+    let mut bounced = tcp4(CLIENT4, 42000, VIP4, 80, TCP_ACK);
+    bounced[6..12].copy_from_slice(&OTHER_DIRECTOR);
+    let (verdict, out) = h.run(&bounced);
+    assert_eq!(verdict, Action::Tx);
+    assert_eq!(Harness::real_of(&out), 0, "scheduled here");
+    assert_eq!(h.count(Reason::ToOtherDirector), 0);
+}
+
+#[test]
+fn after_the_handover_window_unknown_packets_are_scheduled_here() {
+    let mut h = harness();
+    // A window that ended at boot.
+    h.lb.dataplane_mut()
+        .set_handover(OTHER_DIRECTOR, 1)
+        .unwrap();
+    let (verdict, out) = h.run(&tcp4(CLIENT4, 43000, VIP4, 80, TCP_ACK));
+    assert_eq!(verdict, Action::Tx);
+    assert_eq!(Harness::real_of(&out), 0);
+    assert_eq!(h.count(Reason::ToOtherDirector), 0);
+    // Interfaces set again keep the handover (and vice versa).
+    h.lb.dataplane_mut()
+        .set_handover(OTHER_DIRECTOR, u64::MAX)
+        .unwrap();
+    h.lb.dataplane_mut()
+        .set_interfaces(&[(common::TEST_IFINDEX, DIRECTOR_MAC)])
+        .unwrap();
+    let ack = tcp4(CLIENT4, 43001, VIP4, 80, TCP_ACK);
+    assert_eq!(h.run(&ack).1, to_other_director(&ack));
+}

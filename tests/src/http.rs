@@ -54,9 +54,20 @@ pub(crate) fn connection_refused(ns: &str, addr: SocketAddr) -> Result<bool> {
 }
 
 pub(crate) fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).context("connecting")?;
+    exchange(connect(addr, timeout)?, addr, path)
+}
+
+/// A connection to `addr`, with `timeout` on connecting and on each later
+/// read and write.
+pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout).context("connecting")?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+/// `GET path` on a connection made by [`connect`], read to its end.
+pub(crate) fn exchange(mut stream: TcpStream, addr: SocketAddr, path: &str) -> Result<Response> {
     let host = match addr.ip() {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),

@@ -48,6 +48,8 @@ pub struct Record {
     pub start: Instant,
     pub end: Instant,
     pub outcome: Outcome,
+    /// The client's port, once connected: finds the connection in a capture.
+    pub local_port: Option<u16>,
 }
 
 /// What the requests of a window saw.
@@ -131,7 +133,11 @@ pub fn summarize(records: &[Record], from: Instant, to: Instant) -> Summary {
             && summary.problems.len() < PROBLEMS_LISTED
         {
             let at = r.start.saturating_duration_since(from).as_millis();
-            summary.problems.push(format!("at {at} ms: {what}"));
+            let port = r
+                .local_port
+                .map(|p| format!(" (client port {p})"))
+                .unwrap_or_default();
+            summary.problems.push(format!("at {at} ms{port}: {what}"));
         }
     }
     summary
@@ -141,7 +147,12 @@ pub fn summarize(records: &[Record], from: Instant, to: Instant) -> Summary {
 /// connecting and on each read and write.
 fn request(addr: SocketAddr, timeout: Duration) -> Record {
     let start = Instant::now();
-    let outcome = match http::get(addr, "/", timeout) {
+    let mut local_port = None;
+    let result = http::connect(addr, timeout).and_then(|stream| {
+        local_port = stream.local_addr().ok().map(|a| a.port());
+        http::exchange(stream, addr, "/")
+    });
+    let outcome = match result {
         Ok(response) if response.status == 200 => Outcome::Answered,
         Ok(response) => Outcome::Failed(format!("status {}", response.status)),
         Err(e) if is_timeout(&e) => Outcome::Hung,
@@ -151,6 +162,7 @@ fn request(addr: SocketAddr, timeout: Duration) -> Record {
         start,
         end: Instant::now(),
         outcome,
+        local_port,
     }
 }
 
@@ -324,6 +336,7 @@ mod tests {
             start: base + Duration::from_millis(start_ms),
             end: base + Duration::from_millis(end_ms),
             outcome,
+            local_port: None,
         }
     }
 

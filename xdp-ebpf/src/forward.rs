@@ -32,6 +32,24 @@ pub fn addressed_to(ctx: &XdpContext, mac: &[u8; 6]) -> bool {
     dst == *mac
 }
 
+/// Whether the frame's Ethernet source is `mac`.
+#[inline(always)]
+pub fn sent_by(ctx: &XdpContext, mac: &[u8; 6]) -> bool {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return false;
+    };
+    let src = unsafe { (*eth).src };
+    src == *mac
+}
+
+/// The other director's MAC while a handover is under way (see
+/// `Settings::handover_until_ns`).
+#[inline(always)]
+pub fn other_director(now: u64) -> Option<[u8; 6]> {
+    let settings = SETTINGS.get(0)?;
+    (now < settings.handover_until_ns).then_some(settings.handover_mac)
+}
+
 /// Destination := the real's MAC, source := ours. Returns false when the frame
 /// is too short, which parsing already ruled out.
 #[inline(always)]

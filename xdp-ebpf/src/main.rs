@@ -80,6 +80,14 @@ fn process(ctx: &XdpContext) -> Reason {
     let mut reason = Reason::NewFlow;
     if let Some(flow) = flow {
         let flow = unsafe { &mut *flow };
+        // A closing flow's 5-tuple may have been reused by a connection the
+        // other director saw open (its SYN); during a handover that one
+        // knows better.
+        if flow.state == FLOW_CLOSING
+            && let Some(reason) = to_other_director(ctx, &packet, now, &our_mac)
+        {
+            return reason;
+        }
         match continue_flow(flow, &packet, now) {
             Ok(real) => {
                 return forward(
@@ -99,10 +107,40 @@ fn process(ctx: &XdpContext) -> Reason {
     let Some(service) = service.or_else(|| unsafe { SERVICES.get(&service_key(key)) }) else {
         return Reason::NoService;
     };
+    if flow.is_none()
+        && let Some(reason) = to_other_director(ctx, &packet, now, &our_mac)
+    {
+        return reason;
+    }
     match schedule_flow(&packet, service, now) {
         Ok((real_id, real)) => forward(ctx, service.id, real_id, real, &our_mac, reason),
         Err(reason) => reason,
     }
+}
+
+/// Around a failover (see `Settings::handover_until_ns`): a mid-connection
+/// TCP packet (no SYN) of a flow this director does not know goes to the
+/// other director, which saw the connection open and knows its real; this
+/// one would guess. Frames from the other director are never sent back.
+#[inline(always)]
+fn to_other_director(
+    ctx: &XdpContext,
+    packet: &Packet,
+    now: u64,
+    our_mac: &[u8; 6],
+) -> Option<Reason> {
+    if packet.key.proto != PROTO_TCP || packet.tcp_flags & TCP_SYN != 0 {
+        return None;
+    }
+    let other = forward::other_director(now)?;
+    if forward::sent_by(ctx, &other) {
+        return None;
+    }
+    Some(if forward::rewrite_macs(ctx, &other, our_mac) {
+        Reason::ToOtherDirector
+    } else {
+        Reason::ShortEthernet
+    })
 }
 
 /// The `SERVICES` key of a flow: (VIP, port, protocol).

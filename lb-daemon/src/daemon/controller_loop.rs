@@ -23,7 +23,8 @@ use crate::{
     netlink::Netlink,
 };
 
-use super::{Event, Wanted, startup::Vips, table_thread::TableThread, vips};
+use super::{Event, Wanted, failover::Handover, startup::Vips, table_thread::TableThread, vips};
+use crate::balancer::monotonic_now_ns;
 
 /// How often reals in slow start get their next, larger weight, and
 /// drained reals are checked for removal.
@@ -208,6 +209,25 @@ pub(super) fn unix_now() -> f64 {
     unix_seconds(std::time::SystemTime::now())
 }
 
+/// Points the data path at the other director (see [`Handover`]).
+fn hand_over(controller: &mut Controller, handover: Handover) {
+    let (mac, until_ns) = match handover {
+        Handover::ToMaster { mac } => (mac, u64::MAX),
+        Handover::ToPreviousMaster { mac, window } => (
+            mac,
+            monotonic_now_ns().saturating_add(window.as_nanos() as u64),
+        ),
+        Handover::Off => ([0; 6], 0),
+    };
+    if let Err(e) = controller
+        .balancer_mut()
+        .dataplane_mut()
+        .set_handover(mac, until_ns)
+    {
+        tracing::error!(error = %e, "setting the handover to the other director");
+    }
+}
+
 /// Finishes an ageing pass whose table walk the table thread reported.
 fn finish_ageing(
     controller: &mut Controller,
@@ -236,9 +256,15 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
     match event {
         Event::Shutdown => return false,
         Event::Admin(request, reply) => answer(controller, host, request, reply),
-        Event::AgeNow => {
-            let (timeouts, context) = controller.ageing_job();
-            host.table.age(timeouts, context);
+        Event::Role { master, handover } => {
+            // Set first: the clients are switching over right now.
+            hand_over(controller, handover);
+            if master {
+                // Rebuild the least-connection counts: flows written by the
+                // sync are not in them.
+                let (timeouts, context) = controller.ageing_job();
+                host.table.age(timeouts, context);
+            }
         }
         Event::Aged(walked, context) => {
             host.table.aged();

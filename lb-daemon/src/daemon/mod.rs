@@ -66,9 +66,12 @@ pub(crate) enum Event {
     Health(HealthEvent),
     /// A Prometheus scrape: the exposition text.
     Scrape(oneshot::Sender<String>),
-    /// Age the connection table now (and so rebuild the active-connection
-    /// counts): this director just became VRRP master.
-    AgeNow,
+    /// This director's VRRP role (master or not) and where packets of flows
+    /// it does not know go.
+    Role {
+        master: bool,
+        handover: failover::Handover,
+    },
     /// The table thread finished the walk of an ageing pass.
     Aged(Result<AgeingPlan, DataplaneError>, AgeingContext),
     Shutdown,

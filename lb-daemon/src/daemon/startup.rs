@@ -160,13 +160,14 @@ fn start_failover(
         failover::Hooks {
             sync: sync_flags.clone(),
             sync_status: sync_status.clone(),
-            // Flows written by the sync are not in the least-connection
-            // counts until an ageing pass rebuilds them: run one on taking
-            // over.
-            on_master: {
+            // The controller sets the handover (see `failover::Handover`)
+            // and, on taking over, runs an ageing pass: flows written by the
+            // sync are not in the least-connection counts until one
+            // rebuilds them.
+            on_role: {
                 let events = events.clone();
-                Box::new(move || {
-                    let _ = events.send(Event::AgeNow);
+                Box::new(move |master, handover| {
+                    let _ = events.send(Event::Role { master, handover });
                 })
             },
         },

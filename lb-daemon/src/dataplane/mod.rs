@@ -435,9 +435,11 @@ impl Dataplane {
                 count: ifaces.len(),
             });
         }
+        // The handover fields stay as they are.
         let mut settings = Settings {
             iface_count: ifaces.len() as u32,
-            ..Settings::default()
+            ifaces: Default::default(),
+            ..self.settings()?
         };
         for (slot, (ifindex, mac)) in settings.ifaces.iter_mut().zip(ifaces) {
             *slot = IfaceMac {
@@ -446,6 +448,29 @@ impl Dataplane {
                 _pad: [0; 2],
             };
         }
+        self.settings
+            .set(0, settings, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    /// `SETTINGS[0]` as the data path sees it now.
+    fn settings(&self) -> Result<Settings, DataplaneError> {
+        self.settings.get(&0, 0).map_err(map_err(names::SETTINGS))
+    }
+
+    /// Until `until_ns` (`CLOCK_MONOTONIC`), mid-connection TCP packets of
+    /// flows this director does not know go to `previous_master` (see
+    /// `Settings::handover_until_ns`); `until_ns` 0 ends it.
+    pub fn set_handover(
+        &mut self,
+        previous_master: [u8; 6],
+        until_ns: u64,
+    ) -> Result<(), DataplaneError> {
+        let settings = Settings {
+            handover_until_ns: until_ns,
+            handover_mac: previous_master,
+            ..self.settings()?
+        };
         self.settings
             .set(0, settings, 0)
             .map_err(map_err(names::SETTINGS))

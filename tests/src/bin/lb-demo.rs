@@ -24,6 +24,7 @@ use anyhow::{Context, Result};
 use lb_lab::{
     Lab, VIP_V4,
     daemon::{LabDaemon, bin_dir},
+    requests::{Clients, Outcome, Record, summarize},
     wrk::Wrk,
 };
 
@@ -172,10 +173,16 @@ fn run_phase(
 ) -> Result<()> {
     let url = format!("http://{VIP_V4}/");
     let wrk = Wrk::start(lab, 0, &url, Duration::from_secs(phase_seconds), 16, true)?;
+    // What a client sees: every request recorded (a new connection each,
+    // 3 s timeout), counted as answered per second beside the directors'
+    // counters (a director whose lbd is down cannot be asked).
+    let vip = std::net::SocketAddr::from((VIP_V4, 80));
+    let clients = Clients::closed_loop(lab.client_ns(0), vip, 4, Duration::from_secs(3))?;
     println!(
-        "  {:<6}{}  master",
+        "  {:<6}{}  {:>14}  master",
         "time",
-        row(reals.iter().map(ToString::to_string))
+        row(reals.iter().map(ToString::to_string)),
+        "client saw"
     );
     let mut last = connections(directors, reals);
     let start = Instant::now();
@@ -216,9 +223,19 @@ fn run_phase(
         }
         let now = connections(directors, reals);
         let rates = per_second(&now, &last, reals.len());
-        println!("  {:>4}s {}  {}", second, row(rates), master(directors));
+        let answered = answered_in_last_second(&clients.records());
+        println!(
+            "  {:>4}s {}  {:>14}  {}",
+            second,
+            row(rates),
+            format!("{answered} ok/s"),
+            master(directors)
+        );
         last = now;
     }
+    let started = clients.started();
+    let seen = summarize(&clients.finish(), started, Instant::now());
+    println!("  clients (4, a new connection per request): {seen}");
     let report = wrk.finish()?;
     if report.clean() {
         println!("  wrk: {} requests, no failed request", report.requests);
@@ -229,6 +246,15 @@ fn run_phase(
         );
     }
     Ok(())
+}
+
+/// Requests answered in the last second.
+fn answered_in_last_second(records: &[Record]) -> usize {
+    let since = Instant::now().checked_sub(Duration::from_secs(1));
+    records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Answered && since.is_none_or(|t| r.end >= t))
+        .count()
 }
 
 /// "director 0", "director 1", or what the running ones say.

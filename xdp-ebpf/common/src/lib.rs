@@ -244,6 +244,16 @@ pub struct IfaceMac {
 pub struct Settings {
     pub iface_count: u32,
     pub _pad: u32,
+    /// Until when (`CLOCK_MONOTONIC` ns, the clock of
+    /// `bpf_ktime_get_coarse_ns`) a mid-connection TCP packet of a flow this
+    /// director does not know goes to `handover_mac`, the other director
+    /// (the master, while this one is backup; the previous master, for a
+    /// while after this one took over): it saw the flow open and knows its
+    /// real. 0: never; `u64::MAX`: until further notice.
+    pub handover_until_ns: u64,
+    /// The other director's MAC (see `handover_until_ns`).
+    pub handover_mac: [u8; 6],
+    pub _pad2: [u8; 2],
     pub ifaces: [IfaceMac; MAX_IFACES],
 }
 

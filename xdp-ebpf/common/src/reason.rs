@@ -90,11 +90,15 @@ pub enum Reason {
     /// IP header whose version nibble does not match its `EtherType` (4 for
     /// IPv4, 6 for IPv6).
     BadIpVersion,
+    /// Around a failover: a mid-connection TCP packet (no SYN) of a flow
+    /// this director does not know (or knows only as closing), sent on to
+    /// the other director, which saw it open and knows its real.
+    ToOtherDirector,
 }
 
 impl Reason {
     /// Number of slots in `GLOBAL_STATS`.
-    pub const COUNT: u32 = Reason::BadIpVersion as u32 + 1;
+    pub const COUNT: u32 = Reason::ToOtherDirector as u32 + 1;
 
     /// Every reason in slot order.
     pub const ALL: [Reason; Reason::COUNT as usize] = [
@@ -120,12 +124,16 @@ impl Reason {
         Reason::ConntrackFull,
         Reason::OtherHost,
         Reason::BadIpVersion,
+        Reason::ToOtherDirector,
     ];
 
     #[must_use]
     pub const fn action(self) -> Action {
         match self {
-            Reason::Established | Reason::NewFlow | Reason::Rescheduled => Action::Tx,
+            Reason::Established
+            | Reason::NewFlow
+            | Reason::Rescheduled
+            | Reason::ToOtherDirector => Action::Tx,
             Reason::FragmentToVip | Reason::NoReal | Reason::ConntrackFull => Action::Drop,
             _ => Action::Pass,
         }
@@ -157,6 +165,7 @@ impl Reason {
             Reason::ConntrackFull => "conntrack_full",
             Reason::OtherHost => "other_host",
             Reason::BadIpVersion => "bad_ip_version",
+            Reason::ToOtherDirector => "to_other_director",
         }
     }
 }

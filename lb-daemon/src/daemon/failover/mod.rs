@@ -37,7 +37,10 @@ use anyhow::{Context, bail};
 
 use crate::daemon::vips;
 
+mod handover;
 mod thread;
+
+pub use handover::Handover;
 
 /// What the controller tells the VRRP thread.
 enum Command {
@@ -74,8 +77,9 @@ pub struct Hooks {
     pub sync: Arc<SyncFlags>,
     /// The sync thread's counters, for `lbctl vrrp`.
     pub sync_status: Option<Arc<Mutex<SyncStatus>>>,
-    /// Called on every transition to master.
-    pub on_master: Box<dyn Fn() + Send>,
+    /// Called on every change of role: whether this director is master
+    /// now, and where packets of flows it does not know go ([`Handover`]).
+    pub on_role: Box<dyn Fn(bool, Handover) + Send>,
 }
 
 /// The interface VRRP runs on.
@@ -125,7 +129,7 @@ impl Failover {
         let Hooks {
             sync,
             sync_status,
-            on_master,
+            on_role,
         } = hooks;
         let mut netlink = Netlink::open().context("opening rtnetlink for VRRP")?;
         // Backup until proven master: none of them may stay.
@@ -178,7 +182,7 @@ impl Failover {
             metrics,
             status: status.clone(),
             sync,
-            on_master,
+            on_role,
         };
         let thread = std::thread::Builder::new()
             .name("vrrp".into())

@@ -21,7 +21,7 @@ use crate::{
     },
 };
 
-use super::{Command, Interface, Shared, SyncFlags};
+use super::{Command, Interface, Shared, SyncFlags, handover, handover::Handover};
 use crate::daemon::vips;
 
 /// How often the link state is read.
@@ -44,8 +44,9 @@ pub(super) struct Parts {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<Shared>>,
     pub sync: Arc<SyncFlags>,
-    /// Called on every transition to master.
-    pub on_master: Box<dyn Fn() + Send>,
+    /// Called on every change of role (master or not) and whenever the
+    /// handover changes.
+    pub on_role: Box<dyn Fn(bool, Handover) + Send>,
 }
 
 /// Runs the router until a `Stop` command.
@@ -58,6 +59,9 @@ pub(super) fn run(parts: Parts, inbox: &mpsc::Receiver<Command>, wake: &UnixData
         link_up: true,
         announce_again: None,
         last_heard: None,
+        last_master: None,
+        peer_mac: None,
+        told_backup_mac: None,
     };
     vrrp.run(inbox, wake);
 }
@@ -75,6 +79,13 @@ struct Vrrp {
     announce_again: Option<Instant>,
     /// The last valid advertisement: when, from whom, which priority.
     last_heard: Option<(Instant, IpAddr, u8)>,
+    /// The last director heard advertising (priority 0 included): when,
+    /// and its address. The one to hand over from when taking over.
+    last_master: Option<(Instant, IpAddr)>,
+    /// Its MAC, once the kernel has resolved it.
+    peer_mac: Option<[u8; 6]>,
+    /// The master's MAC the controller was last given as backup.
+    told_backup_mac: Option<[u8; 6]>,
 }
 
 impl Vrrp {
@@ -124,6 +135,7 @@ impl Vrrp {
             if now >= next_link_check {
                 next_link_check = now + LINK_CHECK;
                 self.check_link();
+                self.tell_backup_handover();
             }
             if self.table_deadline.is_some_and(|t| now >= t) {
                 tracing::warn!(
@@ -217,6 +229,13 @@ impl Vrrp {
                     // A stopping master's priority 0 is no one to preempt.
                     self.last_heard =
                         (adv.priority > 0).then(|| (Instant::now(), received.src, adv.priority));
+                    if self.last_master.is_none_or(|(_, ip)| ip != received.src) {
+                        // Adverts are multicast: no neighbour entry comes of
+                        // them. Have the kernel learn its MAC for a handover.
+                        let _ = self.p.netlink.resolve(self.p.iface.index, received.src);
+                        self.peer_mac = None;
+                    }
+                    self.last_master = Some((Instant::now(), received.src));
                     let before = self.p.router.state();
                     let actions = self.p.router.on_advertisement(
                         Instant::now(),
@@ -253,27 +272,86 @@ impl Vrrp {
                     self.announce();
                     self.announce_again = Some(Instant::now() + ANNOUNCE_AGAIN);
                     self.transition(State::Master, reason);
-                    (self.p.on_master)();
+                    let handover = self.handover_from_previous();
+                    (self.p.on_role)(true, handover);
                 }
                 Action::BecomeBackup => {
                     self.p.sync.is_master.store(false, Ordering::Relaxed);
                     self.release_vips();
                     self.transition(State::Backup, reason);
+                    self.told_backup_mac = None;
+                    self.tell_backup_handover();
                 }
                 Action::BecomeInitialize => {
                     self.p.sync.is_master.store(false, Ordering::Relaxed);
                     self.release_vips();
                     self.transition(State::Initialize, reason);
+                    (self.p.on_role)(false, Handover::Off);
                 }
                 Action::BecomeFault => {
                     self.p.sync.is_master.store(false, Ordering::Relaxed);
                     self.release_vips();
                     self.transition(State::Fault, reason);
+                    (self.p.on_role)(false, Handover::Off);
                 }
             }
         }
         let master = self.p.router.master_addr().map(|a| a.to_string());
         self.update(|s| s.master = master);
+    }
+
+    /// The MAC of the last director heard advertising, from the kernel's
+    /// neighbour table (asked again until it is there).
+    fn peer_mac(&mut self) -> Option<[u8; 6]> {
+        if self.peer_mac.is_none() {
+            let (_, ip) = self.last_master?;
+            self.peer_mac = self
+                .p
+                .netlink
+                .neighbour(self.p.iface.index, ip)
+                .ok()
+                .flatten()
+                .and_then(|n| n.usable_mac());
+        }
+        self.peer_mac
+    }
+
+    /// Having just become master: the previous master gets the packets of
+    /// flows this director does not know, for a while.
+    fn handover_from_previous(&mut self) -> Handover {
+        let Some((at, ip)) = self.last_master else {
+            return Handover::Off;
+        };
+        let window = handover::window(at.elapsed(), self.p.router.master_down_interval() / 2);
+        let Some(mac) = self.peer_mac() else {
+            tracing::warn!(%ip, "VRRP: the previous master's MAC is unknown: no handover");
+            return Handover::Off;
+        };
+        tracing::info!(
+            %ip,
+            window_ms = window.as_millis() as u64,
+            "VRRP: packets of flows this director does not know go to the previous master"
+        );
+        Handover::ToPreviousMaster { mac, window }
+    }
+
+    /// As backup: the master gets the packets of flows this director does
+    /// not know. Told once its MAC is known (and again if it changes).
+    fn tell_backup_handover(&mut self) {
+        if self.p.router.state() != State::Backup {
+            return;
+        }
+        let mac = self.peer_mac();
+        if mac.is_some() && mac != self.told_backup_mac {
+            self.told_backup_mac = mac;
+            if let Some(mac) = mac {
+                tracing::info!(
+                    master = %crate::config::format_mac(mac),
+                    "VRRP: as backup, packets of flows this director does not know go to the master"
+                );
+                (self.p.on_role)(false, Handover::ToMaster { mac });
+            }
+        }
     }
 
     fn advertise(&mut self, priority: u8) {
