@@ -15,6 +15,9 @@ const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100);
 const CLIENT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const OTHER4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// A router on the way back to the client, which sends ICMP errors.
+const ROUTER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
 
 /// What must come out.
 enum Output {
@@ -122,7 +125,7 @@ fn fixtures() -> Vec<Fixture> {
         },
     );
     truncated_options.truncate(22);
-    vec![
+    let mut all = vec![
         // Service traffic, every family, protocol and scheduler.
         fixture(
             "IPv4 TCP SYN to a rr service",
@@ -499,6 +502,367 @@ fn fixtures() -> Vec<Fixture> {
             Reason::ShortL4,
             Unchanged,
         ),
+    ];
+    // After the service traffic above: its flows are what the errors quote.
+    all.extend(icmp_fixtures());
+    all
+}
+
+/// A packet a real sent in a flow of the harness (`VIP:vip_port ->
+/// client:client_port`), DF set and full-sized: ICMP errors quote a prefix.
+fn reply4(proto: u8, vip_port: u16, client_port: u16) -> Vec<u8> {
+    reply4_with(proto, vip_port, client_port, &V4Opts::default())
+}
+
+fn reply4_with(proto: u8, vip_port: u16, client_port: u16, opts: &V4Opts) -> Vec<u8> {
+    let payload = [0x55; 1400];
+    let l4 = if proto == 6 {
+        tcp(vip_port, client_port, TCP_ACK, &payload)
+    } else {
+        udp(vip_port, client_port, &payload)
+    };
+    let opts = V4Opts {
+        frag: opts.frag | 0x4000,
+        ..opts.clone()
+    };
+    ipv4(VIP4, CLIENT4, proto, &l4, &opts)
+}
+
+fn reply6(proto: u8, vip_port: u16, client_port: u16) -> Vec<u8> {
+    let payload = [0x55; 1400];
+    let l4 = if proto == 6 {
+        tcp(vip_port, client_port, TCP_ACK, &payload)
+    } else {
+        udp(vip_port, client_port, &payload)
+    };
+    ipv6(VIP6, CLIENT6, proto, &l4)
+}
+
+/// IPv4 header + 8 bytes: the least an `ICMPv4` error quotes (RFC 792).
+const QUOTE4: usize = 28;
+/// What a Linux router quotes: the error fills 576 bytes.
+const QUOTE4_LINUX: usize = 576 - 28;
+/// What fits in an `ICMPv6` error of 1280 bytes (RFC 4443).
+const QUOTE6: usize = 1280 - 48;
+
+/// ICMP errors to a VIP go to the real of the flow they quote (path MTU
+/// discovery); without such a flow, or cut short, they pass to the kernel.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one table of fixtures reads best in one place"
+)]
+fn icmp_fixtures() -> Vec<Fixture> {
+    use Output::{ForwardedTo, Unchanged};
+    let frag_needed = (ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED);
+    let too_big = (ICMPV6_PACKET_TOO_BIG, 0);
+    let mtu1400 = mtu_field(1400);
+    let mtu1280 = mtu_field(1280);
+    // The flows the service fixtures created.
+    let tcp80 = reply4(6, 80, 40000);
+    let tcp80_v6 = reply6(6, 80, 40000);
+    let to_vip = |original: &[u8]| icmp4_error(ROUTER4, VIP4, frag_needed, mtu1400, original);
+    let to_vip6 = |original: &[u8]| icmp6_error(ROUTER6, VIP6, too_big, mtu1280, original);
+    let options = V4Opts {
+        options: vec![1, 1, 1, 0],
+        ..V4Opts::default()
+    };
+    vec![
+        // Errors about a flow: the whole frame goes to the flow's real.
+        fixture(
+            "ICMPv4 fragmentation needed (MTU 1400) about an IPv4 TCP flow",
+            to_vip(&tcp80[..QUOTE4]),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv4 fragmentation needed sent to another host's MAC (flooded)",
+            {
+                let mut f = to_vip(&tcp80[..QUOTE4]);
+                f[..6].copy_from_slice(&[0x02, 0xdd, 0, 0, 0, 0x02]);
+                f
+            },
+            Reason::OtherHost,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 fragmentation needed quoting 548 bytes, as Linux routers do",
+            to_vip(&tcp80[..QUOTE4_LINUX]),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv6 packet too big (MTU 1280) about an IPv6 TCP flow",
+            to_vip6(&tcp80_v6[..QUOTE6]),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv4 time exceeded about an IPv4 UDP flow",
+            icmp4_error(
+                ROUTER4,
+                VIP4,
+                (ICMP_TIME_EXCEEDED, 0),
+                [0; 4],
+                &reply4(17, 53, 5353)[..QUOTE4],
+            ),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv6 time exceeded about an IPv6 UDP flow",
+            icmp6_error(
+                ROUTER6,
+                VIP6,
+                (ICMPV6_TIME_EXCEEDED, 0),
+                [0; 4],
+                &reply6(17, 53, 5353)[..48],
+            ),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv4 host unreachable about an IPv4 TCP flow",
+            icmp4_error(
+                ROUTER4,
+                VIP4,
+                (ICMP_DEST_UNREACH, ICMP_HOST_UNREACH),
+                [0; 4],
+                &tcp80[..QUOTE4],
+            ),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv6 port unreachable about an IPv6 UDP flow",
+            icmp6_error(
+                ROUTER6,
+                VIP6,
+                (ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH),
+                [0; 4],
+                &reply6(17, 53, 5353)[..48],
+            ),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv4 error about the lc service's flow (VIP:443)",
+            to_vip(&reply4(6, 443, 40001)[..QUOTE4]),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "ICMPv4 error quoting an IPv4 header with options (IHL 6)",
+            to_vip(&reply4_with(6, 80, 40000, &options)[..QUOTE4 + 4]),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        fixture(
+            "802.1Q-tagged ICMPv4 fragmentation needed (the tag stays)",
+            ethernet(
+                0x0800,
+                Some(42),
+                &ipv4(
+                    ROUTER4,
+                    VIP4,
+                    1,
+                    &icmp4(
+                        ICMP_DEST_UNREACH,
+                        ICMP_FRAG_NEEDED,
+                        mtu1400,
+                        &tcp80[..QUOTE4],
+                    ),
+                    &V4Opts::default(),
+                ),
+            ),
+            Reason::IcmpErrorForwarded,
+            ForwardedTo(0),
+        ),
+        // Errors about nothing the balancer forwards: the kernel's.
+        fixture(
+            "ICMPv4 fragmentation needed for a flow that does not exist",
+            to_vip(&reply4(6, 80, 40999)[..QUOTE4]),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv6 packet too big for a flow that does not exist",
+            to_vip6(&reply6(6, 80, 40999)[..QUOTE6]),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting another service's port (VIP:443 -> the :80 flow's client port)",
+            to_vip(&reply4(6, 443, 40000)[..QUOTE4]),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting UDP where the flow is TCP",
+            to_vip(&reply4(17, 80, 40000)[..QUOTE4]),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting the host's own SSH (VIP:22)",
+            to_vip(&reply4(6, 22, 40000)[..QUOTE4]),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting a packet from another source than the VIP",
+            to_vip(&ipv4(
+                OTHER4,
+                CLIENT4,
+                6,
+                &tcp(80, 40000, TCP_ACK, b""),
+                &V4Opts::default(),
+            )),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting the host's echo reply",
+            to_vip(&ipv4(
+                VIP4,
+                CLIENT4,
+                1,
+                &icmp4(ICMP_ECHO_REPLY, 0, [0; 4], b""),
+                &V4Opts::default(),
+            )),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting a later fragment (no ports)",
+            to_vip(
+                &reply4_with(
+                    6,
+                    80,
+                    40000,
+                    &V4Opts {
+                        frag: 0x00b9,
+                        ..V4Opts::default()
+                    },
+                )[..QUOTE4],
+            ),
+            Reason::IcmpErrorNoFlow,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error to the director's own address (not a VIP)",
+            icmp4_error(ROUTER4, OTHER4, frag_needed, mtu1400, &tcp80[..QUOTE4]),
+            Reason::NotTcpUdp,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 echo reply to the VIP",
+            v4(
+                1,
+                &icmp4(ICMP_ECHO_REPLY, 0, [0; 4], b"ping"),
+                &V4Opts::default(),
+            ),
+            Reason::NotTcpUdp,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv6 echo request to the VIP",
+            ethernet(
+                0x86dd,
+                None,
+                &ipv6(
+                    CLIENT6,
+                    VIP6,
+                    58,
+                    &icmp6(CLIENT6, VIP6, 128, 0, [0; 4], b"ping"),
+                ),
+            ),
+            Reason::NotTcpUdp,
+            Unchanged,
+        ),
+        // Cut short or malformed: passed and counted, never a crash.
+        fixture(
+            "ICMPv4 header cut at 4 bytes",
+            v4(
+                1,
+                &[ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0],
+                &V4Opts::default(),
+            ),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv6 header cut at 7 bytes",
+            ethernet(
+                0x86dd,
+                None,
+                &ipv6(
+                    ROUTER6,
+                    VIP6,
+                    58,
+                    &[ICMPV6_PACKET_TOO_BIG, 0, 0, 0, 0, 0, 5],
+                ),
+            ),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting nothing",
+            to_vip(b""),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting 19 bytes of IPv4 header",
+            to_vip(&tcp80[..19]),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting the IPv4 header and 3 bytes of ports",
+            to_vip(&tcp80[..23]),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting IHL 6 with the ports cut off by the options",
+            to_vip(&reply4_with(6, 80, 40000, &options)[..26]),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting an IPv4 header with IHL 4",
+            to_vip(
+                &reply4_with(
+                    6,
+                    80,
+                    40000,
+                    &V4Opts {
+                        ihl: Some(4),
+                        ..V4Opts::default()
+                    },
+                )[..QUOTE4],
+            ),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv4 error quoting an IPv6 packet",
+            to_vip(&tcp80_v6[..48]),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv6 error quoting 39 bytes of IPv6 header",
+            to_vip6(&tcp80_v6[..39]),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
+        fixture(
+            "ICMPv6 error quoting the IPv6 header and 2 bytes of ports",
+            to_vip6(&tcp80_v6[..42]),
+            Reason::IcmpErrorShort,
+            Unchanged,
+        ),
     ]
 }
 
@@ -546,8 +910,24 @@ fn nothing_is_ever_aborted_on_random_bytes() {
     // A cheap fuzz pass over prefixes and bit flips of valid frames: every
     // verdict must be pass, drop or tx (Harness::run panics on XDP_ABORTED).
     let mut h = harness();
+    // A flow, so mutated ICMP errors also reach the forwarding path.
+    h.run(&tcp4(CLIENT4, 40000, VIP4, 80, TCP_SYN));
     let seeds = [
         tcp4(CLIENT4, 40000, VIP4, 80, TCP_SYN),
+        icmp4_error(
+            ROUTER4,
+            VIP4,
+            (ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED),
+            mtu_field(1400),
+            &reply4(6, 80, 40000)[..QUOTE4],
+        ),
+        icmp6_error(
+            ROUTER6,
+            VIP6,
+            (ICMPV6_PACKET_TOO_BIG, 0),
+            mtu_field(1280),
+            &reply6(6, 80, 40000)[..48],
+        ),
         udp6(CLIENT6, 5353, VIP6, 53),
         ethernet(
             0x8100,

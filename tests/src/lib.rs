@@ -22,6 +22,22 @@
 //! sends a large file (for long downloads), and every response carries the
 //! header `X-Real-Server: <name>`.
 //!
+//! Optionally ([`LabBuilder::client_behind_router`]) client 0 sits on a
+//! network of its own behind a router namespace on the bridge, and the link
+//! between them has a smaller MTU on the router's side, so the reals' large
+//! replies need path MTU discovery:
+//!
+//! ```text
+//!   client 0 eth0 ──── c0 router eth0 ──── s-g0 (bridge)
+//!  10.99.1.10   10.99.1.1 (MTU m)  10.99.0.1
+//! ```
+//!
+//! The client routes everything through the router (`10.99.1.1`,
+//! `fd00:99:1::1`); every host on the bridge routes `10.99.1.0/24` and
+//! `fd00:99:1::/64` through it (`10.99.0.1`, `fd00:99::1`). The VIPs are on
+//! the bridge's network, so the router reaches them (its ICMP errors
+//! included) through whichever host answers ARP/ND for them: the director.
+//!
 //! Dropping the [`Lab`] kills every process it started or that runs inside its
 //! namespaces, deletes the namespaces (the bridge and veths go with them) and
 //! removes its temporary directory, also when a test panics.
@@ -70,6 +86,14 @@ pub const NET_V4_PREFIX_LEN: u8 = 24;
 /// The lab's IPv6 network (`fd00:99::/64`).
 pub const NET_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0);
 pub const NET_V6_PREFIX_LEN: u8 = 64;
+/// Client 0's network when it sits behind the router (`10.99.1.0/24`,
+/// `fd00:99:1::/64`): the lab's network with 1 in the third group.
+pub const ROUTED_NET: u8 = 1;
+/// The router's address on the bridge's network (`10.99.0.1`,
+/// `fd00:99::1`) and on client 0's (`10.99.1.1`, `fd00:99:1::1`).
+const ROUTER_NUMBER: u8 = 1;
+/// The router's interface to client 0.
+pub const ROUTER_CLIENT_IFNAME: &str = "c0";
 /// The bridge in the switch namespace.
 pub const BRIDGE: &str = "br0";
 /// The name of every host's interface to the bridge.
@@ -97,6 +121,7 @@ enum Role {
     Client,
     Director,
     Real,
+    Router,
 }
 
 impl Role {
@@ -105,6 +130,7 @@ impl Role {
             Role::Client => 'c',
             Role::Director => 'd',
             Role::Real => 'r',
+            Role::Router => 'g',
         }
     }
 
@@ -113,6 +139,7 @@ impl Role {
             Role::Client => "clients",
             Role::Director => "directors",
             Role::Real => "reals",
+            Role::Router => "routers",
         }
     }
 }
@@ -124,7 +151,11 @@ struct Host {
     ns: String,
     /// The last octet of its IPv4 address (and the digits of its IPv6 one).
     number: u8,
-    /// The veth end on the bridge, in the switch namespace.
+    /// The third octet of its IPv4 address (and the third group of its IPv6
+    /// one): 0 on the bridge, [`ROUTED_NET`] behind the router.
+    net: u8,
+    /// The other end of its veth: on the bridge, in the switch namespace, or
+    /// in the router namespace for a client behind the router.
     peer: String,
 }
 
@@ -135,21 +166,22 @@ impl Host {
             role,
             ns: format!("{prefix}{tag}"),
             number: first + index as u8,
+            net: 0,
             peer: format!("s-{tag}"),
         }
     }
 
+    /// Whether its veth ends on the bridge.
+    fn on_switch(&self) -> bool {
+        self.net == 0
+    }
+
     fn v4(&self) -> Ipv4Addr {
-        let [a, b, c, _] = NET_V4.octets();
-        Ipv4Addr::new(a, b, c, self.number)
+        address_v4(self.net, self.number)
     }
 
     fn v6(&self) -> Ipv6Addr {
-        let mut segments = NET_V6.segments();
-        // Same digits as the IPv4 octet: .100 -> ::100.
-        segments[7] = u16::from_str_radix(&self.number.to_string(), 16)
-            .expect("a decimal octet is a valid hex group");
-        Ipv6Addr::from(segments)
+        address_v6(self.net, self.number)
     }
 
     /// Locally administered, readable: `02:99:00:00:00:<octet>`.
@@ -186,6 +218,17 @@ impl Host {
             lines.push(format!("address add {VIP_V4}/32 dev lo"));
             lines.push(format!("address add {VIP_V6}/128 dev lo"));
         }
+        if self.role == Role::Router {
+            exec_ok(
+                &self.ns,
+                &[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv6.conf.all.forwarding=1",
+                ],
+            )?;
+        }
         if self.role == Role::Client {
             // One client address opening tens of thousands of connections a
             // second runs out of ephemeral ports within seconds (every port
@@ -205,13 +248,32 @@ impl Host {
     }
 }
 
-/// Sizes of a lab. Defaults: 1 client, 1 director, 2 reals, a 50 MiB `/big`.
+/// Host `number` on network `net` (0: the bridge's, [`ROUTED_NET`]: behind
+/// the router): `10.99.<net>.<number>`.
+fn address_v4(net: u8, number: u8) -> Ipv4Addr {
+    let [a, b, c, _] = NET_V4.octets();
+    Ipv4Addr::new(a, b, c + net, number)
+}
+
+/// Like [`address_v4`]: `fd00:99:<net>::<number>`, with the decimal digits
+/// of the IPv4 octet (`.100` -> `::100`).
+fn address_v6(net: u8, number: u8) -> Ipv6Addr {
+    let mut segments = NET_V6.segments();
+    segments[2] += u16::from(net);
+    segments[7] =
+        u16::from_str_radix(&number.to_string(), 16).expect("a decimal octet is a valid hex group");
+    Ipv6Addr::from(segments)
+}
+
+/// Sizes of a lab. Defaults: 1 client, 1 director, 2 reals, a 50 MiB `/big`,
+/// no router.
 #[derive(Debug, Clone)]
 pub struct LabBuilder {
     clients: usize,
     directors: usize,
     reals: usize,
     big_size: u64,
+    router_mtu: Option<u32>,
 }
 
 impl Default for LabBuilder {
@@ -221,6 +283,7 @@ impl Default for LabBuilder {
             directors: 1,
             reals: 2,
             big_size: DEFAULT_BIG_SIZE,
+            router_mtu: None,
         }
     }
 }
@@ -252,6 +315,16 @@ impl LabBuilder {
         self
     }
 
+    /// Puts client 0 behind a router (see the crate documentation) whose
+    /// interface to the client has MTU `mtu`; the client's own end keeps
+    /// 1500, so it still announces the larger MSS, as a client behind a
+    /// tunnel does, and replies larger than `mtu` need path MTU discovery.
+    #[must_use]
+    pub fn client_behind_router(mut self, mtu: u32) -> Self {
+        self.router_mtu = Some(mtu);
+        self
+    }
+
     /// Creates the namespaces, the bridge and veths, the addresses, and starts
     /// nginx on every real; returns once every nginx answers. On error,
     /// everything created so far is removed again.
@@ -262,6 +335,10 @@ impl LabBuilder {
         );
         ensure!(self.clients <= MAX_CLIENTS, "at most {MAX_CLIENTS} clients");
         ensure!(self.reals <= MAX_REALS, "at most {MAX_REALS} reals");
+        ensure!(
+            self.router_mtu.is_none() || self.clients > 0,
+            "a router needs a client behind it"
+        );
         if let Err(e) = cleanup_stale() {
             eprintln!("lb-lab: could not clean up stale namespaces: {e:#}");
         }
@@ -270,10 +347,21 @@ impl LabBuilder {
         let hosts = |role, n, first| -> Vec<Host> {
             (0..n).map(|i| Host::new(&prefix, role, i, first)).collect()
         };
+        let mut clients = hosts(Role::Client, self.clients, FIRST_CLIENT);
+        let router = self.router_mtu.map(|mtu| {
+            let client = &mut clients[0];
+            client.net = ROUTED_NET;
+            ROUTER_CLIENT_IFNAME.clone_into(&mut client.peer);
+            Router {
+                host: Host::new(&prefix, Role::Router, 0, ROUTER_NUMBER),
+                mtu,
+            }
+        });
         let mut lab = Lab {
             dir: std::env::temp_dir().join(prefix.trim_end_matches('-')),
             switch_ns: format!("{prefix}sw"),
-            clients: hosts(Role::Client, self.clients, FIRST_CLIENT),
+            clients,
+            router,
             directors: hosts(Role::Director, self.directors, FIRST_DIRECTOR),
             reals: hosts(Role::Real, self.reals, FIRST_REAL),
             prefix,
@@ -291,12 +379,20 @@ impl LabBuilder {
     }
 }
 
+/// The router in front of client 0 and the MTU of its link to the client.
+#[derive(Debug)]
+struct Router {
+    host: Host,
+    mtu: u32,
+}
+
 /// A running lab; see the crate documentation. Dropping it tears it down.
 pub struct Lab {
     prefix: String,
     dir: PathBuf,
     switch_ns: String,
     clients: Vec<Host>,
+    router: Option<Router>,
     directors: Vec<Host>,
     reals: Vec<Host>,
     /// One per real, same order.
@@ -317,6 +413,7 @@ impl std::fmt::Debug for Lab {
             .field("clients", &self.clients.len())
             .field("directors", &self.directors.len())
             .field("reals", &self.reals.len())
+            .field("router_mtu", &self.router_mtu())
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +429,7 @@ impl Lab {
             .iter()
             .chain(&self.directors)
             .chain(&self.reals)
+            .chain(self.router.as_ref().map(|r| &r.host))
     }
 
     fn build_network(&mut self) -> Result<()> {
@@ -355,7 +453,7 @@ impl Lab {
             format!("link add {BRIDGE} type bridge stp_state 0 mcast_snooping 0"),
             format!("link set {BRIDGE} up"),
         ];
-        for host in self.all_hosts() {
+        for host in self.all_hosts().filter(|h| h.on_switch()) {
             lines.push(format!(
                 "link add {HOST_IFNAME} netns {} address {} type veth peer name {} address {}",
                 host.ns,
@@ -366,12 +464,19 @@ impl Lab {
             lines.push(format!("link set {} master {BRIDGE} up", host.peer));
         }
         netns::ip_batch(Some(&self.switch_ns), &lines)?;
+        if let Some(router) = &self.router {
+            self.link_routed_client(router)?;
+        }
 
         // Configure every host (and the switch's ends) in parallel.
         std::thread::scope(|scope| {
             let switch = scope.spawn(|| -> Result<()> {
-                for host in self.all_hosts() {
+                for host in self.all_hosts().filter(|h| h.on_switch()) {
                     exec_ok(&self.switch_ns, &["ethtool", "-K", &host.peer, "tx", "off"])?;
+                }
+                if let Some(router) = &self.router {
+                    let ifname = ROUTER_CLIENT_IFNAME;
+                    exec_ok(&router.host.ns, &["ethtool", "-K", ifname, "tx", "off"])?;
                 }
                 Ok(())
             });
@@ -388,6 +493,68 @@ impl Lab {
                 })
                 .collect::<Result<Vec<()>>>()
         })?;
+        if let Some(router) = &self.router {
+            self.route_through(router)?;
+        }
+        Ok(())
+    }
+
+    /// The veth between the router and client 0: the router's end gets the
+    /// client network's first address and the small MTU.
+    fn link_routed_client(&self, router: &Router) -> Result<()> {
+        let client = &self.clients[0];
+        let ifname = ROUTER_CLIENT_IFNAME;
+        let lines = [
+            format!(
+                "link add {ifname} address {} type veth peer name {HOST_IFNAME} netns {} address {}",
+                format_mac(client.peer_mac()),
+                client.ns,
+                format_mac(client.mac()),
+            ),
+            format!(
+                "address add {}/{NET_V4_PREFIX_LEN} dev {ifname}",
+                address_v4(ROUTED_NET, ROUTER_NUMBER)
+            ),
+            format!(
+                "address add {}/{NET_V6_PREFIX_LEN} dev {ifname} nodad",
+                address_v6(ROUTED_NET, ROUTER_NUMBER)
+            ),
+            format!("link set {ifname} mtu {} up", router.mtu),
+        ];
+        netns::ip_batch(Some(&router.host.ns), &lines)
+    }
+
+    /// Routes between client 0's network and the bridge's through the router
+    /// (the interfaces are up by now).
+    fn route_through(&self, router: &Router) -> Result<()> {
+        netns::ip_batch(
+            Some(&self.clients[0].ns),
+            &[
+                format!(
+                    "route add default via {}",
+                    address_v4(ROUTED_NET, ROUTER_NUMBER)
+                ),
+                format!(
+                    "route add default via {}",
+                    address_v6(ROUTED_NET, ROUTER_NUMBER)
+                ),
+            ],
+        )?;
+        let back = [
+            format!(
+                "route add {}/{NET_V4_PREFIX_LEN} via {}",
+                address_v4(ROUTED_NET, 0),
+                router.host.v4()
+            ),
+            format!(
+                "route add {}/{NET_V6_PREFIX_LEN} via {}",
+                address_v6(ROUTED_NET, 0),
+                router.host.v6()
+            ),
+        ];
+        for host in self.directors.iter().chain(&self.reals) {
+            netns::ip_batch(Some(&host.ns), &back)?;
+        }
         Ok(())
     }
 
@@ -422,6 +589,14 @@ impl Lab {
             Role::Client => &self.clients,
             Role::Director => &self.directors,
             Role::Real => &self.reals,
+            Role::Router => {
+                return &self
+                    .router
+                    .as_ref()
+                    .filter(|_| i == 0)
+                    .unwrap_or_else(|| panic!("the lab has no router {i}"))
+                    .host;
+            }
         };
         hosts.get(i).unwrap_or_else(|| {
             panic!(
@@ -500,10 +675,31 @@ impl Lab {
         self.host(Role::Client, i).mac()
     }
 
-    /// The switch end of client `i`'s veth.
+    /// The switch end of client `i`'s veth (the router's end, in the
+    /// router's namespace, for a client behind the router).
     #[must_use]
     pub fn client_peer_ifname(&self, i: usize) -> &str {
         &self.host(Role::Client, i).peer
+    }
+
+    // The router (see [`LabBuilder::client_behind_router`]).
+
+    /// The router's namespace; panics when the lab has no router.
+    #[must_use]
+    pub fn router_ns(&self) -> &str {
+        &self.host(Role::Router, 0).ns
+    }
+
+    /// The router's address on the bridge's network.
+    #[must_use]
+    pub fn router_addr_v4(&self) -> Ipv4Addr {
+        self.host(Role::Router, 0).v4()
+    }
+
+    /// The MTU of the router's interface to client 0, if there is a router.
+    #[must_use]
+    pub fn router_mtu(&self) -> Option<u32> {
+        self.router.as_ref().map(|r| r.mtu)
     }
 
     // Directors.

@@ -11,6 +11,7 @@
 
 mod conntrack;
 mod forward;
+mod icmp;
 mod maps;
 mod parse;
 mod schedule;
@@ -38,6 +39,7 @@ pub fn lb_xdp(ctx: XdpContext) -> u32 {
 fn process(ctx: &XdpContext) -> Reason {
     let packet = match parse::parse(ctx) {
         Ok(p) => p,
+        Err(Reason::NotTcpUdp) => return icmp::process(ctx.ctx),
         Err(reason) => return reason,
     };
     let key = &packet.key;

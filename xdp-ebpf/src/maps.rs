@@ -15,7 +15,8 @@ use lb_common::{
 #[map]
 pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(1024, 0);
 
-/// Addresses that carry at least one service; consulted for fragments only.
+/// Addresses that carry at least one service; consulted for fragments and
+/// ICMP errors only.
 #[map]
 pub static VIPS: HashMap<VipKey, u32> = HashMap::with_max_entries(1024, 0);
 

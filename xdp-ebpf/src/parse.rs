@@ -1,5 +1,6 @@
 //! Header parsing: Ethernet (+ one 802.1Q tag), IPv4/IPv6, TCP/UDP ports.
-//! Every read goes through `ptr_at`, the one bounds-checked accessor.
+//! Every read goes through `ptr_at`, the one bounds-checked accessor. The
+//! header layouts are shared with `icmp.rs`, which reads embedded headers.
 
 use aya_ebpf::programs::XdpContext;
 use core::mem::size_of;
@@ -32,39 +33,51 @@ struct VlanHdr {
 }
 
 #[repr(C)]
-struct Ipv4Hdr {
-    version_ihl: u8,
+pub struct Ipv4Hdr {
+    pub version_ihl: u8,
     _tos: u8,
     total_len: u16,
     _id: u16,
-    frag_off: u16,
+    pub frag_off: u16,
     _ttl: u8,
-    proto: u8,
+    pub proto: u8,
     _check: u16,
-    src: [u16; 2],
-    dst: [u16; 2],
+    pub src: [u16; 2],
+    pub dst: [u16; 2],
 }
 
 #[repr(C)]
-struct Ipv6Hdr {
+pub struct Ipv6Hdr {
     /// Version, traffic class, flow label (wire order).
     vtc_flow: [u16; 2],
     payload_len: u16,
-    next_header: u8,
+    pub next_header: u8,
     _hop_limit: u8,
-    src: [u16; 8],
-    dst: [u16; 8],
+    pub src: [u16; 8],
+    pub dst: [u16; 8],
 }
 
 #[repr(C)]
-struct L4Ports {
-    src: u16,
-    dst: u16,
+pub struct L4Ports {
+    pub src: u16,
+    pub dst: u16,
 }
+
+/// IPv4 flags + fragment offset: the bits that mark a fragment (MF, offset).
+pub const IPV4_FRAGMENT_BITS: u16 = 0x3fff;
 
 const TCP_HDR_LEN: usize = 20;
 const UDP_HDR_LEN: usize = 8;
 const TCP_FLAGS_OFFSET: usize = 13;
+
+/// The IP layer of a frame: addresses, family and protocol in `key` (ports
+/// zero), where the layer-4 header starts, and whether it is an IPv4
+/// fragment.
+pub struct IpLayer {
+    pub key: FlowKey,
+    pub l4: usize,
+    pub fragment: bool,
+}
 
 /// What the data path needs from a frame.
 pub struct Packet {
@@ -90,12 +103,49 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
 
 /// Joins two wire-order halves into one wire-order word (little-endian host).
 #[inline(always)]
-fn word(halves: &[u16], i: usize) -> u32 {
+pub fn word(halves: &[u16], i: usize) -> u32 {
     u32::from(halves[2 * i]) | (u32::from(halves[2 * i + 1]) << 16)
 }
 
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Packet, Reason> {
+    let IpLayer {
+        mut key,
+        l4,
+        fragment,
+    } = parse_ip(ctx)?;
+    if fragment {
+        return Ok(Packet {
+            key,
+            tcp_flags: 0,
+            fragment: true,
+        });
+    }
+    let tcp_flags = match key.proto {
+        PROTO_TCP => {
+            let flags: *const [u8; TCP_HDR_LEN] = ptr_at(ctx, l4).ok_or(Reason::ShortL4)?;
+            unsafe { (*flags)[TCP_FLAGS_OFFSET] }
+        }
+        PROTO_UDP => {
+            ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4).ok_or(Reason::ShortL4)?;
+            0
+        }
+        // ICMP errors to a VIP branch off here (see `icmp.rs`).
+        _ => return Err(Reason::NotTcpUdp),
+    };
+    let ports: *const L4Ports = ptr_at(ctx, l4).ok_or(Reason::ShortL4)?;
+    key.src_port = unsafe { (*ports).src };
+    key.dst_port = unsafe { (*ports).dst };
+    Ok(Packet {
+        key,
+        tcp_flags,
+        fragment: false,
+    })
+}
+
+/// Ethernet (+ tag) and the IP header: everything up to layer 4.
+#[inline(always)]
+pub fn parse_ip(ctx: &XdpContext) -> Result<IpLayer, Reason> {
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Reason::ShortEthernet)?;
     let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
     let mut l3 = size_of::<EthHdr>();
@@ -126,10 +176,10 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Reason> {
             key.src[0] = word(&ip.src, 0);
             key.dst[0] = word(&ip.dst, 0);
             key.proto = ip.proto;
-            if u16::from_be(ip.frag_off) & 0x3fff != 0 {
-                return Ok(Packet {
+            if u16::from_be(ip.frag_off) & IPV4_FRAGMENT_BITS != 0 {
+                return Ok(IpLayer {
                     key,
-                    tcp_flags: 0,
+                    l4: 0,
                     fragment: true,
                 });
             }
@@ -168,23 +218,9 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Reason> {
         _ => return Err(Reason::NotIp),
     };
     key.proto = proto;
-    let tcp_flags = match proto {
-        PROTO_TCP => {
-            let flags: *const [u8; TCP_HDR_LEN] = ptr_at(ctx, l4).ok_or(Reason::ShortL4)?;
-            unsafe { (*flags)[TCP_FLAGS_OFFSET] }
-        }
-        PROTO_UDP => {
-            ptr_at::<[u8; UDP_HDR_LEN]>(ctx, l4).ok_or(Reason::ShortL4)?;
-            0
-        }
-        _ => return Err(Reason::NotTcpUdp),
-    };
-    let ports: *const L4Ports = ptr_at(ctx, l4).ok_or(Reason::ShortL4)?;
-    key.src_port = unsafe { (*ports).src };
-    key.dst_port = unsafe { (*ports).dst };
-    Ok(Packet {
+    Ok(IpLayer {
         key,
-        tcp_flags,
+        l4,
         fragment: false,
     })
 }

@@ -148,6 +148,106 @@ pub fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<u8> {
     )
 }
 
+/// An `ICMPv4` message: type, code, the 4-byte rest of the header (unused, or
+/// the next-hop MTU for "fragmentation needed"), then `body`; checksummed.
+#[must_use]
+pub fn icmp4(icmp_type: u8, code: u8, rest: [u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut m = vec![icmp_type, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(body);
+    let sum = checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// An `ICMPv6` message from `src` to `dst`, checksummed over the pseudo-header.
+#[must_use]
+pub fn icmp6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    icmp_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![icmp_type, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(body);
+    let mut pseudo = Vec::with_capacity(40 + m.len());
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(m.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&m);
+    let sum = checksum(&pseudo);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// `ICMPv4` types and codes the fixtures use.
+pub const ICMP_ECHO_REPLY: u8 = 0;
+pub const ICMP_DEST_UNREACH: u8 = 3;
+pub const ICMP_HOST_UNREACH: u8 = 1;
+pub const ICMP_FRAG_NEEDED: u8 = 4;
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+/// `ICMPv6` types the fixtures use.
+pub const ICMPV6_DEST_UNREACH: u8 = 1;
+pub const ICMPV6_PORT_UNREACH: u8 = 4;
+pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+pub const ICMPV6_TIME_EXCEEDED: u8 = 3;
+
+/// The 4-byte rest of an ICMP header that carries an MTU ("fragmentation
+/// needed" puts it in the low 16 bits, "packet too big" uses all 32).
+#[must_use]
+pub fn mtu_field(mtu: u16) -> [u8; 4] {
+    u32::from(mtu).to_be_bytes()
+}
+
+/// A complete frame: an `ICMPv4` error from `router` to `vip` quoting
+/// `original` (the IP packet a real sent), as much of it as is given.
+#[must_use]
+pub fn icmp4_error(
+    router: Ipv4Addr,
+    vip: Ipv4Addr,
+    (icmp_type, code): (u8, u8),
+    rest: [u8; 4],
+    original: &[u8],
+) -> Vec<u8> {
+    ethernet(
+        0x0800,
+        None,
+        &ipv4(
+            router,
+            vip,
+            1,
+            &icmp4(icmp_type, code, rest, original),
+            &V4Opts::default(),
+        ),
+    )
+}
+
+/// A complete frame: an `ICMPv6` error from `router` to `vip` quoting
+/// `original`.
+#[must_use]
+pub fn icmp6_error(
+    router: Ipv6Addr,
+    vip: Ipv6Addr,
+    (icmp_type, code): (u8, u8),
+    rest: [u8; 4],
+    original: &[u8],
+) -> Vec<u8> {
+    ethernet(
+        0x86dd,
+        None,
+        &ipv6(
+            router,
+            vip,
+            58,
+            &icmp6(router, vip, icmp_type, code, rest, original),
+        ),
+    )
+}
+
 /// The frame as the director should send it to `real_mac`.
 #[must_use]
 pub fn forwarded(frame: &[u8], real_mac: [u8; 6]) -> Vec<u8> {

@@ -105,7 +105,7 @@ pub struct ServiceValue {
 }
 
 /// Key of the `VIPS` map: every address that has at least one service. Only
-/// consulted for IPv4 fragments, which carry no ports.
+/// consulted for IPv4 fragments (which carry no ports) and ICMP errors.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct VipKey {

@@ -5,6 +5,11 @@
 //! to know it belongs to a service is passed to the kernel untouched (the
 //! kernel's own checks then drop it); IPv4 fragments to a VIP and packets of a
 //! service without a usable real are dropped. Nothing returns `XDP_ABORTED`.
+//!
+//! ICMP errors addressed to a VIP (destination unreachable, including
+//! "fragmentation needed", packet too big, time exceeded) are about a packet
+//! a real sent: they go to the real that owns the flow, so path MTU discovery
+//! works through the director; when no flow matches they pass to the kernel.
 
 /// The verdict a reason implies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +64,7 @@ pub enum Reason {
     BadIpv6Length,
     /// IPv6 with an extension header: left to the kernel.
     Ipv6ExtensionHeader,
-    /// Not TCP or UDP (ICMP, VRRP, ...).
+    /// Not TCP or UDP, and not an ICMP error to a VIP (echo, VRRP, ...).
     NotTcpUdp,
     /// TCP/UDP header cut short.
     ShortL4,
@@ -94,11 +99,19 @@ pub enum Reason {
     /// this director does not know (or knows only as closing), sent on to
     /// the other director, which saw it open and knows its real.
     ToOtherDirector,
+    /// ICMP error to a VIP about a known flow: sent to the flow's real.
+    IcmpErrorForwarded,
+    /// ICMP error to a VIP whose embedded packet matches no flow with a
+    /// usable real (or is not TCP/UDP): the kernel handles it.
+    IcmpErrorNoFlow,
+    /// ICMP error to a VIP cut short (ICMP header or embedded IP/ports) or
+    /// with a malformed embedded IPv4 header: the kernel handles it.
+    IcmpErrorShort,
 }
 
 impl Reason {
     /// Number of slots in `GLOBAL_STATS`.
-    pub const COUNT: u32 = Reason::ToOtherDirector as u32 + 1;
+    pub const COUNT: u32 = Reason::IcmpErrorShort as u32 + 1;
 
     /// Every reason in slot order.
     pub const ALL: [Reason; Reason::COUNT as usize] = [
@@ -125,6 +138,9 @@ impl Reason {
         Reason::OtherHost,
         Reason::BadIpVersion,
         Reason::ToOtherDirector,
+        Reason::IcmpErrorForwarded,
+        Reason::IcmpErrorNoFlow,
+        Reason::IcmpErrorShort,
     ];
 
     #[must_use]
@@ -133,7 +149,8 @@ impl Reason {
             Reason::Established
             | Reason::NewFlow
             | Reason::Rescheduled
-            | Reason::ToOtherDirector => Action::Tx,
+            | Reason::ToOtherDirector
+            | Reason::IcmpErrorForwarded => Action::Tx,
             Reason::FragmentToVip | Reason::NoReal | Reason::ConntrackFull => Action::Drop,
             _ => Action::Pass,
         }
@@ -166,6 +183,9 @@ impl Reason {
             Reason::OtherHost => "other_host",
             Reason::BadIpVersion => "bad_ip_version",
             Reason::ToOtherDirector => "to_other_director",
+            Reason::IcmpErrorForwarded => "icmp_error_forwarded",
+            Reason::IcmpErrorNoFlow => "icmp_error_no_flow",
+            Reason::IcmpErrorShort => "icmp_error_short",
         }
     }
 }
