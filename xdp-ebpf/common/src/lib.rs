@@ -315,6 +315,7 @@ mod layout_tests {
         assert_eq!(size_of::<LcSet>(), 8 + 8 * MAX_LC_REALS);
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<FlowValue>(), 24);
-        assert_eq!(size_of::<Settings>(), 8 + 12 * MAX_IFACES);
+        // Counts, the hand-over deadline and MAC (8 + 8), the interfaces.
+        assert_eq!(size_of::<Settings>(), 8 + 16 + 12 * MAX_IFACES);
     }
 }

@@ -37,6 +37,7 @@ use anyhow::{Context, bail};
 
 use crate::daemon::vips;
 
+mod echo;
 mod handover;
 mod thread;
 

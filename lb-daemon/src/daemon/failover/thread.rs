@@ -21,7 +21,7 @@ use crate::{
     },
 };
 
-use super::{Command, Interface, Shared, SyncFlags, handover, handover::Handover};
+use super::{Command, Interface, Shared, SyncFlags, echo::EchoProbe, handover, handover::Handover};
 use crate::daemon::vips;
 
 /// How often the link state is read.
@@ -29,6 +29,9 @@ const LINK_CHECK: Duration = Duration::from_millis(100);
 /// Gratuitous ARPs / NAs after taking over: at once and once more a second
 /// later, for hosts that missed the first (keepalived repeats after 5 s).
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+/// How long a new master waits for the echo reply of a previous master
+/// that went silent before it stops handing it packets (see `echo.rs`).
+const ECHO_WAIT: Duration = Duration::from_millis(150);
 /// Transitions kept for `lbctl vrrp`.
 const HISTORY: usize = 16;
 
@@ -51,6 +54,7 @@ pub(super) struct Parts {
 
 /// Runs the router until a `Stop` command.
 pub(super) fn run(parts: Parts, inbox: &mpsc::Receiver<Command>, wake: &UnixDatagram) {
+    let parts_v6 = parts.cfg.family == crate::config::VrrpFamily::Ipv6;
     let mut vrrp = Vrrp {
         wait_for_table: parts.cfg.sync.as_ref().map(|s| s.wait_before_preempt),
         p: parts,
@@ -62,6 +66,12 @@ pub(super) fn run(parts: Parts, inbox: &mpsc::Receiver<Command>, wake: &UnixData
         last_master: None,
         peer_mac: None,
         told_backup_mac: None,
+        echo: EchoProbe::open(parts_v6)
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "VRRP: no ICMP socket to ask a silent master"),
+            )
+            .ok(),
+        echo_pending: None,
     };
     vrrp.run(inbox, wake);
 }
@@ -86,6 +96,10 @@ struct Vrrp {
     peer_mac: Option<[u8; 6]>,
     /// The master's MAC the controller was last given as backup.
     told_backup_mac: Option<[u8; 6]>,
+    /// Asks a previous master that went silent whether it is there.
+    echo: Option<EchoProbe>,
+    /// An echo sent: until when to wait, to whom, and its MAC.
+    echo_pending: Option<(Instant, IpAddr, [u8; 6])>,
 }
 
 impl Vrrp {
@@ -104,16 +118,17 @@ impl Vrrp {
                 self.p.router.next_deadline(),
                 self.announce_again,
                 self.table_deadline,
+                self.echo_pending.map(|(until, _, _)| until),
             ]
             .into_iter()
             .flatten()
             {
                 deadline = deadline.min(t);
             }
-            crate::daemon::poll::wait_readable(
-                &[self.p.socket.as_raw_fd(), wake.as_raw_fd()],
-                deadline.saturating_duration_since(now),
-            );
+            let mut fds = vec![self.p.socket.as_raw_fd(), wake.as_raw_fd()];
+            fds.extend(self.echo.as_ref().map(EchoProbe::fd));
+            crate::daemon::poll::wait_readable(&fds, deadline.saturating_duration_since(now));
+            self.check_echo();
             while wake.recv(&mut [0; 16]).is_ok() {}
             while let Ok(command) = inbox.try_recv() {
                 match command {
@@ -332,7 +347,44 @@ impl Vrrp {
             window_ms = window.as_millis() as u64,
             "VRRP: packets of flows this director does not know go to the previous master"
         );
+        if window == handover::WENT_SILENT
+            && let Some(echo) = &mut self.echo
+        {
+            match echo.send(ip, self.p.iface.index) {
+                Ok(()) => self.echo_pending = Some((Instant::now() + ECHO_WAIT, ip, mac)),
+                Err(e) => tracing::debug!(error = %e, "VRRP: echo to the previous master"),
+            }
+        }
         Handover::ToPreviousMaster { mac, window }
+    }
+
+    /// A silent previous master that answers the echo is up (its `lbd`
+    /// died, its data path forwards): it gets the whole hand-over window.
+    /// One that does not answer in time is cut off: nothing more goes to it.
+    fn check_echo(&mut self) {
+        let Some((until, ip, mac)) = self.echo_pending else {
+            return;
+        };
+        if self.p.router.state() != State::Master {
+            self.echo_pending = None;
+            return;
+        }
+        let answered = self.echo.as_ref().is_some_and(|e| e.answered_by(ip));
+        if answered {
+            self.echo_pending = None;
+            tracing::info!(%ip, "VRRP: the silent previous master answers: it keeps the hand-over");
+            (self.p.on_role)(
+                true,
+                Handover::ToPreviousMaster {
+                    mac,
+                    window: handover::HANDED_OVER,
+                },
+            );
+        } else if Instant::now() >= until {
+            self.echo_pending = None;
+            tracing::info!(%ip, "VRRP: the silent previous master does not answer: hand-over ended");
+            (self.p.on_role)(true, Handover::Off);
+        }
     }
 
     /// As backup: the master gets the packets of flows this director does
