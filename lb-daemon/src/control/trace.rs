@@ -170,6 +170,7 @@ impl Controller {
                             id: slot,
                             weight: real.weight,
                             active: dp.real_connections(slot).map_err(dp_err)?,
+                            inactive: dp.real_inactive(slot).map_err(dp_err)?,
                         });
                     }
                 }
@@ -185,10 +186,12 @@ impl Controller {
                 Ok(result(
                     Some(name.clone()),
                     format!(
-                        "new connection: {scheduler} picks the real with the fewest active \
-                         connections{}: {name} ({} active, weight {}; ties rotate per CPU)",
+                        "new connection: {scheduler} picks the real with the least load \
+                         (active x 256 + inactive){}: {name} ({} active, {} inactive, weight {}; \
+                         ties rotate per CPU)",
                         if weighted { " per weight" } else { "" },
                         chosen.active,
+                        chosen.inactive,
                         chosen.weight
                     ),
                 ))

@@ -69,8 +69,9 @@ pub(crate) enum Event {
     /// Age the connection table now (and so rebuild the active-connection
     /// counts): this director just became VRRP master.
     AgeNow,
-    /// The table thread finished the walk of an ageing pass.
-    Aged(Result<AgeingPlan, DataplaneError>, AgeingContext),
+    /// The table thread finished the walk of an ageing pass (boxed: a plan
+    /// is large next to the other events).
+    Aged(Result<Box<AgeingPlan>, DataplaneError>, AgeingContext),
     Shutdown,
 }
 

@@ -35,6 +35,8 @@ pub mod map_names {
     pub const LC_SETS: &str = "LC_SETS";
     pub const RR_CURSOR: &str = "RR_CURSOR";
     pub const CONNTRACK: &str = "CONNTRACK";
+    pub const HALF_OPEN: &str = "HALF_OPEN";
+    pub const REAL_INACTIVE: &str = "REAL_INACTIVE";
     pub const SETTINGS: &str = "SETTINGS";
 }
 
@@ -210,7 +212,8 @@ pub struct FlowKey {
 pub struct FlowValue {
     /// Index into `REALS`.
     pub real: u32,
-    /// [`FLOW_ACTIVE`] or [`FLOW_CLOSING`].
+    /// [`FLOW_ACTIVE`] or [`FLOW_CLOSING`] in `CONNTRACK`;
+    /// [`FLOW_HALF_OPEN`] or [`FLOW_CLOSING`] in `HALF_OPEN`.
     pub state: u32,
     /// The service's id (`ServiceValue::id`), so a packet of a known flow
     /// needs no service lookup.
@@ -226,6 +229,12 @@ pub const FLOW_ACTIVE: u32 = 1;
 /// The client sent FIN or RST; no longer counted as active. A new SYN on this
 /// 5-tuple is a new connection and is scheduled again.
 pub const FLOW_CLOSING: u32 = 2;
+/// A TCP flow between the client's SYN and its first packet without SYN
+/// (the handshake's ACK): kept in `HALF_OPEN`, counted in its real's
+/// inactive connections (`REAL_INACTIVE`), not in the active ones. The ACK
+/// moves it to `CONNTRACK` as [`FLOW_ACTIVE`]; FIN or RST makes it
+/// [`FLOW_CLOSING`] where it is.
+pub const FLOW_HALF_OPEN: u32 = 3;
 /// How stale `last_seen_ns` may get before the data path refreshes it.
 pub const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
 
