@@ -141,6 +141,7 @@ fn lc_weighs_half_open_flows_one_in_256() {
     let dp = h.lb.dataplane();
     assert_eq!(dp.real_inactive(slots[1]).unwrap(), 256);
     assert_eq!(dp.real_connections(slots[1]).unwrap(), 0);
+    assert_eq!(dp.real_load(slots[1]).unwrap(), 256);
     // Now 256 against 256: a tie, shared.
     let next: Vec<usize> = (0..2).map(|p| open(&mut h, client(6), 6000 + p)).collect();
     assert!(next.contains(&0), "{next:?}");

@@ -140,6 +140,12 @@ fn active_counts_follow_opens_and_closes() {
     send(&mut h, 3000, TCP_FIN | TCP_ACK);
     send(&mut h, 3001, TCP_RST);
     assert_eq!(counts(&h), (3, 0), "a second FIN is not counted twice");
+    send(&mut h, 3100, TCP_SYN);
+    assert_eq!(
+        h.lb.dataplane().real_load(real).unwrap(),
+        3 * 256 + 1,
+        "least-connection load: active x 256 + inactive"
+    );
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! The connection tables: a flow keeps its real while it lives. Half-open TCP
 //! flows (SYN seen, handshake not finished) live in `HALF_OPEN`, the rest in
-//! `CONNTRACK`. Also keeps the shared per-real counts that least-connection
-//! reads: active (established) and inactive (half-open) connections.
+//! `CONNTRACK`. Also keeps the shared per-real counts: active (established)
+//! and inactive (half-open) connections, and the load least-connection reads,
+//! `active * 256 + inactive`.
 
-use crate::maps::{CONNTRACK, HALF_OPEN, REAL_CONNS, REAL_INACTIVE};
-use aya_ebpf::maps::Array;
+use crate::maps::{CONNTRACK, HALF_OPEN, REAL_CONNS, REAL_INACTIVE, REAL_LOAD};
+use aya_ebpf::{bindings::BPF_NOEXIST, maps::Array};
 use core::intrinsics::{AtomicOrdering, atomic_xadd, atomic_xsub};
-use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue};
+use lb_common::{ACTIVE_LOAD, FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue};
 
 #[inline(always)]
 pub fn lookup(key: &FlowKey) -> Option<*mut FlowValue> {
@@ -30,7 +31,14 @@ pub fn lookup_half_open(key: &FlowKey) -> Option<*mut FlowValue> {
     HALF_OPEN.get_ptr_mut(key)
 }
 
-/// Records a new half-open flow (or overwrites a rescheduled one).
+/// Records a new half-open flow unless the 5-tuple has one already (then
+/// an error: see `schedule_flow`).
+#[inline(always)]
+pub fn insert_half_open_new(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
+    HALF_OPEN.insert(key, flow, u64::from(BPF_NOEXIST))
+}
+
+/// Records a half-open flow, overwriting one of the same 5-tuple.
 #[inline(always)]
 pub fn insert_half_open(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
     HALF_OPEN.insert(key, flow, 0)
@@ -46,23 +54,23 @@ pub fn remove_half_open(key: &FlowKey) {
 // read-modify-write methods; the intrinsics compile to BPF's atomic add.
 
 #[inline(always)]
-fn increment(counts: &Array<u64>, real: u32) {
+fn add(counts: &Array<u64>, real: u32, n: u64) {
     if let Some(count) = counts.get_ptr_mut(real) {
         // SAFETY: a live, 8-byte aligned map value.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1) };
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, n) };
     }
 }
 
-/// The zero check keeps a count that userspace just repaired from wrapping
-/// around; the rare race between the check and the decrement is repaired by
-/// the next ageing pass, like any drift from LRU evictions.
+/// The check keeps a count that userspace just repaired from wrapping
+/// around; the rare race between the check and the subtraction is repaired
+/// by the next ageing pass, like any drift from LRU evictions.
 #[inline(always)]
-fn decrement(counts: &Array<u64>, real: u32) {
+fn sub(counts: &Array<u64>, real: u32, n: u64) {
     if let Some(count) = counts.get_ptr_mut(real) {
         // SAFETY: a live, 8-byte aligned map value.
         unsafe {
-            if core::ptr::read_volatile(count) > 0 {
-                atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1);
+            if core::ptr::read_volatile(count) >= n {
+                atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(count, n);
             }
         }
     }
@@ -70,25 +78,37 @@ fn decrement(counts: &Array<u64>, real: u32) {
 
 #[inline(always)]
 pub fn connection_opened(real: u32) {
-    increment(&REAL_CONNS, real);
+    add(&REAL_CONNS, real, 1);
+    add(&REAL_LOAD, real, ACTIVE_LOAD);
 }
 
 /// A flow of `real` stopped being active.
 #[inline(always)]
 pub fn connection_closed(real: u32) {
-    decrement(&REAL_CONNS, real);
+    sub(&REAL_CONNS, real, 1);
+    sub(&REAL_LOAD, real, ACTIVE_LOAD);
 }
 
 /// A half-open flow of `real` began (counted inactive).
 #[inline(always)]
 pub fn handshake_started(real: u32) {
-    increment(&REAL_INACTIVE, real);
+    add(&REAL_INACTIVE, real, 1);
+    add(&REAL_LOAD, real, 1);
 }
 
-/// A half-open flow of `real` became established, closed or moved.
+/// A half-open flow of `real` closed or moved to another real.
 #[inline(always)]
 pub fn handshake_ended(real: u32) {
-    decrement(&REAL_INACTIVE, real);
+    sub(&REAL_INACTIVE, real, 1);
+    sub(&REAL_LOAD, real, 1);
+}
+
+/// A half-open flow of `real` completed its handshake: inactive -> active.
+#[inline(always)]
+pub fn handshake_completed(real: u32) {
+    sub(&REAL_INACTIVE, real, 1);
+    add(&REAL_CONNS, real, 1);
+    add(&REAL_LOAD, real, ACTIVE_LOAD - 1);
 }
 
 /// Whether a flow value counts toward its real's active connections.

@@ -65,14 +65,16 @@ fn process(ctx: &XdpContext) -> Reason {
     }
     // A known flow costs one lookup. A TCP packet that is not in the
     // connection table may be a half-open flow's (the ACK that completes its
-    // handshake, a retransmitted SYN). Otherwise only service traffic goes
-    // further: the host's own frames pay for two lookups (three for TCP) and
-    // nothing else.
+    // handshake); a SYN that opens a connection is not looked up there (a
+    // retransmitted one is found when its insert fails: `schedule_flow`).
+    // Otherwise only service traffic goes further: the host's own frames pay
+    // for two lookups (three for TCP segments other than SYNs) and nothing
+    // else.
     let flow = conntrack::lookup(key);
     let mut half_open = None;
     let mut service = None;
     if flow.is_none() {
-        if key.proto == PROTO_TCP {
+        if key.proto == PROTO_TCP && !opens_connection(&packet) {
             half_open = conntrack::lookup_half_open(key);
         }
         if half_open.is_none() {
@@ -133,10 +135,26 @@ fn process(ctx: &XdpContext) -> Reason {
     let Some(service) = service.or_else(|| unsafe { SERVICES.get(&service_key(key)) }) else {
         return Reason::NoService;
     };
-    match schedule_flow(&packet, service, now, held_in) {
-        Ok((real_id, real)) => forward(ctx, service.id, real_id, real, &our_mac, reason),
+    match schedule_flow(&packet, service, now, held_in, reason) {
+        Ok(s) => forward(ctx, s.service, s.real_id, s.real, &our_mac, s.reason),
         Err(reason) => reason,
     }
+}
+
+/// A TCP SYN without ACK, FIN or RST: the first segment of a connection
+/// (or its retransmission); it starts a half-open flow.
+#[inline(always)]
+fn opens_connection(packet: &Packet) -> bool {
+    packet.key.proto == PROTO_TCP
+        && packet.tcp_flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN
+}
+
+/// Where `schedule_flow` sends a packet, and the reason to count.
+struct Scheduled {
+    service: u32,
+    real_id: u32,
+    real: &'static RealValue,
+    reason: Reason,
 }
 
 /// Where a flow that is scheduled again was kept.
@@ -272,8 +290,7 @@ fn establish(
         return Reason::ConntrackFull;
     }
     conntrack::remove_half_open(key);
-    conntrack::handshake_ended(flow.real);
-    conntrack::connection_opened(flow.real);
+    conntrack::handshake_completed(flow.real);
     forward(
         ctx,
         flow.service,
@@ -287,14 +304,22 @@ fn establish(
 /// Picks a real for a new flow and records the flow: a SYN in `HALF_OPEN`
 /// (counted inactive), anything else in `CONNTRACK` (active, or closing for
 /// FIN/RST). `held_in` is where the flow was kept until now; a flow that
-/// changes tables leaves the old one.
+/// changes tables leaves the old one. `reason` is the one to count.
+///
+/// A SYN's flow may already be in `HALF_OPEN` (a retransmission; `process`
+/// does not look SYNs up there, which saves a lookup for every new flow):
+/// then its insert fails and the flow goes on as [`continue_half_open`]
+/// says, to its own real, or to the real just picked when its own is gone.
+/// A retransmitted SYN thus costs a pick (an rr position, an lc scan) that
+/// is not used.
 #[inline(always)]
 fn schedule_flow(
     packet: &Packet,
     service: &ServiceValue,
     now: u64,
     held_in: Table,
-) -> Result<(u32, &'static RealValue), Reason> {
+    reason: Reason,
+) -> Result<Scheduled, Reason> {
     let key = &packet.key;
     let real_id = match schedule::pick(service, key) {
         Some(id) => id,
@@ -302,8 +327,12 @@ fn schedule_flow(
         None => return Err(Reason::NoReal),
     };
     let real = usable_real(real_id).ok_or(Reason::NoReal)?;
-    let is_tcp = key.proto == PROTO_TCP;
-    let flags = packet.tcp_flags;
+    let mut scheduled = Scheduled {
+        service: service.id,
+        real_id,
+        real,
+        reason,
+    };
     let mut flow = FlowValue {
         real: real_id,
         state: FLOW_ACTIVE,
@@ -311,18 +340,34 @@ fn schedule_flow(
         _pad: 0,
         last_seen_ns: now,
     };
-    if is_tcp && flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN {
+    if opens_connection(packet) {
         flow.state = FLOW_HALF_OPEN;
-        if conntrack::insert_half_open(key, &flow).is_err() {
-            return Err(Reason::ConntrackFull);
+        if conntrack::insert_half_open_new(key, &flow).is_err() {
+            if let Some(existing) = conntrack::lookup_half_open(key) {
+                let existing = unsafe { &mut *existing };
+                match continue_half_open(existing, packet, now) {
+                    Ok((real, _)) => {
+                        return Ok(Scheduled {
+                            service: existing.service,
+                            real_id: existing.real,
+                            real,
+                            reason: Reason::Established,
+                        });
+                    }
+                    Err(why) => scheduled.reason = why,
+                }
+            }
+            if conntrack::insert_half_open(key, &flow).is_err() {
+                return Err(Reason::ConntrackFull);
+            }
         }
         conntrack::handshake_started(real_id);
         if held_in == Table::Main {
             conntrack::remove(key);
         }
-        return Ok((real_id, real));
+        return Ok(scheduled);
     }
-    if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 {
+    if key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
         flow.state = FLOW_CLOSING;
     }
     if conntrack::insert(key, &flow).is_err() {
@@ -334,7 +379,7 @@ fn schedule_flow(
     if held_in == Table::HalfOpen {
         conntrack::remove_half_open(key);
     }
-    Ok((real_id, real))
+    Ok(scheduled)
 }
 
 /// The real's forwarding entry when it may carry traffic: configured, MAC

@@ -32,6 +32,11 @@ pub static REAL_CONNS: Array<u64> = Array::with_max_entries(65536, 0);
 #[map]
 pub static REAL_INACTIVE: Array<u64> = Array::with_max_entries(65536, 0);
 
+/// real id -> least-connection load, `active * 256 + inactive` (IPVS's
+/// overhead), kept with the two counts so a scan reads one array.
+#[map]
+pub static REAL_LOAD: Array<u64> = Array::with_max_entries(65536, 0);
+
 /// real id -> per-CPU traffic counters.
 #[map]
 pub static REAL_STATS: PerCpuArray<TrafficStats> = PerCpuArray::with_max_entries(65536, 0);

@@ -2,7 +2,7 @@
 //! rings, weighted sequences); per packet the program only indexes them, or,
 //! for least-connection, scans at most `MAX_LC_REALS` counters.
 
-use crate::maps::{LC_SETS, REAL_CONNS, REAL_INACTIVE, RR_CURSOR, SCHED_TABLE};
+use crate::maps::{LC_SETS, REAL_LOAD, RR_CURSOR, SCHED_TABLE};
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
 use lb_common::{
     FlowKey, LcSet, MAX_LC_REALS, NO_REAL, ServiceValue, TABLE_CHUNK_SLOTS, flow_hash, sched,
@@ -59,10 +59,10 @@ struct LcScan {
 }
 
 /// Exactly the least-loaded member (`load`, or `load / weight` when
-/// weighted), skipping weight 0. A member's load is IPVS's overhead,
-/// `active * 256 + inactive`: half-open flows count, but 256 of them weigh
-/// one established connection, so a SYN flood spread over the reals does not
-/// drown the signal of the established ones. The scan starts at a rotating position so
+/// weighted), skipping weight 0. A member's load (`REAL_LOAD`) is IPVS's
+/// overhead, `active * 256 + inactive`: half-open flows count, but 256 of
+/// them weigh one established connection, so a SYN flood spread over the
+/// reals does not drown the signal of the established ones. The scan starts at a rotating position so
 /// ties are shared fairly.
 ///
 /// The scan runs under `bpf_loop`: the verifier checks the callback once,
@@ -123,11 +123,10 @@ fn lc_consider(scan: &mut LcScan, position: u32) {
     if member.weight == 0 {
         return;
     }
-    let Some(active) = REAL_CONNS.get(member.real) else {
+    let Some(load) = REAL_LOAD.get(member.real) else {
         return;
     };
-    let inactive = REAL_INACTIVE.get(member.real).map_or(0, |n| *n);
-    let load = (*active << 8) + inactive;
+    let load = *load;
     let weight = u64::from(member.weight);
     let better = if scan.best == NO_REAL {
         true

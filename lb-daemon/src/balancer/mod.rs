@@ -458,8 +458,7 @@ impl Balancer {
                     .allocate()
                     .ok_or(BalancerError::Exhausted { what: "real" })?;
                 self.dp.clear_real_stats(slot)?;
-                self.dp.set_real_connections(slot, 0)?;
-                self.dp.set_real_inactive(slot, 0)?;
+                self.dp.set_real_counts(slot, 0, 0)?;
                 slot
             }
         };
@@ -602,11 +601,12 @@ impl Balancer {
             .chain(self.retired.values().copied())
             .filter(|slot| context.known_reals.contains(slot))
             .collect();
-        for (real, count) in ageing::repaired_counts(plan, known.iter().copied()) {
-            self.dp.set_real_connections(real, count)?;
-        }
-        for (real, count) in ageing::repaired_inactive_counts(plan, known) {
-            self.dp.set_real_inactive(real, count)?;
+        let inactive = ageing::repaired_inactive_counts(plan, known.iter().copied());
+        for ((real, active), (_, inactive)) in ageing::repaired_counts(plan, known)
+            .into_iter()
+            .zip(inactive)
+        {
+            self.dp.set_real_counts(real, active, inactive)?;
         }
         // A real retired after the read may have flows the read missed;
         // one retired before it gets no new flows, so the read is complete.

@@ -19,9 +19,9 @@ use aya::{
     util::nr_cpus,
 };
 use lb_common::{
-    FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey, ServiceValue,
-    Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey, map_names as names,
-    program_names,
+    ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey,
+    ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
+    map_names as names, program_names,
 };
 
 pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
@@ -170,6 +170,7 @@ pub struct Dataplane {
     reals: Array<MapData, RealValue>,
     real_conns: Array<MapData, u64>,
     real_inactive: Array<MapData, u64>,
+    real_load: Array<MapData, u64>,
     real_stats: PerCpuArray<MapData, TrafficStats>,
     service_stats: PerCpuArray<MapData, TrafficStats>,
     global_stats: PerCpuArray<MapData, u64>,
@@ -263,6 +264,7 @@ impl Dataplane {
             reals: typed(&mut ebpf, names::REALS)?,
             real_conns: typed(&mut ebpf, names::REAL_CONNS)?,
             real_inactive: typed(&mut ebpf, names::REAL_INACTIVE)?,
+            real_load: typed(&mut ebpf, names::REAL_LOAD)?,
             real_stats: typed(&mut ebpf, names::REAL_STATS)?,
             service_stats: typed(&mut ebpf, names::SERVICE_STATS)?,
             global_stats: typed(&mut ebpf, names::GLOBAL_STATS)?,
@@ -298,6 +300,7 @@ impl Dataplane {
             shape::<u32, RealValue>(names::REALS, limits.max_reals),
             shape::<u32, u64>(names::REAL_CONNS, limits.max_reals),
             shape::<u32, u64>(names::REAL_INACTIVE, limits.max_reals),
+            shape::<u32, u64>(names::REAL_LOAD, limits.max_reals),
             shape::<u32, TrafficStats>(names::REAL_STATS, limits.max_reals),
             shape::<u32, TrafficStats>(names::SERVICE_STATS, limits.max_services),
             shape::<u32, u64>(names::GLOBAL_STATS, Reason::COUNT),
@@ -603,11 +606,40 @@ impl Dataplane {
             .map_err(map_err(names::REAL_CONNS))
     }
 
+    /// Sets a real's active count (and its load, keeping the inactive
+    /// count).
     pub fn set_real_connections(&mut self, id: u32, count: u64) -> Result<(), DataplaneError> {
         Self::check(id, "real", self.limits.max_reals)?;
+        let inactive = self.real_inactive(id)?;
+        self.set_real_counts(id, count, inactive)
+    }
+
+    /// Sets a real's active and inactive counts and the least-connection
+    /// load the data path keeps with them (`active * 256 + inactive`).
+    pub fn set_real_counts(
+        &mut self,
+        id: u32,
+        active: u64,
+        inactive: u64,
+    ) -> Result<(), DataplaneError> {
+        Self::check(id, "real", self.limits.max_reals)?;
         self.real_conns
-            .set(id, count, 0)
-            .map_err(map_err(names::REAL_CONNS))
+            .set(id, active, 0)
+            .map_err(map_err(names::REAL_CONNS))?;
+        self.real_inactive
+            .set(id, inactive, 0)
+            .map_err(map_err(names::REAL_INACTIVE))?;
+        let load = active.wrapping_mul(ACTIVE_LOAD).wrapping_add(inactive);
+        self.real_load
+            .set(id, load, 0)
+            .map_err(map_err(names::REAL_LOAD))
+    }
+
+    /// A real's least-connection load as the data path keeps it.
+    pub fn real_load(&self, id: u32) -> Result<u64, DataplaneError> {
+        self.real_load
+            .get(&id, 0)
+            .map_err(map_err(names::REAL_LOAD))
     }
 
     /// Inactive (half-open) connections of a real as the data path counts
@@ -618,11 +650,11 @@ impl Dataplane {
             .map_err(map_err(names::REAL_INACTIVE))
     }
 
+    /// Sets a real's inactive count (and its load, keeping the active one).
     pub fn set_real_inactive(&mut self, id: u32, count: u64) -> Result<(), DataplaneError> {
         Self::check(id, "real", self.limits.max_reals)?;
-        self.real_inactive
-            .set(id, count, 0)
-            .map_err(map_err(names::REAL_INACTIVE))
+        let active = self.real_connections(id)?;
+        self.set_real_counts(id, active, count)
     }
 
     /// A real's counters summed over CPUs.

@@ -26,7 +26,9 @@ impl LcCandidate {
     /// flood does not drown the established connections' signal.
     #[must_use]
     pub fn load(&self) -> u64 {
-        (self.active << 8).wrapping_add(self.inactive)
+        self.active
+            .wrapping_mul(lb_common::ACTIVE_LOAD)
+            .wrapping_add(self.inactive)
     }
 }
 

@@ -19,6 +19,9 @@ pub const MAX_LC_REALS: usize = 256;
 /// Interfaces the program may be attached to at once (their MACs live in
 /// [`Settings`]).
 pub const MAX_IFACES: usize = 8;
+/// Weight of one active connection in a real's least-connection load
+/// (`REAL_LOAD` = active × this + inactive), as IPVS weighs them.
+pub const ACTIVE_LOAD: u64 = 256;
 /// Marks "no real" in `u32` real-id fields.
 pub const NO_REAL: u32 = u32::MAX;
 
@@ -37,6 +40,7 @@ pub mod map_names {
     pub const CONNTRACK: &str = "CONNTRACK";
     pub const HALF_OPEN: &str = "HALF_OPEN";
     pub const REAL_INACTIVE: &str = "REAL_INACTIVE";
+    pub const REAL_LOAD: &str = "REAL_LOAD";
     pub const SETTINGS: &str = "SETTINGS";
 }
 
