@@ -5,6 +5,10 @@
 //! [`plan`] which entries are idle past their timeout, deletes those, and
 //! rewrites the per-real active counts from what is left.
 //!
+//! Both tables are swept: `CONNTRACK` and `HALF_OPEN` (flows whose
+//! handshake has not finished, counted as *inactive* connections, with their
+//! own short timeout).
+//!
 //! The rewrite is needed because the counts are maintained incrementally by
 //! the data path (+1 on a new flow, −1 when the client sends FIN/RST), and
 //! several ways a flow disappears never reach that −1: the LRU map evicting an
@@ -16,13 +20,15 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, PROTO_TCP};
+use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, PROTO_TCP};
 
 /// How long a flow may stay idle before it is forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Established TCP flow.
     pub tcp: Duration,
+    /// Half-open TCP flow: SYN seen, handshake not finished.
+    pub tcp_syn: Duration,
     /// TCP flow after the client's FIN or RST: kept a while so the last
     /// packets of the close still reach the same real.
     pub tcp_closing: Duration,
@@ -32,10 +38,14 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     /// The Linux IPVS defaults (`ipvsadm --set 900 120 300`: 15 min, 2 min,
-    /// 5 min), which operators coming from IPVS already expect.
+    /// 5 min, and IPVS's 60 s for `SYN_RECV`), which operators coming from
+    /// IPVS already expect. 60 s for a half-open flow also outlasts a real's
+    /// SYN-ACK retransmissions (Linux: the fifth and last 31 s after the
+    /// first), so a slow handshake still finds its real.
     fn default() -> Self {
         Self {
             tcp: Duration::from_mins(15),
+            tcp_syn: Duration::from_mins(1),
             tcp_closing: Duration::from_mins(2),
             udp: Duration::from_mins(5),
         }
@@ -44,13 +54,14 @@ impl Default for Timeouts {
 
 impl Timeouts {
     /// The timeout that applies to a flow. A TCP state other than
-    /// [`FLOW_ACTIVE`] gets the closing timeout: the shorter one is the safe
-    /// choice for a state this build does not know. Protocols other than TCP
+    /// [`FLOW_ACTIVE`] or [`FLOW_HALF_OPEN`] gets the closing timeout: the
+    /// shorter one is the safe choice for a state this build does not know. Protocols other than TCP
     /// have no closing handshake, so their state never shortens the timeout.
     #[must_use]
     pub fn for_flow(&self, proto: u8, state: u32) -> Duration {
         match (proto, state) {
             (PROTO_TCP, FLOW_ACTIVE) => self.tcp,
+            (PROTO_TCP, FLOW_HALF_OPEN) => self.tcp_syn,
             (PROTO_TCP, _) => self.tcp_closing,
             _ => self.udp,
         }
@@ -60,13 +71,20 @@ impl Timeouts {
 /// What one ageing pass should do, and what the table holds after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgeingPlan {
-    /// Flows in the table when it was read.
+    /// Flows in the connection table when it was read.
     pub flows_seen: usize,
+    /// Flows in the half-open table when it was read.
+    pub half_open_seen: usize,
     /// Flows to delete from the connection table, in the order seen.
     pub expired: Vec<FlowKey>,
+    /// Flows to delete from the half-open table, in the order seen.
+    pub expired_half_open: Vec<FlowKey>,
     /// Surviving [`FLOW_ACTIVE`] flows per real id; reals with none are
     /// absent (see [`repaired_counts`]).
     pub active_per_real: HashMap<u32, u64>,
+    /// Surviving [`FLOW_HALF_OPEN`] flows per real id (inactive
+    /// connections), likewise.
+    pub inactive_per_real: HashMap<u32, u64>,
     /// Real slots that surviving flows (of any state) still use: a removed
     /// real keeps its slot while it is here.
     pub reals_in_use: HashSet<u32>,
@@ -93,21 +111,52 @@ pub fn plan(
     flows: impl IntoIterator<Item = (FlowKey, FlowValue)>,
     t: &Timeouts,
 ) -> AgeingPlan {
+    plan_tables(now_ns, flows, [], t)
+}
+
+/// [`plan`] over both tables: `flows` of `CONNTRACK` and `half_open` of
+/// `HALF_OPEN`. Surviving [`FLOW_HALF_OPEN`] flows count 1 toward their
+/// real's inactive connections. [`AgeingPlan::flows_seen`] counts
+/// `CONNTRACK` only (the table whose size `lbctl status` shows);
+/// [`AgeingPlan::half_open_seen`] the other.
+pub fn plan_tables(
+    now_ns: u64,
+    flows: impl IntoIterator<Item = (FlowKey, FlowValue)>,
+    half_open: impl IntoIterator<Item = (FlowKey, FlowValue)>,
+    t: &Timeouts,
+) -> AgeingPlan {
     let mut plan = AgeingPlan::default();
     for (key, flow) in flows {
         plan.flows_seen += 1;
-        let idle = now_ns.saturating_sub(flow.last_seen_ns);
-        if u128::from(idle) > t.for_flow(key.proto, flow.state).as_nanos() {
+        if !plan.keep(now_ns, &key, &flow, t) {
             plan.expired.push(key);
-            continue;
         }
-        if flow.state == FLOW_ACTIVE {
-            *plan.active_per_real.entry(flow.real).or_insert(0) += 1;
+    }
+    for (key, flow) in half_open {
+        plan.half_open_seen += 1;
+        if !plan.keep(now_ns, &key, &flow, t) {
+            plan.expired_half_open.push(key);
         }
-        plan.reals_in_use.insert(flow.real);
-        plan.services_in_use.insert(flow.service);
     }
     plan
+}
+
+impl AgeingPlan {
+    /// Counts a flow that has not expired (and says so).
+    fn keep(&mut self, now_ns: u64, key: &FlowKey, flow: &FlowValue, t: &Timeouts) -> bool {
+        let idle = now_ns.saturating_sub(flow.last_seen_ns);
+        if u128::from(idle) > t.for_flow(key.proto, flow.state).as_nanos() {
+            return false;
+        }
+        match flow.state {
+            FLOW_ACTIVE => *self.active_per_real.entry(flow.real).or_insert(0) += 1,
+            FLOW_HALF_OPEN => *self.inactive_per_real.entry(flow.real).or_insert(0) += 1,
+            _ => {}
+        }
+        self.reals_in_use.insert(flow.real);
+        self.services_in_use.insert(flow.service);
+        true
+    }
 }
 
 /// The count to write for every configured real, in the order given, with 0
@@ -123,6 +172,18 @@ pub fn repaired_counts(
     known_reals
         .into_iter()
         .map(|id| (id, plan.active_per_real.get(&id).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// Like [`repaired_counts`], for the inactive (half-open) counts.
+#[must_use]
+pub fn repaired_inactive_counts(
+    plan: &AgeingPlan,
+    known_reals: impl IntoIterator<Item = u32>,
+) -> Vec<(u32, u64)> {
+    known_reals
+        .into_iter()
+        .map(|id| (id, plan.inactive_per_real.get(&id).copied().unwrap_or(0)))
         .collect()
 }
 
@@ -160,6 +221,7 @@ mod tests {
     fn ipvs_defaults() {
         let t = Timeouts::default();
         assert_eq!(t.tcp, Duration::from_mins(15));
+        assert_eq!(t.tcp_syn, Duration::from_mins(1));
         assert_eq!(t.tcp_closing, Duration::from_mins(2));
         assert_eq!(t.udp, Duration::from_mins(5));
     }
@@ -168,6 +230,8 @@ mod tests {
     fn timeout_per_protocol_and_state() {
         let t = Timeouts::default();
         assert_eq!(t.for_flow(PROTO_TCP, FLOW_ACTIVE), t.tcp);
+        assert_eq!(t.for_flow(PROTO_TCP, FLOW_HALF_OPEN), t.tcp_syn);
+        assert_eq!(t.for_flow(PROTO_UDP, FLOW_HALF_OPEN), t.udp);
         assert_eq!(t.for_flow(PROTO_TCP, FLOW_CLOSING), t.tcp_closing);
         assert_eq!(t.for_flow(PROTO_TCP, 0), t.tcp_closing);
         assert_eq!(t.for_flow(PROTO_UDP, FLOW_ACTIVE), t.udp);
@@ -179,6 +243,7 @@ mod tests {
         let t = Timeouts::default();
         let cases = [
             (PROTO_TCP, FLOW_ACTIVE, 900 * SEC),
+            (PROTO_TCP, FLOW_HALF_OPEN, 60 * SEC),
             (PROTO_TCP, FLOW_CLOSING, 120 * SEC),
             (PROTO_UDP, FLOW_ACTIVE, 300 * SEC),
             (PROTO_UDP, FLOW_CLOSING, 300 * SEC),
@@ -228,6 +293,7 @@ mod tests {
     fn clock_going_backwards_does_not_expire() {
         let t = Timeouts {
             tcp: Duration::ZERO,
+            tcp_syn: Duration::ZERO,
             tcp_closing: Duration::ZERO,
             udp: Duration::ZERO,
         };
@@ -252,6 +318,7 @@ mod tests {
     fn huge_timeouts_never_expire() {
         let t = Timeouts {
             tcp: Duration::MAX,
+            tcp_syn: Duration::MAX,
             tcp_closing: Duration::MAX,
             udp: Duration::MAX,
         };
@@ -262,6 +329,32 @@ mod tests {
         );
         assert!(p.expired.is_empty());
         assert!(p.active_per_real.is_empty());
+    }
+
+    #[test]
+    fn half_open_flows_count_inactive_and_expire_from_their_table() {
+        let t = Timeouts::default();
+        let main = [
+            (key(PROTO_TCP, 1), flow(1, FLOW_ACTIVE, NOW - SEC)),
+            (key(PROTO_TCP, 2), flow(2, FLOW_ACTIVE, NOW - 61 * SEC)), // alive: 15 min
+        ];
+        let half_open = [
+            (key(PROTO_TCP, 3), flow(1, FLOW_HALF_OPEN, NOW - 59 * SEC)),
+            (key(PROTO_TCP, 4), flow(1, FLOW_HALF_OPEN, NOW - 61 * SEC)), // expired
+            (key(PROTO_TCP, 5), flow(2, FLOW_HALF_OPEN, NOW)),
+            (key(PROTO_TCP, 6), flow(3, FLOW_CLOSING, NOW - SEC)), // RST while half-open
+        ];
+        let p = plan_tables(NOW, main, half_open, &t);
+        assert_eq!((p.flows_seen, p.half_open_seen), (2, 4));
+        assert!(p.expired.is_empty());
+        assert_eq!(p.expired_half_open, [key(PROTO_TCP, 4)]);
+        assert_eq!(p.active_per_real, HashMap::from([(1, 1), (2, 1)]));
+        assert_eq!(p.inactive_per_real, HashMap::from([(1, 1), (2, 1)]));
+        assert_eq!(
+            repaired_inactive_counts(&p, [1, 2, 3]),
+            [(1, 1), (2, 1), (3, 0)]
+        );
+        assert!(p.reals_in_use.contains(&3), "a closing flow keeps its real");
     }
 
     #[test]

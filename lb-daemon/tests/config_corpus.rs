@@ -487,6 +487,13 @@ const CASES: &[Case] = &[
         phrase: "missing unit",
     },
     Case {
+        name: "half-open timeout of zero",
+        text: concat!(dataplane!(), "[timeouts]\ntcp_syn = \"0s\"\n"),
+        line: 4,
+        field: "timeouts.tcp_syn",
+        phrase: "greater than zero",
+    },
+    Case {
         name: "duration with unknown unit",
         text: concat!(dataplane!(), "[timeouts]\ntcp_closing = \"2d\"\n"),
         line: 4,
@@ -1276,7 +1283,7 @@ const GOOD: &[(&str, &str)] = &[
         "durations in several units",
         concat!(
             dataplane!(),
-            "[timeouts]\ntcp = \"1h30m\"\ntcp_closing = \"90s\"\nudp = \"1m500ms\"\nageing_interval = \"250ms\"\n",
+            "[timeouts]\ntcp = \"1h30m\"\ntcp_syn = \"5s\"\ntcp_closing = \"90s\"\nudp = \"1m500ms\"\nageing_interval = \"250ms\"\n",
         ),
     ),
     (
@@ -1360,6 +1367,7 @@ fn the_annotated_example_parses() {
         "max_reals",
         "max_services",
         "tcp",
+        "tcp_syn",
         "tcp_closing",
         "udp",
         "ageing_interval",

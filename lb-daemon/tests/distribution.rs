@@ -31,11 +31,16 @@ fn client(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(0xc000_0000 | i)
 }
 
-/// Opens a new flow (SYN) from `src:sport`; returns the real index.
+/// Opens a new connection (SYN, then the handshake's ACK, which makes it
+/// established: counted active) from `src:sport`; returns the real index.
 fn open(h: &mut Harness, src: Ipv4Addr, sport: u16) -> usize {
     let (action, out) = h.run(&tcp4(src, sport, VIP, 80, TCP_SYN));
     assert_eq!(action, Action::Tx);
-    Harness::real_of(&out)
+    let real = Harness::real_of(&out);
+    let (action, out) = h.run(&tcp4(src, sport, VIP, 80, TCP_ACK));
+    assert_eq!(action, Action::Tx);
+    assert_eq!(Harness::real_of(&out), real, "the ACK follows its SYN");
+    real
 }
 
 fn close(h: &mut Harness, src: Ipv4Addr, sport: u16) {
@@ -103,6 +108,43 @@ fn lc_picks_exactly_the_least_loaded() {
         .map(|s| h.lb.dataplane().real_connections(*s).unwrap())
         .collect();
     assert_eq!(counts, vec![7, 7, 7]);
+}
+
+#[test]
+fn lc_weighs_half_open_flows_one_in_256() {
+    let mut h = Harness::new();
+    service(&mut h, Scheduler::LeastConnection, &[1, 1]);
+    let svc = common::service_spec(
+        VIP.into(),
+        80,
+        Protocol::Tcp,
+        Scheduler::LeastConnection,
+        &reals(&[1, 1]),
+    )
+    .addr;
+    let slots: Vec<u32> = (0..2)
+        .map(|i| {
+            h.lb.real_id(&RealKey::new(svc, SocketAddr::new(real_addr(i), 80)))
+                .unwrap()
+        })
+        .collect();
+    // Real 0 has one established connection (load 256), real 1 none: SYNs
+    // that never complete (a flood) go to real 1 until it has 256 of them.
+    h.lb.dataplane_mut()
+        .set_real_connections(slots[0], 1)
+        .unwrap();
+    for p in 0..256u16 {
+        let (action, out) = h.run(&tcp4(client(5), 5000 + p, VIP, 80, TCP_SYN));
+        assert_eq!(action, Action::Tx);
+        assert_eq!(Harness::real_of(&out), 1, "half-open flow {p}");
+    }
+    let dp = h.lb.dataplane();
+    assert_eq!(dp.real_inactive(slots[1]).unwrap(), 256);
+    assert_eq!(dp.real_connections(slots[1]).unwrap(), 0);
+    assert_eq!(dp.real_load(slots[1]).unwrap(), 256);
+    // Now 256 against 256: a tie, shared.
+    let next: Vec<usize> = (0..2).map(|p| open(&mut h, client(6), 6000 + p)).collect();
+    assert!(next.contains(&0), "{next:?}");
 }
 
 #[test]
@@ -182,6 +224,7 @@ fn lc_over_256_reals_matches_the_reference_pick() {
                 id: *slot,
                 weight: 1,
                 active,
+                inactive: 0,
             });
         }
         let expected = pick(&candidates, 0, false).unwrap();

@@ -7,8 +7,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{Harness, packets::*, real_mac};
-use lb_common::{Action, Reason};
-use lb_daemon::balancer::model::{Protocol, Scheduler};
+use lb_common::{Action, FLOW_ACTIVE, FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, Reason};
+use lb_daemon::balancer::model::{Protocol, RealKey, Scheduler, ServiceAddr};
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100);
@@ -903,6 +903,138 @@ fn every_fixture_gets_its_verdict_reason_and_output() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Which table holds a flow, and in what state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// `HALF_OPEN`, [`FLOW_HALF_OPEN`].
+    HalfOpen,
+    /// `HALF_OPEN`, [`FLOW_CLOSING`] (FIN/RST before the handshake ended).
+    HalfOpenClosing,
+    /// `CONNTRACK`, [`FLOW_ACTIVE`].
+    Established,
+    /// `CONNTRACK`, [`FLOW_CLOSING`].
+    Closing,
+}
+
+/// A step of a TCP flow's life: the client's segment, the reason and
+/// output, then where the flow is and the real's (active, inactive) counts.
+struct Step {
+    description: &'static str,
+    sport: u16,
+    flags: u8,
+    reason: Reason,
+    held: Held,
+    counts: (u64, u64),
+}
+
+fn step(
+    description: &'static str,
+    sport: u16,
+    flags: u8,
+    reason: Reason,
+    held: Held,
+    counts: (u64, u64),
+) -> Step {
+    Step {
+        description,
+        sport,
+        flags,
+        reason,
+        held,
+        counts,
+    }
+}
+
+#[test]
+fn half_open_flows_through_their_states() {
+    use Held::{Closing, Established, HalfOpen, HalfOpenClosing};
+    use Reason::{Established as Hit, NewFlow};
+    #[rustfmt::skip]
+    let steps = [
+        step("SYN: a half-open flow, counted inactive", 41000, TCP_SYN, NewFlow, HalfOpen, (0, 1)),
+        step("retransmitted SYN: still half-open, same real", 41000, TCP_SYN, Hit, HalfOpen, (0, 1)),
+        step("SYN with ECN flags: still half-open", 41000, TCP_SYN | 0xc0, Hit, HalfOpen, (0, 1)),
+        step("the handshake's ACK: established, counted active", 41000, TCP_ACK, Hit, Established, (1, 0)),
+        step("data", 41000, TCP_ACK | TCP_PSH, Hit, Established, (1, 0)),
+        step("a late retransmitted SYN changes nothing", 41000, TCP_SYN, Hit, Established, (1, 0)),
+        step("FIN: closing", 41000, TCP_FIN | TCP_ACK, Hit, Closing, (0, 0)),
+        step("second flow: SYN", 41001, TCP_SYN, NewFlow, HalfOpen, (0, 1)),
+        step("RST from half-open: closing where it is", 41001, TCP_RST, Hit, HalfOpenClosing, (0, 0)),
+        step("its last ACK still reaches the real", 41001, TCP_ACK, Hit, HalfOpenClosing, (0, 0)),
+        step("a SYN reusing the tuple: a new half-open flow", 41001, TCP_SYN, NewFlow, HalfOpen, (0, 1)),
+        step("FIN from half-open: closing", 41001, TCP_FIN, Hit, HalfOpenClosing, (0, 0)),
+        step("third flow: SYN", 41002, TCP_SYN, NewFlow, HalfOpen, (0, 1)),
+        step("ACK", 41002, TCP_ACK, Hit, Established, (1, 0)),
+        step("RST of an established flow", 41002, TCP_RST | TCP_ACK, Hit, Closing, (0, 0)),
+        step("a SYN reusing a closed tuple: half-open again", 41002, TCP_SYN, NewFlow, HalfOpen, (0, 1)),
+        step("first segment without SYN of an unknown flow: established", 41003, TCP_ACK, NewFlow, Established, (1, 1)),
+    ];
+    let mut h = harness();
+    let svc = ServiceAddr {
+        vip: VIP4.into(),
+        port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let real =
+        h.lb.real_id(&RealKey::new(svc, "10.0.1.1:80".parse().unwrap()))
+            .unwrap();
+    let mut failures = Vec::new();
+    for s in steps {
+        let input = tcp4(CLIENT4, s.sport, VIP4, 80, s.flags);
+        let before = h.count(s.reason);
+        let (verdict, out) = h.run(&input);
+        if verdict != s.reason.action() || out != forwarded(&input, real_mac(0)) {
+            failures.push(format!(
+                "{}: verdict {verdict:?}, or output differs",
+                s.description
+            ));
+        }
+        if h.count(s.reason) - before != 1 {
+            failures.push(format!(
+                "{}: reason {} not counted once",
+                s.description,
+                s.reason.name()
+            ));
+        }
+        let key = FlowKey {
+            src: lb_common::addr_words_v4(CLIENT4.octets()),
+            dst: lb_common::addr_words_v4(VIP4.octets()),
+            src_port: s.sport.to_be(),
+            dst_port: 80u16.to_be(),
+            proto: 6,
+            family: 4,
+            _pad: [0; 2],
+        };
+        let dp = h.lb.dataplane();
+        let main = dp.flow(&key).unwrap().map(|f| f.state);
+        let half = dp.half_open_flow(&key).unwrap().map(|f| f.state);
+        let held = match (main, half) {
+            (None, Some(FLOW_HALF_OPEN)) => Some(Held::HalfOpen),
+            (None, Some(FLOW_CLOSING)) => Some(Held::HalfOpenClosing),
+            (Some(FLOW_ACTIVE), None) => Some(Held::Established),
+            (Some(FLOW_CLOSING), None) => Some(Held::Closing),
+            _ => None,
+        };
+        if held != Some(s.held) {
+            failures.push(format!(
+                "{}: flow in CONNTRACK {main:?}, HALF_OPEN {half:?}; expected {:?}",
+                s.description, s.held
+            ));
+        }
+        let counts = (
+            dp.real_connections(real).unwrap(),
+            dp.real_inactive(real).unwrap(),
+        );
+        if counts != s.counts {
+            failures.push(format!(
+                "{}: (active, inactive) {counts:?}, expected {:?}",
+                s.description, s.counts
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::{
 
 use common::{Harness, packets::*, service_spec};
 use lb_common::{
-    Action, FLOW_ACTIVE, FLOW_CLOSING, FlowKey, FlowValue, REAL_F_REROUTE, REAL_F_VALID, RealValue,
-    Reason,
+    Action, FLOW_ACTIVE, FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, FlowValue, REAL_F_REROUTE,
+    REAL_F_VALID, RealValue, Reason,
 };
 use lb_daemon::{
     ageing::Timeouts,
@@ -88,6 +88,7 @@ fn syn_reusing_a_closed_flows_tuple_is_scheduled_again() {
     let mut h = Harness::new();
     rr(&mut h, 2);
     let first = send(&mut h, 2000, TCP_SYN);
+    send(&mut h, 2000, TCP_ACK);
     send(&mut h, 2000, TCP_FIN | TCP_ACK);
     let flow =
         h.lb.dataplane()
@@ -97,10 +98,15 @@ fn syn_reusing_a_closed_flows_tuple_is_scheduled_again() {
     assert_eq!(flow.state, FLOW_CLOSING);
     let before = h.count(Reason::NewFlow);
     // Port reuse: a new connection on the same 5-tuple, scheduled anew
-    // (rr moves on to the other real).
+    // (rr moves on to the other real), half-open until its ACK.
     let second = send(&mut h, 2000, TCP_SYN);
     assert_eq!(h.count(Reason::NewFlow), before + 1);
     assert_ne!(second, first);
+    let dp = h.lb.dataplane();
+    assert_eq!(dp.flow(&flow_key(2000)).unwrap(), None, "left CONNTRACK");
+    let flow = dp.half_open_flow(&flow_key(2000)).unwrap().unwrap();
+    assert_eq!(flow.state, FLOW_HALF_OPEN);
+    assert_eq!(send(&mut h, 2000, TCP_ACK), second);
     let flow = h.lb.dataplane().flow(&flow_key(2000)).unwrap().unwrap();
     assert_eq!(flow.state, FLOW_ACTIVE);
     // Segments that close the flow but are not SYNs keep going to its real.
@@ -115,17 +121,76 @@ fn active_counts_follow_opens_and_closes() {
     let real =
         h.lb.real_id(&RealKey::new(svc, "10.0.1.1:80".parse().unwrap()))
             .unwrap();
+    let counts = |h: &Harness| {
+        let dp = h.lb.dataplane();
+        (
+            dp.real_connections(real).unwrap(),
+            dp.real_inactive(real).unwrap(),
+        )
+    };
     for port in 0..5 {
         send(&mut h, 3000 + port, TCP_SYN);
     }
-    assert_eq!(h.lb.dataplane().real_connections(real).unwrap(), 5);
+    assert_eq!(counts(&h), (0, 5), "SYNs are half-open: inactive");
+    for port in 0..5 {
+        send(&mut h, 3000 + port, TCP_ACK);
+    }
+    assert_eq!(counts(&h), (5, 0), "their ACKs make them active");
     send(&mut h, 3000, TCP_FIN | TCP_ACK);
     send(&mut h, 3000, TCP_FIN | TCP_ACK);
     send(&mut h, 3001, TCP_RST);
+    assert_eq!(counts(&h), (3, 0), "a second FIN is not counted twice");
+    send(&mut h, 3100, TCP_SYN);
     assert_eq!(
-        h.lb.dataplane().real_connections(real).unwrap(),
-        3,
-        "a second FIN is not counted twice"
+        h.lb.dataplane().real_load(real).unwrap(),
+        3 * 256 + 1,
+        "least-connection load: active x 256 + inactive"
+    );
+}
+
+#[test]
+fn half_open_flows_close_and_are_rerouted_with_their_count() {
+    let mut h = Harness::new();
+    let vip: IpAddr = VIP.into();
+    let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(2));
+    h.lb.apply(&spec).unwrap();
+    let slots: Vec<u32> = ["10.0.1.1:80", "10.0.1.2:80"]
+        .iter()
+        .map(|r| {
+            h.lb.real_id(&RealKey::new(spec.addr, r.parse().unwrap()))
+                .unwrap()
+        })
+        .collect();
+    let inactive = |h: &Harness| -> Vec<u64> {
+        slots
+            .iter()
+            .map(|s| h.lb.dataplane().real_inactive(*s).unwrap())
+            .collect()
+    };
+    assert_eq!(send(&mut h, 3100, TCP_SYN), 0);
+    assert_eq!(send(&mut h, 3101, TCP_SYN), 1);
+    assert_eq!(inactive(&h), [1, 1]);
+    // RST from a half-open flow: closing, still forwarded, no longer counted.
+    assert_eq!(send(&mut h, 3101, TCP_RST), 1);
+    let flow = h.lb.dataplane().half_open_flow(&flow_key(3101)).unwrap();
+    assert_eq!(flow.unwrap().state, FLOW_CLOSING);
+    assert_eq!(inactive(&h), [1, 0]);
+    assert_eq!(send(&mut h, 3101, TCP_ACK), 1, "a closing flow stays put");
+    assert_eq!(inactive(&h), [1, 0]);
+    // Its real goes down: the half-open flow leaves its count and moves.
+    spec.reals[0].reroute = true;
+    spec.reals[0].weight = 0;
+    h.lb.apply(&spec).unwrap();
+    let before = h.count(Reason::Rescheduled);
+    assert_eq!(send(&mut h, 3100, TCP_SYN), 1, "retransmitted SYN moves");
+    assert_eq!(h.count(Reason::Rescheduled), before + 1);
+    assert_eq!(inactive(&h), [0, 1]);
+    assert_eq!(send(&mut h, 3100, TCP_ACK), 1);
+    assert_eq!(inactive(&h), [0, 0]);
+    assert_eq!(h.lb.dataplane().real_connections(slots[1]).unwrap(), 1);
+    assert_eq!(
+        h.lb.dataplane().half_open_flow(&flow_key(3100)).unwrap(),
+        None
     );
 }
 
@@ -183,7 +248,8 @@ fn removing_a_real_keeps_its_flows_until_they_age_out() {
             &Timeouts::default(),
         )
         .unwrap();
-    assert_eq!(report.expired, 3);
+    // 5001 is established; 5000 and 5002 never finished their handshake.
+    assert_eq!((report.expired, report.half_open_expired), (1, 2));
     assert_eq!(report.released_reals, 1);
 }
 
@@ -245,6 +311,7 @@ fn flows_of_a_rerouted_real_move_on_their_next_packet() {
     assert_eq!(h.count(Reason::Rescheduled), before + 1);
     assert_eq!(send(&mut h, 6000, TCP_ACK), 1, "and stays on its new real");
     assert_eq!(h.lb.dataplane().real_connections(slot).unwrap(), 0);
+    assert_eq!(h.lb.dataplane().real_inactive(slot).unwrap(), 0);
 }
 
 #[test]
@@ -285,6 +352,7 @@ fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
     let now = monotonic_now_ns();
     let t = Timeouts {
         tcp: Duration::from_secs(100),
+        tcp_syn: Duration::from_secs(5),
         tcp_closing: Duration::from_secs(10),
         udp: Duration::from_secs(50),
     };
@@ -307,10 +375,32 @@ fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
             .insert_flow(&flow_key(port), &value)
             .unwrap();
     }
-    // The count drifted (e.g. LRU evictions): ageing repairs it.
+    for (port, age) in [(7004, secs(4)), (7005, secs(6))] {
+        let value = FlowValue {
+            real,
+            state: FLOW_HALF_OPEN,
+            service: 0,
+            _pad: 0,
+            last_seen_ns: now - age,
+        };
+        h.lb.dataplane_mut()
+            .insert_half_open_flow(&flow_key(port), &value)
+            .unwrap();
+    }
+    // The counts drifted (e.g. LRU evictions): ageing repairs them.
     h.lb.dataplane_mut().set_real_connections(real, 42).unwrap();
+    h.lb.dataplane_mut().set_real_inactive(real, 4242).unwrap();
     let report = h.lb.age(now, &t).unwrap();
     assert_eq!((report.flows_seen, report.expired), (4, 2));
+    assert_eq!((report.half_open_seen, report.half_open_expired), (2, 1));
+    let dp = h.lb.dataplane();
+    assert!(dp.half_open_flow(&flow_key(7004)).unwrap().is_some());
+    assert!(dp.half_open_flow(&flow_key(7005)).unwrap().is_none());
+    assert_eq!(
+        dp.real_inactive(real).unwrap(),
+        1,
+        "the live half-open flow"
+    );
     assert!(h.lb.dataplane().flow(&flow_key(7000)).unwrap().is_some());
     assert!(h.lb.dataplane().flow(&flow_key(7001)).unwrap().is_none());
     assert!(h.lb.dataplane().flow(&flow_key(7002)).unwrap().is_some());
@@ -329,7 +419,11 @@ fn the_data_path_stamps_flows_with_the_clock_ageing_uses() {
     let before = monotonic_now_ns();
     send(&mut h, 8000, TCP_SYN);
     let after = monotonic_now_ns();
-    let flow = h.lb.dataplane().flow(&flow_key(8000)).unwrap().unwrap();
+    let flow =
+        h.lb.dataplane()
+            .half_open_flow(&flow_key(8000))
+            .unwrap()
+            .unwrap();
     // The coarse clock may lag by a tick (a few ms).
     assert!(
         flow.last_seen_ns <= after && flow.last_seen_ns + 50_000_000 >= before,

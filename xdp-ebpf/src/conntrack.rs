@@ -1,9 +1,13 @@
-//! The connection table: a flow keeps its real while it lives. Also keeps the
-//! shared per-real active-connection counts that least-connection reads.
+//! The connection tables: a flow keeps its real while it lives. Half-open TCP
+//! flows (SYN seen, handshake not finished) live in `HALF_OPEN`, the rest in
+//! `CONNTRACK`. Also keeps the shared per-real counts: active (established)
+//! and inactive (half-open) connections, and the load least-connection reads,
+//! `active * 256 + inactive`.
 
-use crate::maps::{CONNTRACK, REAL_CONNS};
+use crate::maps::{CONNTRACK, HALF_OPEN, REAL_CONNS, REAL_INACTIVE, REAL_LOAD};
+use aya_ebpf::{bindings::BPF_NOEXIST, maps::Array};
 use core::intrinsics::{AtomicOrdering, atomic_xadd, atomic_xsub};
-use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue};
+use lb_common::{ACTIVE_LOAD, FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue};
 
 #[inline(always)]
 pub fn lookup(key: &FlowKey) -> Option<*mut FlowValue> {
@@ -16,35 +20,105 @@ pub fn insert(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
     CONNTRACK.insert(key, flow, 0)
 }
 
+/// Forgets a flow of `CONNTRACK` (one already gone is fine).
+#[inline(always)]
+pub fn remove(key: &FlowKey) {
+    let _ = CONNTRACK.remove(key);
+}
+
+#[inline(always)]
+pub fn lookup_half_open(key: &FlowKey) -> Option<*mut FlowValue> {
+    HALF_OPEN.get_ptr_mut(key)
+}
+
+/// Records a new half-open flow unless the 5-tuple has one already (then
+/// an error: see `schedule_flow`).
+#[inline(always)]
+pub fn insert_half_open_new(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
+    HALF_OPEN.insert(key, flow, u64::from(BPF_NOEXIST))
+}
+
+/// Records a half-open flow, overwriting one of the same 5-tuple.
+#[inline(always)]
+pub fn insert_half_open(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
+    HALF_OPEN.insert(key, flow, 0)
+}
+
+/// Forgets a flow of `HALF_OPEN` (one already gone is fine).
+#[inline(always)]
+pub fn remove_half_open(key: &FlowKey) {
+    let _ = HALF_OPEN.remove(key);
+}
+
 // The BPF target has no compare-and-swap, so `core::sync::atomic` offers no
 // read-modify-write methods; the intrinsics compile to BPF's atomic add.
 
 #[inline(always)]
-pub fn connection_opened(real: u32) {
-    if let Some(count) = REAL_CONNS.get_ptr_mut(real) {
+fn add(counts: &Array<u64>, real: u32, n: u64) {
+    if let Some(count) = counts.get_ptr_mut(real) {
         // SAFETY: a live, 8-byte aligned map value.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1) };
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, n) };
     }
 }
 
-/// A flow of `real` stopped being active. The zero check keeps a count that
-/// userspace just repaired from wrapping around; the rare race between the
-/// check and the decrement is repaired by the next ageing pass, like any
-/// drift from LRU evictions.
+/// The check keeps a count that userspace just repaired from wrapping
+/// around; the rare race between the check and the subtraction is repaired
+/// by the next ageing pass, like any drift from LRU evictions.
 #[inline(always)]
-pub fn connection_closed(real: u32) {
-    if let Some(count) = REAL_CONNS.get_ptr_mut(real) {
+fn sub(counts: &Array<u64>, real: u32, n: u64) {
+    if let Some(count) = counts.get_ptr_mut(real) {
         // SAFETY: a live, 8-byte aligned map value.
         unsafe {
-            if core::ptr::read_volatile(count) > 0 {
-                atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1);
+            if core::ptr::read_volatile(count) >= n {
+                atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(count, n);
             }
         }
     }
+}
+
+#[inline(always)]
+pub fn connection_opened(real: u32) {
+    add(&REAL_CONNS, real, 1);
+    add(&REAL_LOAD, real, ACTIVE_LOAD);
+}
+
+/// A flow of `real` stopped being active.
+#[inline(always)]
+pub fn connection_closed(real: u32) {
+    sub(&REAL_CONNS, real, 1);
+    sub(&REAL_LOAD, real, ACTIVE_LOAD);
+}
+
+/// A half-open flow of `real` began (counted inactive).
+#[inline(always)]
+pub fn handshake_started(real: u32) {
+    add(&REAL_INACTIVE, real, 1);
+    add(&REAL_LOAD, real, 1);
+}
+
+/// A half-open flow of `real` closed or moved to another real.
+#[inline(always)]
+pub fn handshake_ended(real: u32) {
+    sub(&REAL_INACTIVE, real, 1);
+    sub(&REAL_LOAD, real, 1);
+}
+
+/// A half-open flow of `real` completed its handshake: inactive -> active.
+#[inline(always)]
+pub fn handshake_completed(real: u32) {
+    sub(&REAL_INACTIVE, real, 1);
+    add(&REAL_CONNS, real, 1);
+    add(&REAL_LOAD, real, ACTIVE_LOAD - 1);
 }
 
 /// Whether a flow value counts toward its real's active connections.
 #[inline(always)]
 pub fn is_active(flow: &FlowValue) -> bool {
     flow.state == FLOW_ACTIVE
+}
+
+/// Whether a flow value counts toward its real's inactive connections.
+#[inline(always)]
+pub fn is_half_open(flow: &FlowValue) -> bool {
+    flow.state == FLOW_HALF_OPEN
 }

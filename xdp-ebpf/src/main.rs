@@ -21,8 +21,9 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use lb_common::{
-    FLOW_ACTIVE, FLOW_CLOSING, FlowKey, FlowValue, LAST_SEEN_GRANULARITY_NS, NO_REAL, PROTO_TCP,
-    REAL_F_REROUTE, REAL_F_VALID, RealValue, Reason, ServiceKey, ServiceValue, VipKey,
+    FLOW_ACTIVE, FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, FlowValue, LAST_SEEN_GRANULARITY_NS,
+    NO_REAL, PROTO_TCP, REAL_F_REROUTE, REAL_F_VALID, RealValue, Reason, ServiceKey, ServiceValue,
+    VipKey,
 };
 use maps::{REALS, SERVICES, VIPS};
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -64,15 +65,26 @@ fn process(ctx: &XdpContext) -> Reason {
             Reason::FragmentNotVip
         };
     }
-    // A known flow costs one lookup. Otherwise only service traffic goes
-    // further: the host's own frames pay for two lookups and nothing else.
+    // A known flow costs one lookup. A TCP packet that is not in the
+    // connection table may be a half-open flow's (the ACK that completes its
+    // handshake); a SYN that opens a connection is not looked up there (a
+    // retransmitted one is found when its insert fails: `schedule_flow`).
+    // Otherwise only service traffic goes further: the host's own frames pay
+    // for two lookups (three for TCP segments other than SYNs) and nothing
+    // else.
     let flow = conntrack::lookup(key);
+    let mut half_open = None;
     let mut service = None;
     if flow.is_none() {
-        let Some(found) = (unsafe { SERVICES.get(&service_key(key)) }) else {
-            return Reason::NoService;
-        };
-        service = Some(found);
+        if key.proto == PROTO_TCP && !opens_connection(&packet) {
+            half_open = conntrack::lookup_half_open(key);
+        }
+        if half_open.is_none() {
+            let Some(found) = (unsafe { SERVICES.get(&service_key(key)) }) else {
+                return Reason::NoService;
+            };
+            service = Some(found);
+        }
     }
     let Some(our_mac) = our_mac else {
         return Reason::UnknownInterface;
@@ -80,6 +92,8 @@ fn process(ctx: &XdpContext) -> Reason {
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     let mut reason = Reason::NewFlow;
+    // The table that holds the flow about to be scheduled again, if any.
+    let mut held_in = Table::None;
     if let Some(flow) = flow {
         let flow = unsafe { &mut *flow };
         // A closing flow's 5-tuple may have been reused by a connection the
@@ -101,7 +115,29 @@ fn process(ctx: &XdpContext) -> Reason {
                     Reason::Established,
                 );
             }
-            Err(why) => reason = why,
+            Err(why) => {
+                reason = why;
+                held_in = Table::Main;
+            }
+        }
+    } else if let Some(half) = half_open {
+        let half = unsafe { &mut *half };
+        match continue_half_open(half, &packet, now) {
+            Ok((real, false)) => {
+                return forward(
+                    ctx,
+                    half.service,
+                    half.real,
+                    real,
+                    &our_mac,
+                    Reason::Established,
+                );
+            }
+            Ok((real, true)) => return establish(ctx, key, half, real, &our_mac, now),
+            Err(why) => {
+                reason = why;
+                held_in = Table::HalfOpen;
+            }
         }
     }
 
@@ -110,12 +146,13 @@ fn process(ctx: &XdpContext) -> Reason {
         return Reason::NoService;
     };
     if flow.is_none()
+        && half_open.is_none()
         && let Some(reason) = to_other_director(ctx, &packet, now, &our_mac)
     {
         return reason;
     }
-    match schedule_flow(&packet, service, now) {
-        Ok((real_id, real)) => forward(ctx, service.id, real_id, real, &our_mac, reason),
+    match schedule_flow(&packet, service, now, held_in, reason) {
+        Ok(s) => forward(ctx, s.service, s.real_id, s.real, &our_mac, s.reason),
         Err(reason) => reason,
     }
 }
@@ -143,6 +180,30 @@ fn to_other_director(
     } else {
         Reason::ShortEthernet
     })
+}
+
+/// A TCP SYN without ACK, FIN or RST: the first segment of a connection
+/// (or its retransmission); it starts a half-open flow.
+#[inline(always)]
+fn opens_connection(packet: &Packet) -> bool {
+    packet.key.proto == PROTO_TCP
+        && packet.tcp_flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN
+}
+
+/// Where `schedule_flow` sends a packet, and the reason to count.
+struct Scheduled {
+    service: u32,
+    real_id: u32,
+    real: &'static RealValue,
+    reason: Reason,
+}
+
+/// Where a flow that is scheduled again was kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    None,
+    Main,
+    HalfOpen,
 }
 
 /// The `SERVICES` key of a flow: (VIP, port, protocol).
@@ -209,13 +270,97 @@ fn continue_flow(
     Ok(real)
 }
 
-/// Picks a real for a new flow and records the flow.
+/// A packet of a flow in `HALF_OPEN`: its real, and whether the packet
+/// completes the handshake (the client's first packet without SYN, not
+/// closing). A retransmitted SYN stays half-open on the same real; FIN or RST
+/// closes it (no longer counted). Otherwise, like [`continue_flow`], the
+/// reason to schedule it again.
+#[inline(always)]
+fn continue_half_open(
+    flow: &mut FlowValue,
+    packet: &Packet,
+    now: u64,
+) -> Result<(&'static RealValue, bool), Reason> {
+    let flags = packet.tcp_flags;
+    let pure_syn = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    let reused = pure_syn && flow.state == FLOW_CLOSING;
+    let half_open = conntrack::is_half_open(flow);
+    let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
+        if half_open {
+            conntrack::handshake_ended(flow.real);
+        }
+        return Err(if reused {
+            Reason::NewFlow
+        } else {
+            Reason::Rescheduled
+        });
+    };
+    if half_open {
+        if flags & (TCP_FIN | TCP_RST) != 0 {
+            flow.state = FLOW_CLOSING;
+            conntrack::handshake_ended(flow.real);
+        } else if flags & TCP_SYN == 0 {
+            return Ok((real, true));
+        }
+    }
+    if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+        flow.last_seen_ns = now;
+    }
+    Ok((real, false))
+}
+
+/// The handshake of a half-open flow completed: the flow moves to
+/// `CONNTRACK` as established and counts active instead of inactive.
+#[inline(always)]
+fn establish(
+    ctx: &XdpContext,
+    key: &FlowKey,
+    half: &FlowValue,
+    real: &RealValue,
+    our_mac: &[u8; 6],
+    now: u64,
+) -> Reason {
+    let flow = FlowValue {
+        real: half.real,
+        state: FLOW_ACTIVE,
+        service: half.service,
+        _pad: 0,
+        last_seen_ns: now,
+    };
+    if conntrack::insert(key, &flow).is_err() {
+        return Reason::ConntrackFull;
+    }
+    conntrack::remove_half_open(key);
+    conntrack::handshake_completed(flow.real);
+    forward(
+        ctx,
+        flow.service,
+        flow.real,
+        real,
+        our_mac,
+        Reason::Established,
+    )
+}
+
+/// Picks a real for a new flow and records the flow: a SYN in `HALF_OPEN`
+/// (counted inactive), anything else in `CONNTRACK` (active, or closing for
+/// FIN/RST). `held_in` is where the flow was kept until now; a flow that
+/// changes tables leaves the old one. `reason` is the one to count.
+///
+/// A SYN's flow may already be in `HALF_OPEN` (a retransmission; `process`
+/// does not look SYNs up there, which saves a lookup for every new flow):
+/// then its insert fails and the flow goes on as [`continue_half_open`]
+/// says, to its own real, or to the real just picked when its own is gone.
+/// A retransmitted SYN thus costs a pick (an rr position, an lc scan) that
+/// is not used.
 #[inline(always)]
 fn schedule_flow(
     packet: &Packet,
     service: &ServiceValue,
     now: u64,
-) -> Result<(u32, &'static RealValue), Reason> {
+    held_in: Table,
+    reason: Reason,
+) -> Result<Scheduled, Reason> {
     let key = &packet.key;
     let real_id = match schedule::pick(service, key) {
         Some(id) => id,
@@ -223,22 +368,59 @@ fn schedule_flow(
         None => return Err(Reason::NoReal),
     };
     let real = usable_real(real_id).ok_or(Reason::NoReal)?;
-    let closes = key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0;
-    let state = if closes { FLOW_CLOSING } else { FLOW_ACTIVE };
-    let flow = FlowValue {
+    let mut scheduled = Scheduled {
+        service: service.id,
+        real_id,
+        real,
+        reason,
+    };
+    let mut flow = FlowValue {
         real: real_id,
-        state,
+        state: FLOW_ACTIVE,
         service: service.id,
         _pad: 0,
         last_seen_ns: now,
     };
+    if opens_connection(packet) {
+        flow.state = FLOW_HALF_OPEN;
+        if conntrack::insert_half_open_new(key, &flow).is_err() {
+            if let Some(existing) = conntrack::lookup_half_open(key) {
+                let existing = unsafe { &mut *existing };
+                match continue_half_open(existing, packet, now) {
+                    Ok((real, _)) => {
+                        return Ok(Scheduled {
+                            service: existing.service,
+                            real_id: existing.real,
+                            real,
+                            reason: Reason::Established,
+                        });
+                    }
+                    Err(why) => scheduled.reason = why,
+                }
+            }
+            if conntrack::insert_half_open(key, &flow).is_err() {
+                return Err(Reason::ConntrackFull);
+            }
+        }
+        conntrack::handshake_started(real_id);
+        if held_in == Table::Main {
+            conntrack::remove(key);
+        }
+        return Ok(scheduled);
+    }
+    if key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+        flow.state = FLOW_CLOSING;
+    }
     if conntrack::insert(key, &flow).is_err() {
         return Err(Reason::ConntrackFull);
     }
-    if state == FLOW_ACTIVE {
+    if flow.state == FLOW_ACTIVE {
         conntrack::connection_opened(real_id);
     }
-    Ok((real_id, real))
+    if held_in == Table::HalfOpen {
+        conntrack::remove_half_open(key);
+    }
+    Ok(scheduled)
 }
 
 /// The real's forwarding entry when it may carry traffic: configured, MAC

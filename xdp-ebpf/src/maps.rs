@@ -29,6 +29,15 @@ pub static REALS: Array<RealValue> = Array::with_max_entries(65536, 0);
 #[map]
 pub static REAL_CONNS: Array<u64> = Array::with_max_entries(65536, 0);
 
+/// real id -> inactive (half-open) connections, kept like `REAL_CONNS`.
+#[map]
+pub static REAL_INACTIVE: Array<u64> = Array::with_max_entries(65536, 0);
+
+/// real id -> least-connection load, `active * 256 + inactive` (IPVS's
+/// overhead), kept with the two counts so a scan reads one array.
+#[map]
+pub static REAL_LOAD: Array<u64> = Array::with_max_entries(65536, 0);
+
 /// real id -> per-CPU traffic counters.
 #[map]
 pub static REAL_STATS: PerCpuArray<TrafficStats> = PerCpuArray::with_max_entries(65536, 0);
@@ -60,6 +69,12 @@ pub static RR_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1024, 0);
 /// 5-tuple -> flow. LRU: under pressure the least recently used flows go.
 #[map]
 pub static CONNTRACK: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 20, 0);
+
+/// 5-tuple -> half-open TCP flow (client SYN seen, its ACK not yet). Apart
+/// from `CONNTRACK` so that a SYN flood evicts only half-open flows; the
+/// client's ACK moves a flow to `CONNTRACK`.
+#[map]
+pub static HALF_OPEN: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 18, 0);
 
 /// Slot 0: interfaces and their MACs.
 #[map]

@@ -2,7 +2,7 @@
 //! rings, weighted sequences); per packet the program only indexes them, or,
 //! for least-connection, scans at most `MAX_LC_REALS` counters.
 
-use crate::maps::{LC_SETS, REAL_CONNS, RR_CURSOR, SCHED_TABLE};
+use crate::maps::{LC_SETS, REAL_LOAD, RR_CURSOR, SCHED_TABLE};
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
 use lb_common::{
     FlowKey, LcSet, MAX_LC_REALS, NO_REAL, ServiceValue, TABLE_CHUNK_SLOTS, flow_hash, sched,
@@ -54,12 +54,15 @@ struct LcScan {
     count: u32,
     weighted: u32,
     best: u32,
-    best_active: u64,
+    best_load: u64,
     best_weight: u64,
 }
 
-/// Exactly the least-loaded member (`active`, or `active / weight` when
-/// weighted), skipping weight 0. The scan starts at a rotating position so
+/// Exactly the least-loaded member (`load`, or `load / weight` when
+/// weighted), skipping weight 0. A member's load (`REAL_LOAD`) is IPVS's
+/// overhead, `active * 256 + inactive`: half-open flows count, but 256 of
+/// them weigh one established connection, so a SYN flood spread over the
+/// reals does not drown the signal of the established ones. The scan starts at a rotating position so
 /// ties are shared fairly.
 ///
 /// The scan runs under `bpf_loop`: the verifier checks the callback once,
@@ -80,7 +83,7 @@ fn least_connection(svc: &ServiceValue, weighted: bool) -> Option<u32> {
         count,
         weighted: u32::from(weighted),
         best: NO_REAL,
-        best_active: 0,
+        best_load: 0,
         best_weight: 0,
     };
     let steps = count.div_ceil(LC_MEMBERS_PER_STEP);
@@ -120,21 +123,21 @@ fn lc_consider(scan: &mut LcScan, position: u32) {
     if member.weight == 0 {
         return;
     }
-    let Some(active) = REAL_CONNS.get(member.real) else {
+    let Some(load) = REAL_LOAD.get(member.real) else {
         return;
     };
-    let active = *active;
+    let load = *load;
     let weight = u64::from(member.weight);
     let better = if scan.best == NO_REAL {
         true
     } else if scan.weighted != 0 {
-        active * scan.best_weight < scan.best_active * weight
+        load * scan.best_weight < scan.best_load * weight
     } else {
-        active < scan.best_active
+        load < scan.best_load
     };
     if better {
         scan.best = member.real;
-        scan.best_active = active;
+        scan.best_load = load;
         scan.best_weight = weight;
     }
 }

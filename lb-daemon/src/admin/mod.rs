@@ -120,6 +120,11 @@ pub struct Status {
     /// capacity.
     pub conntrack_entries: u64,
     pub conntrack_capacity: u64,
+    /// The same for the half-open table (TCP handshakes not finished).
+    #[serde(default)]
+    pub half_open_entries: u64,
+    #[serde(default)]
+    pub half_open_capacity: u64,
     /// Packets the data path handled, by verdict and reason (non-zero only).
     pub xdp: Vec<XdpCounter>,
 }
@@ -161,7 +166,12 @@ pub struct RealStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_reason: Option<String>,
     pub mac: Option<String>,
+    /// Established connections (flows in the connection table, not closing).
     pub active_connections: u64,
+    /// Half-open connections: SYN forwarded, handshake not finished (IPVS's
+    /// `InActConn` counts these, and closing ones).
+    #[serde(default)]
+    pub inactive_connections: u64,
     pub connections: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -174,7 +184,8 @@ pub struct FlowEntry {
     pub client: String,
     pub service: String,
     pub real: String,
-    /// `established` or `closing`.
+    /// `established`, `half-open` (SYN seen, handshake not finished) or
+    /// `closing`.
     pub state: String,
     /// Seconds since the last packet (1 s granularity).
     pub idle_seconds: u64,

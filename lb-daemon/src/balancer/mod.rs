@@ -76,6 +76,9 @@ struct Programmed {
 pub struct AgeingReport {
     pub flows_seen: usize,
     pub expired: usize,
+    /// The same for the half-open table.
+    pub half_open_seen: usize,
+    pub half_open_expired: usize,
     /// Slots of removed reals given back because their last flow ended.
     pub released_reals: usize,
 }
@@ -455,7 +458,7 @@ impl Balancer {
                     .allocate()
                     .ok_or(BalancerError::Exhausted { what: "real" })?;
                 self.dp.clear_real_stats(slot)?;
-                self.dp.set_real_connections(slot, 0)?;
+                self.dp.set_real_counts(slot, 0, 0)?;
                 slot
             }
         };
@@ -549,9 +552,17 @@ impl Balancer {
     /// [`Balancer::finish_ageing`]); this is the same pass in one call.
     pub fn age(&mut self, now_ns: u64, timeouts: &Timeouts) -> Result<AgeingReport, BalancerError> {
         let context = self.ageing_context();
-        let plan = ageing::plan(now_ns, self.dp.flows()?, timeouts);
+        let plan = ageing::plan_tables(
+            now_ns,
+            self.dp.flows()?,
+            self.dp.half_open_flows()?,
+            timeouts,
+        );
         for key in &plan.expired {
             self.dp.remove_flow(key)?;
+        }
+        for key in &plan.expired_half_open {
+            self.dp.remove_half_open_flow(key)?;
         }
         self.finish_ageing(&plan, &context)
     }
@@ -576,7 +587,8 @@ impl Balancer {
 
     /// The bookkeeping half of an ageing pass whose table walk (`plan`, with
     /// its expired flows already deleted) began with `context`: repaired
-    /// counts, released slots of removed reals, released service ids.
+    /// counts (active and inactive), released slots of removed reals,
+    /// released service ids.
     pub fn finish_ageing(
         &mut self,
         plan: &AgeingPlan,
@@ -589,8 +601,12 @@ impl Balancer {
             .chain(self.retired.values().copied())
             .filter(|slot| context.known_reals.contains(slot))
             .collect();
-        for (real, count) in ageing::repaired_counts(plan, known) {
-            self.dp.set_real_connections(real, count)?;
+        let inactive = ageing::repaired_inactive_counts(plan, known.iter().copied());
+        for ((real, active), (_, inactive)) in ageing::repaired_counts(plan, known)
+            .into_iter()
+            .zip(inactive)
+        {
+            self.dp.set_real_counts(real, active, inactive)?;
         }
         // A real retired after the read may have flows the read missed;
         // one retired before it gets no new flows, so the read is complete.
@@ -613,6 +629,8 @@ impl Balancer {
         Ok(AgeingReport {
             flows_seen: plan.flows_seen,
             expired: plan.expired.len(),
+            half_open_seen: plan.half_open_seen,
+            half_open_expired: plan.expired_half_open.len(),
             released_reals: released.len(),
         })
     }

@@ -49,6 +49,7 @@ fn minimal_file_gets_every_default() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "every field of a file, in one place")]
 fn every_field_is_read() {
     let c = ok(r#"
 [daemon]
@@ -67,6 +68,7 @@ max_services = 4
 
 [timeouts]
 tcp = "1h"
+tcp_syn = "20s"
 tcp_closing = "30s"
 udp = "1m30s"
 ageing_interval = "2s"
@@ -108,6 +110,7 @@ port = 443
         c.timeouts,
         TimeoutsConfig {
             tcp: Duration::from_hours(1),
+            tcp_syn: Duration::from_secs(20),
             tcp_closing: Duration::from_secs(30),
             udp: Duration::from_secs(90),
             ageing_interval: Duration::from_secs(2),

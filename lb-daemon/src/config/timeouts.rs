@@ -13,13 +13,16 @@ use crate::ageing::Timeouts;
 pub const DEFAULT_AGEING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The keys of `[timeouts]` whose value is a duration (all of them).
-pub(super) const DURATION_KEYS: &[&str] = &["tcp", "tcp_closing", "udp", "ageing_interval"];
+pub(super) const DURATION_KEYS: &[&str] =
+    &["tcp", "tcp_syn", "tcp_closing", "udp", "ageing_interval"];
 
 /// `[timeouts]`: connection-table ageing. All positive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeoutsConfig {
     /// Established TCP flow idle timeout.
     pub tcp: Duration,
+    /// Half-open TCP flow (SYN seen, handshake not finished).
+    pub tcp_syn: Duration,
     /// TCP flow after FIN/RST.
     pub tcp_closing: Duration,
     pub udp: Duration,
@@ -32,6 +35,7 @@ impl Default for TimeoutsConfig {
         let t = Timeouts::default();
         Self {
             tcp: t.tcp,
+            tcp_syn: t.tcp_syn,
             tcp_closing: t.tcp_closing,
             udp: t.udp,
             ageing_interval: DEFAULT_AGEING_INTERVAL,
@@ -45,6 +49,7 @@ impl TimeoutsConfig {
     pub fn ageing(&self) -> Timeouts {
         Timeouts {
             tcp: self.tcp,
+            tcp_syn: self.tcp_syn,
             tcp_closing: self.tcp_closing,
             udp: self.udp,
         }
@@ -56,6 +61,7 @@ impl TimeoutsConfig {
 #[serde(deny_unknown_fields, expecting = "a [timeouts] table")]
 struct RawTimeouts {
     tcp: Option<Text>,
+    tcp_syn: Option<Text>,
     tcp_closing: Option<Text>,
     udp: Option<Text>,
     ageing_interval: Option<Text>,
@@ -69,6 +75,7 @@ impl Checker<'_> {
         };
         let fields = [
             ("timeouts.tcp", &raw.tcp, &mut timeouts.tcp),
+            ("timeouts.tcp_syn", &raw.tcp_syn, &mut timeouts.tcp_syn),
             (
                 "timeouts.tcp_closing",
                 &raw.tcp_closing,

@@ -32,6 +32,7 @@ impl Controller {
                     bytes: real.bytes,
                     connections: real.connections,
                     active: real.active_connections,
+                    inactive: real.inactive_connections,
                     weight: real.effective_weight,
                     state,
                 });

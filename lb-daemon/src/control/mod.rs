@@ -102,6 +102,8 @@ pub struct Controller {
     /// Flows left by the last ageing pass: `status` reports it instead of
     /// walking a table of up to millions of entries on every call.
     flow_count: Option<u64>,
+    /// Flows in the half-open table after the last ageing pass.
+    half_open_count: Option<u64>,
 }
 
 impl Controller {
@@ -128,6 +130,7 @@ impl Controller {
             macs: resolved,
             last_known,
             flow_count: None,
+            half_open_count: None,
             generation: 0,
             health: std::collections::HashMap::new(),
             drains: std::collections::HashMap::new(),
@@ -429,6 +432,7 @@ impl Controller {
             .lb
             .age(monotonic_now_ns(), &self.config.timeouts.ageing())?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
+        self.half_open_count = Some((report.half_open_seen - report.half_open_expired) as u64);
         Ok(report)
     }
 
@@ -448,6 +452,7 @@ impl Controller {
     ) -> Result<AgeingReport, ControlError> {
         let report = self.lb.finish_ageing(plan, context)?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
+        self.half_open_count = Some((report.half_open_seen - report.half_open_expired) as u64);
         Ok(report)
     }
 }

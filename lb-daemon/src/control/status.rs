@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use lb_common::{FLOW_ACTIVE, FlowKey, FlowValue, TrafficStats};
+use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, TrafficStats};
 
 use super::{ControlError, Controller};
 use crate::{
@@ -113,6 +113,11 @@ impl Controller {
                 None => dp.flows().map_err(dp_err)?.len() as u64,
             },
             conntrack_capacity: u64::from(dp.limits().conntrack_size),
+            half_open_entries: match self.half_open_count {
+                Some(count) => count,
+                None => dp.half_open_flows().map_err(dp_err)?.len() as u64,
+            },
+            half_open_capacity: u64::from(dp.limits().half_open_size()),
         };
         Ok((status, typed_states))
     }
@@ -127,12 +132,13 @@ impl Controller {
     ) -> Result<RealStatus, ControlError> {
         let dp = self.lb.dataplane();
         let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
-        let (active, traffic) = match slot {
+        let (active, inactive, traffic) = match slot {
             Some(slot) => (
                 dp.real_connections(slot).map_err(dp_err)?,
+                dp.real_inactive(slot).map_err(dp_err)?,
                 dp.real_stats(slot).map_err(dp_err)?,
             ),
-            None => (0, TrafficStats::default()),
+            None => (0, 0, TrafficStats::default()),
         };
         Ok(RealStatus {
             real,
@@ -142,6 +148,7 @@ impl Controller {
             state: state.as_str().into(),
             mac: mac.map(crate::config::format_mac),
             active_connections: active,
+            inactive_connections: inactive,
             connections: traffic.new_flows,
             packets: traffic.packets,
             bytes: traffic.bytes,
@@ -157,11 +164,10 @@ impl Controller {
         limit: Option<usize>,
     ) -> Result<Vec<FlowEntry>, ControlError> {
         let view = self.flow_view(service, real, limit)?;
-        let flows = self
-            .lb
-            .dataplane()
-            .flows()
-            .map_err(|e| ControlError::Balancer(e.into()))?;
+        let dp = self.lb.dataplane();
+        let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
+        let mut flows = dp.flows().map_err(dp_err)?;
+        flows.extend(dp.half_open_flows().map_err(dp_err)?);
         Ok(view.entries(flows, monotonic_now_ns()))
     }
 
@@ -215,8 +221,8 @@ pub struct FlowView {
 }
 
 impl FlowView {
-    /// The entries of `flows` that pass the filters, sorted, at most
-    /// `limit`; idle times as of `now_ns`.
+    /// The entries of `flows` (of either table) that pass the filters,
+    /// sorted, at most `limit`; idle times as of `now_ns`.
     #[must_use]
     pub fn entries(&self, flows: Vec<(FlowKey, FlowValue)>, now_ns: u64) -> Vec<FlowEntry> {
         let mut entries = Vec::new();
@@ -257,11 +263,12 @@ impl FlowView {
                 client: SocketAddr::new(src, u16::from_be(key.src_port)).to_string(),
                 service: flow_service.to_string(),
                 real: owner.map_or_else(|| "?".to_owned(), |r| r.to_string()),
-                state: if value.state == FLOW_ACTIVE {
-                    "established".into()
-                } else {
-                    "closing".into()
-                },
+                state: match value.state {
+                    FLOW_ACTIVE => "established",
+                    FLOW_HALF_OPEN => "half-open",
+                    _ => "closing",
+                }
+                .into(),
                 idle_seconds: idle.as_secs(),
                 expires_in_seconds: timeout.saturating_sub(idle).as_secs(),
             });

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use lb_common::{
-    FLOW_ACTIVE, FlowKey, REAL_F_REROUTE, REAL_F_VALID, ServiceValue, flow_hash, source_hash,
+    FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, PROTO_TCP, REAL_F_REROUTE, REAL_F_VALID, ServiceValue,
+    flow_hash, source_hash,
 };
 
 use super::{ControlError, Controller};
@@ -62,13 +63,18 @@ impl Controller {
             real,
             reason,
         };
-        if let Some(flow) = dp.flow(&key).map_err(dp_err)? {
+        let known = match dp.flow(&key).map_err(dp_err)? {
+            Some(flow) => Some(flow),
+            None if key.proto == PROTO_TCP => dp.half_open_flow(&key).map_err(dp_err)?,
+            None => None,
+        };
+        if let Some(flow) = known {
             let real = dp.real(flow.real).map_err(dp_err)?;
             let name = name_of(flow.real);
-            let state = if flow.state == FLOW_ACTIVE {
-                "established"
-            } else {
-                "closing (a new SYN starts a new connection)"
+            let state = match flow.state {
+                FLOW_ACTIVE => "established",
+                FLOW_HALF_OPEN => "half-open: SYN seen, handshake not finished",
+                _ => "closing (a new SYN starts a new connection)",
             };
             if real.flags & REAL_F_VALID == 0 || real.flags & REAL_F_REROUTE != 0 {
                 return Ok(result(
@@ -170,6 +176,7 @@ impl Controller {
                             id: slot,
                             weight: real.weight,
                             active: dp.real_connections(slot).map_err(dp_err)?,
+                            inactive: dp.real_inactive(slot).map_err(dp_err)?,
                         });
                     }
                 }
@@ -185,10 +192,12 @@ impl Controller {
                 Ok(result(
                     Some(name.clone()),
                     format!(
-                        "new connection: {scheduler} picks the real with the fewest active \
-                         connections{}: {name} ({} active, weight {}; ties rotate per CPU)",
+                        "new connection: {scheduler} picks the real with the least load \
+                         (active x 256 + inactive){}: {name} ({} active, {} inactive, weight {}; \
+                         ties rotate per CPU)",
                         if weighted { " per weight" } else { "" },
                         chosen.active,
+                        chosen.inactive,
                         chosen.weight
                     ),
                 ))

@@ -268,7 +268,7 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
         }
         Event::Aged(walked, context) => {
             host.table.aged();
-            finish_ageing(controller, walked, &context);
+            finish_ageing(controller, walked.map(|plan| *plan), &context);
         }
         Event::Reload => {
             let result = controller.reload();

@@ -72,8 +72,9 @@ pub(crate) enum Event {
         master: bool,
         handover: failover::Handover,
     },
-    /// The table thread finished the walk of an ageing pass.
-    Aged(Result<AgeingPlan, DataplaneError>, AgeingContext),
+    /// The table thread finished the walk of an ageing pass (boxed: a plan
+    /// is large next to the other events).
+    Aged(Result<Box<AgeingPlan>, DataplaneError>, AgeingContext),
     Shutdown,
 }
 

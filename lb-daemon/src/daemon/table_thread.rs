@@ -85,13 +85,17 @@ fn run(mut table: FlowTable, inbox: &mpsc::Receiver<TableJob>, events: &mpsc::Se
     for job in inbox {
         match job {
             TableJob::Age { timeouts, context } => {
-                let result = age(&mut table, &timeouts);
+                let result = age(&mut table, &timeouts).map(Box::new);
                 if events.send(Event::Aged(result, context)).is_err() {
                     return;
                 }
             }
             TableJob::Flows { view, reply } => {
-                let response = match table.flows() {
+                let flows = table.flows().and_then(|mut flows| {
+                    flows.extend(table.half_open_flows()?);
+                    Ok(flows)
+                });
+                let response = match flows {
                     Ok(flows) => Response::success(view.entries(flows, monotonic_now_ns())),
                     Err(e) => Response::failure(format!("reading the connection table: {e}")),
                 };
@@ -101,11 +105,20 @@ fn run(mut table: FlowTable, inbox: &mpsc::Receiver<TableJob>, events: &mpsc::Se
     }
 }
 
-/// The table half of an ageing pass: read, plan, delete the expired flows.
+/// The table half of an ageing pass: read, plan, delete the expired flows
+/// (of both tables).
 fn age(table: &mut FlowTable, timeouts: &Timeouts) -> Result<AgeingPlan, DataplaneError> {
-    let plan = ageing::plan(monotonic_now_ns(), table.flows()?, timeouts);
+    let plan = ageing::plan_tables(
+        monotonic_now_ns(),
+        table.flows()?,
+        table.half_open_flows()?,
+        timeouts,
+    );
     for key in &plan.expired {
         table.remove(key)?;
+    }
+    for key in &plan.expired_half_open {
+        table.remove_half_open(key)?;
     }
     Ok(plan)
 }

@@ -6,21 +6,43 @@
 use aya::maps::{HashMap, IterableMap, Map, MapData, MapError};
 use lb_common::{FlowKey, FlowValue, map_names as names};
 
-use super::{DataplaneError, PinDir, batch, map_err, walk};
+use super::{DataplaneError, PinDir, batch, map_err, read_all, walk};
 
-/// The connection table, opened from its pin.
+/// The connection table (and the half-open table), opened from their pins.
 pub struct FlowTable {
     conntrack: HashMap<MapData, FlowKey, FlowValue>,
+    half_open: HashMap<MapData, FlowKey, FlowValue>,
+}
+
+fn open_pinned(
+    pins: &PinDir,
+    name: &'static str,
+) -> Result<HashMap<MapData, FlowKey, FlowValue>, DataplaneError> {
+    let data = MapData::from_pin(pins.map(name)).map_err(map_err(name))?;
+    let map = Map::from_map_data(data).map_err(map_err(name))?;
+    HashMap::try_from(map).map_err(map_err(name))
 }
 
 impl FlowTable {
-    /// Opens the table a running lbd pinned under `pins`.
+    /// Opens the tables a running lbd pinned under `pins`.
     pub fn open(pins: &PinDir) -> Result<Self, DataplaneError> {
-        let data =
-            MapData::from_pin(pins.map(names::CONNTRACK)).map_err(map_err(names::CONNTRACK))?;
-        let map = Map::from_map_data(data).map_err(map_err(names::CONNTRACK))?;
-        let conntrack = HashMap::try_from(map).map_err(map_err(names::CONNTRACK))?;
-        Ok(Self { conntrack })
+        Ok(Self {
+            conntrack: open_pinned(pins, names::CONNTRACK)?,
+            half_open: open_pinned(pins, names::HALF_OPEN)?,
+        })
+    }
+
+    /// Every flow of the half-open table.
+    pub fn half_open_flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+        read_all(&self.half_open, names::HALF_OPEN)
+    }
+
+    /// Deletes a half-open flow (one already gone is fine).
+    pub fn remove_half_open(&mut self, key: &FlowKey) -> Result<(), DataplaneError> {
+        match self.half_open.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err(names::HALF_OPEN)(e)),
+        }
     }
 
     /// Every flow, read in batches (entry by entry on kernels without batch

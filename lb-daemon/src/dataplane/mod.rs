@@ -19,9 +19,9 @@ use aya::{
     util::nr_cpus,
 };
 use lb_common::{
-    FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey, ServiceValue,
-    Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey, map_names as names,
-    program_names,
+    ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey,
+    ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
+    map_names as names, program_names,
 };
 
 pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
@@ -46,6 +46,14 @@ pub struct DataplaneLimits {
 }
 
 impl DataplaneLimits {
+    /// Capacity of the half-open table (`HALF_OPEN`): a quarter of the
+    /// connection table, at least 1024. Handshakes in flight last a round
+    /// trip; the table is for them, and a SYN flood evicts only its entries.
+    #[must_use]
+    pub fn half_open_size(&self) -> u32 {
+        (self.conntrack_size / 4).max(1024)
+    }
+
     /// `SCHED_TABLE` elements holding `sched_table_size` slots.
     #[must_use]
     pub fn sched_table_chunks(&self) -> u32 {
@@ -161,6 +169,8 @@ pub struct Dataplane {
     vips: HashMap<MapData, VipKey, u32>,
     reals: Array<MapData, RealValue>,
     real_conns: Array<MapData, u64>,
+    real_inactive: Array<MapData, u64>,
+    real_load: Array<MapData, u64>,
     real_stats: PerCpuArray<MapData, TrafficStats>,
     service_stats: PerCpuArray<MapData, TrafficStats>,
     global_stats: PerCpuArray<MapData, u64>,
@@ -168,6 +178,7 @@ pub struct Dataplane {
     lc_sets: Array<MapData, LcSet>,
     rr_cursor: PerCpuArray<MapData, u32>,
     conntrack: HashMap<MapData, FlowKey, FlowValue>,
+    half_open: HashMap<MapData, FlowKey, FlowValue>,
     settings: Array<MapData, Settings>,
     real_meta: Array<MapData, RealMeta>,
     pins: Option<PinDir>,
@@ -252,12 +263,15 @@ impl Dataplane {
             vips: typed(&mut ebpf, names::VIPS)?,
             reals: typed(&mut ebpf, names::REALS)?,
             real_conns: typed(&mut ebpf, names::REAL_CONNS)?,
+            real_inactive: typed(&mut ebpf, names::REAL_INACTIVE)?,
+            real_load: typed(&mut ebpf, names::REAL_LOAD)?,
             real_stats: typed(&mut ebpf, names::REAL_STATS)?,
             service_stats: typed(&mut ebpf, names::SERVICE_STATS)?,
             global_stats: typed(&mut ebpf, names::GLOBAL_STATS)?,
             lc_sets: typed(&mut ebpf, names::LC_SETS)?,
             rr_cursor: typed(&mut ebpf, names::RR_CURSOR)?,
             conntrack: typed(&mut ebpf, names::CONNTRACK)?,
+            half_open: typed(&mut ebpf, names::HALF_OPEN)?,
             settings: typed(&mut ebpf, names::SETTINGS)?,
             sched_table: typed(&mut ebpf, names::SCHED_TABLE)?,
             real_meta,
@@ -285,6 +299,8 @@ impl Dataplane {
             shape::<VipKey, u32>(names::VIPS, limits.max_services),
             shape::<u32, RealValue>(names::REALS, limits.max_reals),
             shape::<u32, u64>(names::REAL_CONNS, limits.max_reals),
+            shape::<u32, u64>(names::REAL_INACTIVE, limits.max_reals),
+            shape::<u32, u64>(names::REAL_LOAD, limits.max_reals),
             shape::<u32, TrafficStats>(names::REAL_STATS, limits.max_reals),
             shape::<u32, TrafficStats>(names::SERVICE_STATS, limits.max_services),
             shape::<u32, u64>(names::GLOBAL_STATS, Reason::COUNT),
@@ -292,6 +308,7 @@ impl Dataplane {
             shape::<u32, LcSet>(names::LC_SETS, limits.lc_sets),
             shape::<u32, u32>(names::RR_CURSOR, limits.max_services),
             shape::<FlowKey, FlowValue>(names::CONNTRACK, limits.conntrack_size),
+            shape::<FlowKey, FlowValue>(names::HALF_OPEN, limits.half_open_size()),
             shape::<u32, Settings>(names::SETTINGS, 1),
             shape::<u32, RealMeta>(meta::NAME, limits.max_reals),
         ]
@@ -614,11 +631,55 @@ impl Dataplane {
             .map_err(map_err(names::REAL_CONNS))
     }
 
+    /// Sets a real's active count (and its load, keeping the inactive
+    /// count).
     pub fn set_real_connections(&mut self, id: u32, count: u64) -> Result<(), DataplaneError> {
         Self::check(id, "real", self.limits.max_reals)?;
+        let inactive = self.real_inactive(id)?;
+        self.set_real_counts(id, count, inactive)
+    }
+
+    /// Sets a real's active and inactive counts and the least-connection
+    /// load the data path keeps with them (`active * 256 + inactive`).
+    pub fn set_real_counts(
+        &mut self,
+        id: u32,
+        active: u64,
+        inactive: u64,
+    ) -> Result<(), DataplaneError> {
+        Self::check(id, "real", self.limits.max_reals)?;
         self.real_conns
-            .set(id, count, 0)
-            .map_err(map_err(names::REAL_CONNS))
+            .set(id, active, 0)
+            .map_err(map_err(names::REAL_CONNS))?;
+        self.real_inactive
+            .set(id, inactive, 0)
+            .map_err(map_err(names::REAL_INACTIVE))?;
+        let load = active.wrapping_mul(ACTIVE_LOAD).wrapping_add(inactive);
+        self.real_load
+            .set(id, load, 0)
+            .map_err(map_err(names::REAL_LOAD))
+    }
+
+    /// A real's least-connection load as the data path keeps it.
+    pub fn real_load(&self, id: u32) -> Result<u64, DataplaneError> {
+        self.real_load
+            .get(&id, 0)
+            .map_err(map_err(names::REAL_LOAD))
+    }
+
+    /// Inactive (half-open) connections of a real as the data path counts
+    /// them.
+    pub fn real_inactive(&self, id: u32) -> Result<u64, DataplaneError> {
+        self.real_inactive
+            .get(&id, 0)
+            .map_err(map_err(names::REAL_INACTIVE))
+    }
+
+    /// Sets a real's inactive count (and its load, keeping the active one).
+    pub fn set_real_inactive(&mut self, id: u32, count: u64) -> Result<(), DataplaneError> {
+        Self::check(id, "real", self.limits.max_reals)?;
+        let active = self.real_connections(id)?;
+        self.set_real_counts(id, active, count)
     }
 
     /// A real's counters summed over CPUs.
@@ -696,6 +757,38 @@ impl Dataplane {
         walk(&self.conntrack)
     }
 
+    /// A flow of the half-open table.
+    pub fn half_open_flow(&self, key: &FlowKey) -> Result<Option<FlowValue>, DataplaneError> {
+        match self.half_open.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(names::HALF_OPEN)(e)),
+        }
+    }
+
+    /// Every flow in the half-open table (handshakes not finished).
+    pub fn half_open_flows(&self) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+        read_all(&self.half_open, names::HALF_OPEN)
+    }
+
+    /// Writes a half-open flow (tests, tools).
+    pub fn insert_half_open_flow(
+        &mut self,
+        key: &FlowKey,
+        value: &FlowValue,
+    ) -> Result<(), DataplaneError> {
+        self.half_open
+            .insert(key, value, 0)
+            .map_err(map_err(names::HALF_OPEN))
+    }
+
+    pub fn remove_half_open_flow(&mut self, key: &FlowKey) -> Result<(), DataplaneError> {
+        match self.half_open.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err(names::HALF_OPEN)(e)),
+        }
+    }
+
     pub fn insert_flow(&mut self, key: &FlowKey, value: &FlowValue) -> Result<(), DataplaneError> {
         self.conntrack
             .insert(key, value, 0)
@@ -752,16 +845,35 @@ fn open_real_meta(
 pub(crate) fn walk(
     map: &HashMap<MapData, FlowKey, FlowValue>,
 ) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+    walk_named(map, names::CONNTRACK)
+}
+
+fn walk_named(
+    map: &HashMap<MapData, FlowKey, FlowValue>,
+    name: &'static str,
+) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
     let mut out = Vec::new();
     for key in map.keys() {
-        let key = key.map_err(map_err(names::CONNTRACK))?;
+        let key = key.map_err(map_err(name))?;
         match map.get(&key, 0) {
             Ok(value) => out.push((key, value)),
             Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(names::CONNTRACK)(e)),
+            Err(e) => return Err(map_err(name)(e)),
         }
     }
     Ok(out)
+}
+
+/// Every entry of a flow table (`name`), in batches where the kernel can.
+pub(crate) fn read_all(
+    map: &HashMap<MapData, FlowKey, FlowValue>,
+    name: &'static str,
+) -> Result<Vec<(FlowKey, FlowValue)>, DataplaneError> {
+    match batch::lookup_all(IterableMap::map(map)) {
+        Ok(flows) => Ok(flows),
+        Err(e) if batch::unsupported(&e) => walk_named(map, name),
+        Err(source) => Err(DataplaneError::Batch { name, source }),
+    }
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {

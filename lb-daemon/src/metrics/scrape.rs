@@ -84,6 +84,10 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
         "lb_real_active_connections",
         "Connections in the connection table that now point at the real.",
     );
+    let mut inactive = Family::gauge(
+        "lb_real_inactive_connections",
+        "Half-open connections of the real: SYN forwarded, handshake not finished.",
+    );
     let mut weight = Family::gauge(
         "lb_real_weight",
         "Weight the data path schedules the real with now (0 while it takes no new flows).",
@@ -102,6 +106,7 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
         bytes.push(&labels, r.bytes as f64);
         connections.push(&labels, r.connections as f64);
         active.push(&labels, r.active as f64);
+        inactive.push(&labels, r.inactive as f64);
         weight.push(&labels, f64::from(r.weight));
         up.push(&labels, f64::from(u8::from(r.up)));
         let current = state_label(r.state);
@@ -112,7 +117,16 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
             );
         }
     }
-    out.extend([packets, bytes, connections, active, weight, up, state]);
+    out.extend([
+        packets,
+        bytes,
+        connections,
+        active,
+        inactive,
+        weight,
+        up,
+        state,
+    ]);
 }
 
 /// `lb_xdp_packets_total` and `lb_conntrack_*`.

@@ -43,6 +43,8 @@ pub struct RealSample {
     pub connections: u64,
     /// Connections now in the table that point at this real.
     pub active: u64,
+    /// Half-open connections (handshake not finished) of this real.
+    pub inactive: u64,
     /// The weight the data path schedules with now (0 while down or draining).
     pub weight: u32,
     /// Whether the real can take traffic (exported as `lb_real_up`).

@@ -199,6 +199,7 @@ fn real(service: &str, real: &str, state: &str, n: u64) -> RealSample {
         bytes: 10_000 * n,
         connections: 10 * n,
         active: n,
+        inactive: 7 * n,
         weight: if state == "up" { 3 } else { 0 },
         up: !matches!(state, "down" | "unresolved" | "removed"),
         state: state.parse().unwrap(),
@@ -259,6 +260,11 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("lb_real_bytes_total", "counter", &["real", "service"]),
     ("lb_real_connections_total", "counter", &["real", "service"]),
     ("lb_real_active_connections", "gauge", &["real", "service"]),
+    (
+        "lb_real_inactive_connections",
+        "gauge",
+        &["real", "service"],
+    ),
     ("lb_real_weight", "gauge", &["real", "service"]),
     ("lb_real_up", "gauge", &["real", "service"]),
     ("lb_real_state", "gauge", &["real", "service", "state"]),
@@ -366,6 +372,7 @@ fn values_come_from_the_snapshot() {
     assert_eq!(exp.value("lb_real_bytes_total", &down), 20_000.0);
     assert_eq!(exp.value("lb_real_connections_total", &backup), 30.0);
     assert_eq!(exp.value("lb_real_active_connections", &down), 2.0);
+    assert_eq!(exp.value("lb_real_inactive_connections", &down), 14.0);
     assert_eq!(exp.value("lb_real_weight", &up), 3.0);
     assert_eq!(exp.value("lb_real_weight", &down), 0.0);
     assert_eq!(exp.value("lb_real_up", &up), 1.0);

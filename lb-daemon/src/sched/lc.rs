@@ -16,6 +16,20 @@ pub struct LcCandidate {
     pub weight: u32,
     /// Active connections, as counted in `REAL_CONNS`.
     pub active: u64,
+    /// Inactive (half-open) connections, as counted in `REAL_INACTIVE`.
+    pub inactive: u64,
+}
+
+impl LcCandidate {
+    /// IPVS's overhead: `active * 256 + inactive`. Half-open connections
+    /// count, but 256 of them weigh as much as one established one, so a SYN
+    /// flood does not drown the established connections' signal.
+    #[must_use]
+    pub fn load(&self) -> u64 {
+        self.active
+            .wrapping_mul(lb_common::ACTIVE_LOAD)
+            .wrapping_add(self.inactive)
+    }
 }
 
 /// Index (into `candidates`) of the member a new flow goes to, or `None`
@@ -27,11 +41,13 @@ pub struct LcCandidate {
 /// one always winning (which matters right after start-up, when every count
 /// is 0).
 ///
-/// - lc (`weighted == false`): fewest `active` wins; weights only exclude 0.
-/// - wlc: `a` beats `b` iff `a.active / a.weight < b.active / b.weight`,
-///   compared as `a.active * b.weight < b.active * a.weight` so no division
+/// A member's load is [`LcCandidate::load`] (`active * 256 + inactive`).
+///
+/// - lc (`weighted == false`): least load wins; weights only exclude 0.
+/// - wlc: `a` beats `b` iff `a.load / a.weight < b.load / b.weight`,
+///   compared as `a.load * b.weight < b.load * a.weight` so no division
 ///   (and no rounding) is needed. The products are taken in u128 here; the
-///   data path uses u64, which agrees as long as counts stay below 2^32.
+///   data path uses u64, which agrees as long as loads stay below 2^32.
 ///
 /// Only the first [`MAX_LC_REALS`] candidates are considered, because that
 /// is all a data-path member set can hold.
@@ -62,9 +78,9 @@ pub fn pick(candidates: &[LcCandidate], start: usize, weighted: bool) -> Option<
 /// Whether `a` is strictly less loaded than `b` (both have nonzero weights).
 fn beats(a: &LcCandidate, b: &LcCandidate, weighted: bool) -> bool {
     if weighted {
-        u128::from(a.active) * u128::from(b.weight) < u128::from(b.active) * u128::from(a.weight)
+        u128::from(a.load()) * u128::from(b.weight) < u128::from(b.load()) * u128::from(a.weight)
     } else {
-        a.active < b.active
+        a.load() < b.load()
     }
 }
 
@@ -79,8 +95,26 @@ mod tests {
                 id: 100 + i as u32,
                 weight,
                 active,
+                inactive: 0,
             })
             .collect()
+    }
+
+    #[test]
+    fn half_open_connections_weigh_one_in_256() {
+        let mut c = cands(&[(1, 1), (1, 2)]);
+        c[0].inactive = 255; // 511 against 512
+        assert_eq!(pick(&c, 1, false), Some(0));
+        c[0].inactive = 256; // a tie: scan order decides
+        assert_eq!(pick(&c, 1, false), Some(1));
+        assert_eq!(pick(&c, 0, false), Some(0));
+        c[0].inactive = 257;
+        assert_eq!(pick(&c, 0, false), Some(1));
+        // wlc: (256 + 300) / 1 against (512 + 0) / 1, then weight 2 halves it.
+        c[0].inactive = 300;
+        assert_eq!(pick(&c, 0, true), Some(1));
+        c[0].weight = 2;
+        assert_eq!(pick(&c, 1, true), Some(0));
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub const MAX_LC_REALS: usize = 256;
 /// Interfaces the program may be attached to at once (their MACs live in
 /// [`Settings`]).
 pub const MAX_IFACES: usize = 8;
+/// Weight of one active connection in a real's least-connection load
+/// (`REAL_LOAD` = active × this + inactive), as IPVS weighs them.
+pub const ACTIVE_LOAD: u64 = 256;
 /// Marks "no real" in `u32` real-id fields.
 pub const NO_REAL: u32 = u32::MAX;
 
@@ -35,6 +38,9 @@ pub mod map_names {
     pub const LC_SETS: &str = "LC_SETS";
     pub const RR_CURSOR: &str = "RR_CURSOR";
     pub const CONNTRACK: &str = "CONNTRACK";
+    pub const HALF_OPEN: &str = "HALF_OPEN";
+    pub const REAL_INACTIVE: &str = "REAL_INACTIVE";
+    pub const REAL_LOAD: &str = "REAL_LOAD";
     pub const SETTINGS: &str = "SETTINGS";
 }
 
@@ -210,7 +216,8 @@ pub struct FlowKey {
 pub struct FlowValue {
     /// Index into `REALS`.
     pub real: u32,
-    /// [`FLOW_ACTIVE`] or [`FLOW_CLOSING`].
+    /// [`FLOW_ACTIVE`] or [`FLOW_CLOSING`] in `CONNTRACK`;
+    /// [`FLOW_HALF_OPEN`] or [`FLOW_CLOSING`] in `HALF_OPEN`.
     pub state: u32,
     /// The service's id (`ServiceValue::id`), so a packet of a known flow
     /// needs no service lookup.
@@ -226,6 +233,12 @@ pub const FLOW_ACTIVE: u32 = 1;
 /// The client sent FIN or RST; no longer counted as active. A new SYN on this
 /// 5-tuple is a new connection and is scheduled again.
 pub const FLOW_CLOSING: u32 = 2;
+/// A TCP flow between the client's SYN and its first packet without SYN
+/// (the handshake's ACK): kept in `HALF_OPEN`, counted in its real's
+/// inactive connections (`REAL_INACTIVE`), not in the active ones. The ACK
+/// moves it to `CONNTRACK` as [`FLOW_ACTIVE`]; FIN or RST makes it
+/// [`FLOW_CLOSING`] where it is.
+pub const FLOW_HALF_OPEN: u32 = 3;
 /// How stale `last_seen_ns` may get before the data path refreshes it.
 pub const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
 

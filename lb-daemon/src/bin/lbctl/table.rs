@@ -23,17 +23,18 @@ pub fn status(status: &Status) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>11} {:>9}  MAC",
-            "REAL", "STATE", "WEIGHT", "ACTIVE", "CONNS", "PACKETS", "BYTES"
+            "  {:<24} {:<10} {:>6} {:>8} {:>8} {:>9} {:>11} {:>9}  MAC",
+            "REAL", "STATE", "WEIGHT", "ACTIVE", "INACTIVE", "CONNS", "PACKETS", "BYTES"
         );
         for real in &service.reals {
             let _ = writeln!(
                 out,
-                "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>11} {:>9}  {}",
+                "  {:<24} {:<10} {:>6} {:>8} {:>8} {:>9} {:>11} {:>9}  {}",
                 real.real,
                 real.state,
                 real.weight,
                 real.active_connections,
+                real.inactive_connections,
                 real.connections,
                 real.packets,
                 human(real.bytes),
@@ -46,8 +47,11 @@ pub fn status(status: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "connection table: {} of {} entries",
-        status.conntrack_entries, status.conntrack_capacity
+        "connection table: {} of {} entries; half-open table: {} of {}",
+        status.conntrack_entries,
+        status.conntrack_capacity,
+        status.half_open_entries,
+        status.half_open_capacity
     );
     if !status.xdp.is_empty() {
         out.push_str("data path packets:");
