@@ -78,7 +78,10 @@ fn forward_error(ctx: &XdpContext) -> Result<Reason, Reason> {
     } else {
         embedded_flow_v6(ctx, embedded)?
     };
-    let flow = conntrack::lookup(&key).ok_or(Reason::IcmpErrorNoFlow)?;
+    // A connection still in its handshake is in the half-open table.
+    let flow = conntrack::lookup(&key)
+        .or_else(|| conntrack::lookup_half_open(&key))
+        .ok_or(Reason::IcmpErrorNoFlow)?;
     let (service, real_id) = unsafe { ((*flow).service, (*flow).real) };
     let real = usable_real(real_id).ok_or(Reason::IcmpErrorNoFlow)?;
     let our_mac =
