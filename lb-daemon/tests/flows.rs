@@ -103,12 +103,21 @@ fn syn_reusing_a_closed_flows_tuple_is_scheduled_again() {
     assert_eq!(h.count(Reason::NewFlow), before + 1);
     assert_ne!(second, first);
     let dp = h.lb.dataplane();
-    assert_eq!(dp.flow(&flow_key(2000)).unwrap(), None, "left CONNTRACK");
+    let old = dp.flow(&flow_key(2000)).unwrap().unwrap();
+    assert_eq!(old.state, FLOW_CLOSING, "the old flow stays until the ACK");
     let flow = dp.half_open_flow(&flow_key(2000)).unwrap().unwrap();
     assert_eq!(flow.state, FLOW_HALF_OPEN);
-    assert_eq!(send(&mut h, 2000, TCP_ACK), second);
+    assert_eq!(
+        send(&mut h, 2000, TCP_ACK),
+        second,
+        "the new connection wins"
+    );
     let flow = h.lb.dataplane().flow(&flow_key(2000)).unwrap().unwrap();
     assert_eq!(flow.state, FLOW_ACTIVE);
+    assert_eq!(
+        h.lb.dataplane().half_open_flow(&flow_key(2000)).unwrap(),
+        None
+    );
     // Segments that close the flow but are not SYNs keep going to its real.
     assert_eq!(send(&mut h, 2000, TCP_RST), second);
     assert_eq!(send(&mut h, 2000, TCP_ACK), second);
