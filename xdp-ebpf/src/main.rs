@@ -65,29 +65,18 @@ fn process(ctx: &XdpContext) -> Reason {
             Reason::FragmentNotVip
         };
     }
-    // A known flow costs one lookup. A SYN that opens a connection is looked
-    // up in neither table: it starts a new half-open flow (a retransmitted
-    // one is found when its insert fails: `schedule_flow`); touching a second
-    // table's cold bucket cost a new flow ~20%. A TCP packet that is not in
-    // the connection table may be a half-open flow's (the ACK that completes
-    // its handshake); so may one of a closing flow whose 5-tuple a new SYN
-    // reused. Otherwise only service traffic goes further: the host's own
-    // frames pay for two lookups (three for TCP segments other than SYNs) and
-    // nothing else.
-    let opens = opens_connection(&packet);
-    let mut flow = if opens { None } else { conntrack::lookup(key) };
+    // A known flow costs one lookup. A TCP packet that is not in the
+    // connection table may be a half-open flow's (the ACK that completes its
+    // handshake); a SYN that opens a connection is not looked up there (a
+    // retransmitted one is found when its insert fails: `schedule_flow`).
+    // Otherwise only service traffic goes further: the host's own frames pay
+    // for two lookups (three for TCP segments other than SYNs) and nothing
+    // else.
+    let flow = conntrack::lookup(key);
     let mut half_open = None;
-    if let Some(f) = flow
-        && unsafe { (*f).state } == FLOW_CLOSING
-        && let Some(newer) = conntrack::lookup_half_open(key)
-    {
-        // The closing flow's tuple was reused by a new connection.
-        flow = None;
-        half_open = Some(newer);
-    }
     let mut service = None;
-    if flow.is_none() && half_open.is_none() {
-        if key.proto == PROTO_TCP && !opens {
+    if flow.is_none() {
+        if key.proto == PROTO_TCP && !opens_connection(&packet) {
             half_open = conntrack::lookup_half_open(key);
         }
         if half_open.is_none() {
