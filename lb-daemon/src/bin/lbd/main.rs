@@ -121,10 +121,15 @@ fn forward_signals(trigger: Trigger) -> anyhow::Result<()> {
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info`.
 fn init_logging() {
+    // netlink-packet-route warns about every kernel attribute newer than
+    // itself (on every link read: ten times a second with VRRP); that is
+    // noise for an operator, whatever RUST_LOG says.
+    let quiet = "netlink_packet_route=error"
+        .parse()
+        .expect("a valid directive");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // netlink-packet-route warns about every kernel attribute newer than
-        // itself; that is noise for an operator.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,netlink_packet_route=error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(quiet);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
