@@ -152,6 +152,11 @@ impl Download {
         })
     }
 
+    /// Whether curl is still downloading.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits for the end: the bytes received, or why it failed (a reset
     /// connection makes curl fail).
     pub fn finish(self) -> Result<u64> {
