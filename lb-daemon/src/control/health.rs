@@ -120,10 +120,10 @@ impl Controller {
         Ok(())
     }
 
-    /// Forgets the health of reals no longer configured.
-    pub fn forget_unused_health(&mut self) {
-        let keys: std::collections::HashSet<RealKey> = self
-            .config
+    /// Every configured real.
+    #[must_use]
+    pub fn configured_reals(&self) -> std::collections::HashSet<RealKey> {
+        self.config
             .services
             .iter()
             .flat_map(|s| {
@@ -131,7 +131,12 @@ impl Controller {
                     .iter()
                     .map(move |r| RealKey::new(s.addr, r.socket()))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Forgets the health of reals no longer configured.
+    pub fn forget_unused_health(&mut self) {
+        let keys = self.configured_reals();
         self.health.retain(|k, _| keys.contains(k));
     }
 }

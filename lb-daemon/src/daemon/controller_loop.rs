@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 
 use crate::{
     admin::{RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds},
-    balancer::model::RealKey,
     config,
     control::{ControlError, Controller},
     health::{
@@ -82,17 +81,7 @@ impl Host {
             }
             Vips::Vrrp(failover) => failover.set_vips(vips),
         }
-        let keep = controller
-            .config()
-            .services
-            .iter()
-            .flat_map(|s| {
-                s.reals
-                    .iter()
-                    .map(move |r| RealKey::new(s.addr, r.socket()))
-            })
-            .collect();
-        self.metrics.retain_reals(&keep);
+        self.metrics.retain_reals(&controller.configured_reals());
         self.checker.set_damping(controller.damping());
         self.checker.set_targets(controller.health_targets());
     }

@@ -248,6 +248,14 @@ fn checksum(src: IpAddr, dst: IpAddr, msg: &[u8]) -> u16 {
     acc.finish()
 }
 
+/// The Internet checksum (RFC 1071) of `bytes` alone, no pseudo-header
+/// (`ICMPv4` messages).
+pub(crate) fn internet_checksum(bytes: &[u8]) -> u16 {
+    let mut acc = Accumulator::default();
+    acc.add(bytes);
+    acc.finish()
+}
+
 fn ipv6_octets(a: IpAddr) -> [u8; 16] {
     match a {
         IpAddr::V6(a) => a.octets(),

@@ -7,9 +7,11 @@
 
 use std::{
     io,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
 };
+
+use crate::vrrp::packet::internet_checksum;
 
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
@@ -75,7 +77,7 @@ impl EchoProbe {
         message.extend_from_slice(b"lbd handover");
         if !self.v6 {
             // The kernel fills in ICMPv6 checksums itself, not ICMPv4 ones.
-            let sum = checksum(&message);
+            let sum = internet_checksum(&message);
             message[2..4].copy_from_slice(&sum.to_be_bytes());
         }
         let sent = match to {
@@ -193,21 +195,10 @@ fn recv_from(fd: &OwnedFd, buf: &mut [u8]) -> Option<(usize, IpAddr)> {
             let sin6: libc::sockaddr_in6 = unsafe { *(&raw const storage).cast() };
             IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
         }
-        _ => return Some((n, SocketAddr::from(([0, 0, 0, 0], 0)).ip())),
+        // Not from anyone we ask.
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
     Some((n, source))
-}
-
-/// The Internet checksum (RFC 1071).
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
@@ -217,7 +208,7 @@ mod tests {
     #[test]
     fn checksum_of_an_echo_request() {
         // Type 8, code 0, id 1, seq 1, no payload: 0xf7fd.
-        assert_eq!(checksum(&[8, 0, 0, 0, 0, 1, 0, 1]), 0xf7fd);
+        assert_eq!(internet_checksum(&[8, 0, 0, 0, 0, 1, 0, 1]), 0xf7fd);
     }
 
     #[test]
