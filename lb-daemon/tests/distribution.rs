@@ -227,6 +227,9 @@ fn lc_over_256_reals_matches_the_reference_pick() {
                 inactive: 0,
             });
         }
+        // Userspace wrote the counts: it recomputes the groups' hints (as
+        // an ageing pass does after repairing counts).
+        h.lb.refresh_lc_hints().unwrap();
         let expected = pick(&candidates, 0, false).unwrap();
         assert_eq!(
             open(&mut h, client(4), 4000 + round),
@@ -234,6 +237,73 @@ fn lc_over_256_reals_matches_the_reference_pick() {
             "round {round}"
         );
     }
+}
+
+/// The slots of the first `n` reals of the test service.
+fn slots(h: &Harness, scheduler: Scheduler, weights: &[u32]) -> Vec<u32> {
+    let svc = service_spec(VIP.into(), 80, Protocol::Tcp, scheduler, &reals(weights)).addr;
+    (0..weights.len())
+        .map(|i| {
+            h.lb.real_id(&RealKey::new(svc, SocketAddr::new(real_addr(i), 80)))
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Opens and closes connections over a big lc/wlc set, the data path alone
+/// changing the loads (picks, completed handshakes, closes, in every
+/// group), and checks before every pick that the real it gives the new
+/// flow is one of the least loaded (per weight for wlc): the group hints
+/// never make it pick a busier real.
+fn check_every_pick_is_least_loaded(scheduler: Scheduler, weights: &[u32], rounds: u16) {
+    let weighted = scheduler == Scheduler::WeightedLeastConnection;
+    let mut h = Harness::new();
+    service(&mut h, scheduler, weights);
+    let slots = slots(&h, scheduler, weights);
+    let mut open_flows: Vec<(u16, usize)> = Vec::new();
+    let mut state = 0x2545_f491u32;
+    for round in 0..rounds {
+        let loads: Vec<u64> = slots
+            .iter()
+            .map(|s| h.lb.dataplane().real_load(*s).unwrap())
+            .collect();
+        let real = open(&mut h, client(7), 10_000 + round);
+        let per_weight = |i: usize| (u128::from(loads[i]), u128::from(weights[i]));
+        let (load, weight) = per_weight(real);
+        for other in 0..weights.len() {
+            let (l, w) = per_weight(other);
+            let less = if weighted {
+                l * weight < load * w
+            } else {
+                l < load
+            };
+            assert!(
+                !less,
+                "round {round}: picked real {real} (load {load}, weight {weight}) but real {other} has load {l}, weight {w}"
+            );
+        }
+        open_flows.push((10_000 + round, real));
+        // Close about one flow in three, chosen at random, so loads drop in
+        // groups other than the one just picked from.
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        if state.is_multiple_of(3) {
+            let (port, _) = open_flows.swap_remove(state as usize % open_flows.len());
+            close(&mut h, client(7), port);
+        }
+    }
+}
+
+#[test]
+fn lc_over_256_reals_picks_a_least_loaded_real_while_loads_change() {
+    check_every_pick_is_least_loaded(Scheduler::LeastConnection, &[1; 256], 1500);
+}
+
+#[test]
+fn wlc_over_100_reals_picks_a_least_loaded_real_per_weight_while_loads_change() {
+    let weights: Vec<u32> = (0..100).map(|i| 1 + i % 7).collect();
+    check_every_pick_is_least_loaded(Scheduler::WeightedLeastConnection, &weights, 1500);
 }
 
 /// Where each of `flows` new flows goes, by real address.

@@ -12,6 +12,7 @@
 mod conntrack;
 mod forward;
 mod icmp;
+mod lc;
 mod maps;
 mod parse;
 mod schedule;
@@ -21,9 +22,9 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use lb_common::{
-    FLOW_ACTIVE, FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, FlowValue, LAST_SEEN_GRANULARITY_NS,
-    NO_REAL, PROTO_TCP, REAL_F_REROUTE, REAL_F_VALID, RealValue, Reason, ServiceKey, ServiceValue,
-    VipKey,
+    ACTIVE_LOAD, FLOW_ACTIVE, FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, FlowValue,
+    LAST_SEEN_GRANULARITY_NS, NO_REAL, PROTO_TCP, REAL_F_REROUTE, REAL_F_VALID, RealValue, Reason,
+    ServiceKey, ServiceValue, VipKey,
 };
 use maps::{REALS, SERVICES, VIPS};
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -263,6 +264,7 @@ fn continue_flow(
     if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 && conntrack::is_active(flow) {
         flow.state = FLOW_CLOSING;
         conntrack::connection_closed(flow.real);
+        lc::load_dropped(real);
     }
     if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         flow.last_seen_ns = now;
@@ -299,6 +301,7 @@ fn continue_half_open(
         if flags & (TCP_FIN | TCP_RST) != 0 {
             flow.state = FLOW_CLOSING;
             conntrack::handshake_ended(flow.real);
+            lc::load_dropped(real);
         } else if flags & TCP_SYN == 0 {
             return Ok((real, true));
         }
@@ -332,6 +335,7 @@ fn establish(
     }
     conntrack::remove_half_open(key);
     conntrack::handshake_completed(flow.real);
+    lc::load_rose(real);
     forward(
         ctx,
         flow.service,
@@ -351,8 +355,9 @@ fn establish(
 /// does not look SYNs up there, which saves a lookup for every new flow):
 /// then its insert fails and the flow goes on as [`continue_half_open`]
 /// says, to its own real, or to the real just picked when its own is gone.
-/// A retransmitted SYN thus costs a pick (an rr position, an lc scan) that
-/// is not used.
+/// A retransmitted SYN thus costs a pick (an rr position, an lc pick) that
+/// is not used; an lc group's hint then counted a flow that did not come,
+/// so that group may look busier than it is until its next pick.
 #[inline(always)]
 fn schedule_flow(
     packet: &Packet,
@@ -362,7 +367,15 @@ fn schedule_flow(
     reason: Reason,
 ) -> Result<Scheduled, Reason> {
     let key = &packet.key;
-    let real_id = match schedule::pick(service, key) {
+    let closing = key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    let increment = if opens_connection(packet) {
+        1
+    } else if closing {
+        0
+    } else {
+        ACTIVE_LOAD
+    };
+    let real_id = match schedule::pick(service, key, increment) {
         Some(id) => id,
         None if service.fallback_real != NO_REAL => service.fallback_real,
         None => return Err(Reason::NoReal),
@@ -408,7 +421,7 @@ fn schedule_flow(
         }
         return Ok(scheduled);
     }
-    if key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+    if closing {
         flow.state = FLOW_CLOSING;
     }
     if conntrack::insert(key, &flow).is_err() {

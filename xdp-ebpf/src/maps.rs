@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    FlowKey, FlowValue, LcSet, RealValue, Reason, ServiceKey, ServiceValue, Settings,
+    FlowKey, FlowValue, LcHints, LcSet, RealValue, Reason, ServiceKey, ServiceValue, Settings,
     TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
 };
 
@@ -61,6 +61,17 @@ pub static SCHED_TABLE: Array<TableChunk> =
 /// the next one while the data path reads the current one.
 #[map]
 pub static LC_SETS: Array<LcSet> = Array::with_max_entries(256, 0);
+
+/// `LC_SETS` index -> each group's least-loaded member (see `lc.rs`).
+/// Written by the data path on every pick and by userspace after it writes
+/// counts.
+#[map]
+pub static LC_HINTS: Array<LcHints> = Array::with_max_entries(256, 0);
+
+/// One least-connection pick's working state (see `lc::Scratch`); the
+/// program's own, not pinned, never read by userspace.
+#[map]
+pub static LC_SCRATCH: PerCpuArray<crate::lc::Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// service id -> per-CPU round-robin position (also rotates lc tie-breaks).
 #[map]

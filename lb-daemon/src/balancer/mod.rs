@@ -12,7 +12,7 @@ mod alloc;
 pub mod model;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     net::SocketAddr,
     time::Duration,
 };
@@ -24,7 +24,7 @@ use lb_common::{
 use crate::{
     ageing::{self, AgeingPlan, Timeouts},
     dataplane::{Dataplane, DataplaneError, META_ACTIVE, META_RETIRED, RealMeta, table_footprint},
-    sched::{Backend, maglev, wrr},
+    sched::{Backend, lc, maglev, wrr},
 };
 pub use alloc::{IdAllocator, RangeAllocator};
 use model::{RealKey, RealSpec, Scheduler, ServiceAddr, ServiceSpec};
@@ -379,6 +379,7 @@ impl Balancer {
     ) -> Result<ServiceValue, BalancerError> {
         // 1. Real slots for every real in the spec, and the fallback.
         let mut backends = Vec::new();
+        let mut values = Vec::new();
         let mut fallback_real = NO_REAL;
         let wanted: BTreeSet<SocketAddr> = spec
             .reals
@@ -396,7 +397,7 @@ impl Balancer {
                     slot
                 }
             };
-            self.dp.set_real(slot, &real_value(real))?;
+            values.push((slot, real_value(real)));
             if is_fallback {
                 if real.mac.is_some() {
                     fallback_real = slot;
@@ -409,8 +410,31 @@ impl Balancer {
                 });
             }
         }
-        // 2. A fresh table (or lc set) for the usable ones.
+        // 2. A fresh table (or lc set) for the usable ones, then the reals
+        // (which say where they sit in an lc set).
         let (offset, len) = self.build_table(spec, &backends)?;
+        if spec.scheduler.uses_lc_set() {
+            let positions: HashMap<u32, u32> =
+                backends.iter().zip(0..).map(|(b, p)| (b.id, p)).collect();
+            for (slot, value) in &mut values {
+                if let Some(position) = positions.get(slot) {
+                    value.lc_slot = lb_common::lc_slot(offset, *position);
+                }
+            }
+        }
+        for (slot, value) in &values {
+            if let Err(e) = self.dp.set_real(*slot, value) {
+                self.release_table(
+                    spec,
+                    &ServiceValue {
+                        table_offset: offset,
+                        table_len: len,
+                        ..ServiceValue::default()
+                    },
+                );
+                return Err(e.into());
+            }
+        }
         let value = ServiceValue {
             id,
             scheduler: spec.scheduler.id(),
@@ -490,8 +514,10 @@ impl Balancer {
             let index = self.lc_ids.allocate().ok_or(BalancerError::Exhausted {
                 what: "least-connection set",
             })?;
+            let weighted = spec.scheduler == Scheduler::WeightedLeastConnection;
             let mut set = LcSet {
                 count: backends.len() as u32,
+                weighted: u32::from(weighted),
                 ..LcSet::default()
             };
             for (member, backend) in set.members.iter_mut().zip(backends) {
@@ -500,7 +526,11 @@ impl Balancer {
                     weight: backend.weight,
                 };
             }
-            if let Err(e) = self.dp.set_lc_set(index, &set) {
+            let written = self
+                .dp
+                .set_lc_set(index, &set)
+                .and_then(|()| self.write_lc_hints(index, &set));
+            if let Err(e) = written {
                 self.lc_ids.free(index);
                 return Err(e.into());
             }
@@ -534,6 +564,35 @@ impl Balancer {
             return Err(e.into());
         }
         Ok((offset, len))
+    }
+
+    /// Writes the group hints of `LC_SETS[index]` (holding `set`) from the
+    /// members' current loads.
+    fn write_lc_hints(&mut self, index: u32, set: &LcSet) -> Result<(), DataplaneError> {
+        let count = (set.count as usize).min(MAX_LC_REALS);
+        let mut members = Vec::with_capacity(count);
+        for member in &set.members[..count] {
+            members.push((self.dp.real_load(member.real)?, member.weight));
+        }
+        let hints = lc::group_hints(&members, set.weighted != 0);
+        self.dp.set_lc_hints(index, &hints)
+    }
+
+    /// Recomputes every least-connection set's group hints from the current
+    /// loads: after userspace wrote counts itself (ageing repairs them), or
+    /// when two CPUs racing on a group left a hint behind.
+    pub fn refresh_lc_hints(&mut self) -> Result<(), BalancerError> {
+        let sets: Vec<u32> = self
+            .services
+            .values()
+            .filter(|p| p.spec.scheduler.uses_lc_set())
+            .map(|p| p.value.table_offset)
+            .collect();
+        for index in sets {
+            let set = self.dp.lc_set(index)?;
+            self.write_lc_hints(index, &set)?;
+        }
+        Ok(())
     }
 
     fn release_table(&mut self, spec: &ServiceSpec, value: &ServiceValue) {
@@ -626,6 +685,7 @@ impl Balancer {
             }
         }
         self.release_service_ids(&plan.services_in_use, &context.retired_services);
+        self.refresh_lc_hints()?;
         Ok(AgeingReport {
             flows_seen: plan.flows_seen,
             expired: plan.expired.len(),

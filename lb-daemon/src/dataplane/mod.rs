@@ -19,8 +19,8 @@ use aya::{
     util::nr_cpus,
 };
 use lb_common::{
-    ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcSet, MAX_IFACES, RealValue, Reason, ServiceKey,
-    ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
+    ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcHints, LcSet, MAX_IFACES, RealValue, Reason,
+    ServiceKey, ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
     map_names as names, program_names,
 };
 
@@ -176,6 +176,7 @@ pub struct Dataplane {
     global_stats: PerCpuArray<MapData, u64>,
     sched_table: Array<MapData, TableChunk>,
     lc_sets: Array<MapData, LcSet>,
+    lc_hints: Array<MapData, LcHints>,
     rr_cursor: PerCpuArray<MapData, u32>,
     conntrack: HashMap<MapData, FlowKey, FlowValue>,
     half_open: HashMap<MapData, FlowKey, FlowValue>,
@@ -269,6 +270,7 @@ impl Dataplane {
             service_stats: typed(&mut ebpf, names::SERVICE_STATS)?,
             global_stats: typed(&mut ebpf, names::GLOBAL_STATS)?,
             lc_sets: typed(&mut ebpf, names::LC_SETS)?,
+            lc_hints: typed(&mut ebpf, names::LC_HINTS)?,
             rr_cursor: typed(&mut ebpf, names::RR_CURSOR)?,
             conntrack: typed(&mut ebpf, names::CONNTRACK)?,
             half_open: typed(&mut ebpf, names::HALF_OPEN)?,
@@ -306,6 +308,7 @@ impl Dataplane {
             shape::<u32, u64>(names::GLOBAL_STATS, Reason::COUNT),
             shape::<u32, TableChunk>(names::SCHED_TABLE, limits.sched_table_chunks()),
             shape::<u32, LcSet>(names::LC_SETS, limits.lc_sets),
+            shape::<u32, LcHints>(names::LC_HINTS, limits.lc_sets),
             shape::<u32, u32>(names::RR_CURSOR, limits.max_services),
             shape::<FlowKey, FlowValue>(names::CONNTRACK, limits.conntrack_size),
             shape::<FlowKey, FlowValue>(names::HALF_OPEN, limits.half_open_size()),
@@ -614,6 +617,24 @@ impl Dataplane {
         self.lc_sets
             .set(index, set, 0)
             .map_err(map_err(names::LC_SETS))
+    }
+
+    pub fn lc_set(&self, index: u32) -> Result<LcSet, DataplaneError> {
+        self.lc_sets.get(&index, 0).map_err(map_err(names::LC_SETS))
+    }
+
+    /// Sets the group hints of `LC_SETS[index]` (see `LcHints`).
+    pub fn set_lc_hints(&mut self, index: u32, hints: &LcHints) -> Result<(), DataplaneError> {
+        Self::check(index, "lc set", self.limits.lc_sets)?;
+        self.lc_hints
+            .set(index, hints, 0)
+            .map_err(map_err(names::LC_HINTS))
+    }
+
+    pub fn lc_hints(&self, index: u32) -> Result<LcHints, DataplaneError> {
+        self.lc_hints
+            .get(&index, 0)
+            .map_err(map_err(names::LC_HINTS))
     }
 
     /// Resets a service's round-robin positions on every CPU.

@@ -1,11 +1,15 @@
-//! The least-connection pick, exactly as the data path makes it.
+//! The least-connection pick: the rule the data path follows.
 //!
 //! lc/wlc cannot be precomputed: the choice depends on live connection
-//! counts. The XDP program scans its member set itself, and this is the same
-//! rule written for userspace, so `lbctl trace` can say which real a new flow
-//! would get and tests can pin the rule the program must follow.
+//! counts. The XDP program picks from its member set itself (comparing the
+//! groups' hinted members, then scanning one group: `xdp-ebpf/src/lc.rs`);
+//! [`pick`] is the same rule as one plain scan, so `lbctl trace` can say
+//! which real a new flow would get and tests can pin the rule the program
+//! must follow: both pick a least-loaded member; among equally loaded ones
+//! the order differs. [`group_hints`] computes the hints the program starts
+//! from.
 
-use lb_common::MAX_LC_REALS;
+use lb_common::{LC_GROUP_SIZE, LC_GROUPS, LcHints, MAX_LC_REALS};
 
 /// One member of a least-connection set with its current load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,16 +81,74 @@ pub fn pick(candidates: &[LcCandidate], start: usize, weighted: bool) -> Option<
 
 /// Whether `a` is strictly less loaded than `b` (both have nonzero weights).
 fn beats(a: &LcCandidate, b: &LcCandidate, weighted: bool) -> bool {
+    load_beats((a.load(), a.weight), (b.load(), b.weight), weighted)
+}
+
+/// Whether (load, weight) `a` is strictly less loaded than `b`.
+fn load_beats(a: (u64, u32), b: (u64, u32), weighted: bool) -> bool {
     if weighted {
-        u128::from(a.load()) * u128::from(b.weight) < u128::from(b.load()) * u128::from(a.weight)
+        u128::from(a.0) * u128::from(b.1) < u128::from(b.0) * u128::from(a.1)
     } else {
-        a.load() < b.load()
+        a.0 < b.0
     }
+}
+
+/// The data path's group hints (`LcHints`) for a set whose members have
+/// these (load, weight) pairs, in set order: each group's least-loaded
+/// member with a nonzero weight, the first of a tie; a group without one
+/// names its first member. Userspace writes them with every new set and
+/// after it writes counts itself; the data path keeps them between.
+#[must_use]
+pub fn group_hints(members: &[(u64, u32)], weighted: bool) -> LcHints {
+    let mut hints = LcHints::default();
+    for (group, chunk) in members.chunks(LC_GROUP_SIZE).take(LC_GROUPS).enumerate() {
+        let mut best: Option<usize> = None;
+        for (i, member) in chunk.iter().enumerate() {
+            if member.1 == 0 {
+                continue;
+            }
+            if best.is_none_or(|b| load_beats(*member, chunk[b], weighted)) {
+                best = Some(i);
+            }
+        }
+        hints.best[group] = (group * LC_GROUP_SIZE + best.unwrap_or(0)) as u32;
+    }
+    hints
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_hints_name_each_groups_least_loaded_member() {
+        let mut members = vec![(10u64, 1u32); 40];
+        members[3] = (2, 1);
+        members[5] = (2, 1); // a tie: the first wins
+        members[20] = (0, 0); // weight 0 takes nothing, however idle
+        members[21] = (4, 1);
+        members[39] = (1, 1);
+        let hints = group_hints(&members, false);
+        assert_eq!(&hints.best[..3], &[3, 21, 39]);
+        assert_eq!(hints.best[3], 0, "groups past the set are unused");
+    }
+
+    #[test]
+    fn group_hints_compare_per_weight_for_wlc() {
+        // 30/3 = 10 against 12/1: weighted, member 1 is less loaded.
+        let members = [(12u64, 1u32), (30, 3)];
+        assert_eq!(group_hints(&members, true).best[0], 1);
+        assert_eq!(group_hints(&members, false).best[0], 0);
+    }
+
+    #[test]
+    fn a_group_of_weight_zero_members_names_its_first() {
+        let members = [(1u64, 1u32); 16]
+            .into_iter()
+            .chain([(0, 0); 4])
+            .collect::<Vec<_>>();
+        assert_eq!(group_hints(&members, false).best[1], 16);
+    }
 
     fn cands(list: &[(u32, u64)]) -> Vec<LcCandidate> {
         list.iter()

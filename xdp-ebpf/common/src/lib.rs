@@ -36,6 +36,7 @@ pub mod map_names {
     pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
     pub const SCHED_TABLE: &str = "SCHED_TABLE";
     pub const LC_SETS: &str = "LC_SETS";
+    pub const LC_HINTS: &str = "LC_HINTS";
     pub const RR_CURSOR: &str = "RR_CURSOR";
     pub const CONNTRACK: &str = "CONNTRACK";
     pub const HALF_OPEN: &str = "HALF_OPEN";
@@ -128,7 +129,29 @@ pub struct RealValue {
     pub _pad: [u8; 2],
     /// [`REAL_F_VALID`] | [`REAL_F_REROUTE`].
     pub flags: u32,
-    pub _pad2: u32,
+    /// Where the real sits in a least-connection set, so that the data path
+    /// can keep that set's [`LcHints`] when one of the real's connections
+    /// closes or completes its handshake: 0 = in none, otherwise
+    /// `(set << 8 | position) + 1` ([`lc_slot`]). Only a hint: a stale value
+    /// can make the data path compare two members of another set, never
+    /// pick a wrong real (see `LcHints`).
+    pub lc_slot: u32,
+}
+
+impl RealValue {
+    /// The (`LC_SETS` index, member position) of [`RealValue::lc_slot`].
+    #[inline(always)]
+    #[must_use]
+    pub fn lc_position(&self) -> Option<(u32, u32)> {
+        let slot = self.lc_slot.checked_sub(1)?;
+        Some((slot >> 8, slot & (MAX_LC_REALS as u32 - 1)))
+    }
+}
+
+/// [`RealValue::lc_slot`] of position `position` of `LC_SETS[set]`.
+#[must_use]
+pub const fn lc_slot(set: u32, position: u32) -> u32 {
+    (set << 8 | (position & (MAX_LC_REALS as u32 - 1))) + 1
 }
 
 /// The slot holds a configured real with a resolved MAC.
@@ -161,7 +184,10 @@ pub struct LcMember {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LcSet {
     pub count: u32,
-    pub _pad: u32,
+    /// 1 for wlc (loads compared per weight), 0 for lc. The pick knows it
+    /// from the service; the set carries it for the close path, which does
+    /// not look the service up.
+    pub weighted: u32,
     pub members: [LcMember; MAX_LC_REALS],
 }
 
@@ -169,10 +195,30 @@ impl Default for LcSet {
     fn default() -> Self {
         Self {
             count: 0,
-            _pad: 0,
+            weighted: 0,
             members: [LcMember::default(); MAX_LC_REALS],
         }
     }
+}
+
+/// Members of a least-connection set per group: member `p` is in group
+/// `p / LC_GROUP_SIZE`.
+pub const LC_GROUP_SIZE: usize = 16;
+/// Groups of a full least-connection set.
+pub const LC_GROUPS: usize = MAX_LC_REALS / LC_GROUP_SIZE;
+
+/// `LC_HINTS[i]`: for each group of `LC_SETS[i]`, the position of its least
+/// loaded member. A new flow compares the live loads of the 16 hinted
+/// members, scans the winning group's 16 members and updates that group's
+/// hint: 32 loads read instead of 256. The data path keeps the hints as
+/// loads change (a pick, a close, a completed handshake); userspace
+/// recomputes them whenever it writes counts itself (ageing). Loads are
+/// always read live, so a stale hint can only make a group look busier
+/// than it is until its next scan.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LcHints {
+    pub best: [u32; LC_GROUPS],
 }
 
 /// Slots of the scheduling table per `SCHED_TABLE` element. The table is
@@ -296,8 +342,8 @@ pub const fn port_wire(port: u16) -> u16 {
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        FlowKey, FlowValue, LcSet, RealValue, ServiceKey, ServiceValue, Settings, TableChunk,
-        TrafficStats, VipKey,
+        FlowKey, FlowValue, LcHints, LcSet, RealValue, ServiceKey, ServiceValue, Settings,
+        TableChunk, TrafficStats, VipKey,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and integer
     // arrays, and have explicit padding fields, so every byte is initialised.
@@ -307,6 +353,7 @@ mod pod {
     unsafe impl aya::Pod for RealValue {}
     unsafe impl aya::Pod for TrafficStats {}
     unsafe impl aya::Pod for LcSet {}
+    unsafe impl aya::Pod for LcHints {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowValue {}
     unsafe impl aya::Pod for Settings {}
@@ -319,6 +366,16 @@ mod layout_tests {
     use core::mem::size_of;
 
     #[test]
+    fn lc_slot_round_trips_and_zero_means_none() {
+        let real = RealValue {
+            lc_slot: lc_slot(300, 255),
+            ..RealValue::default()
+        };
+        assert_eq!(real.lc_position(), Some((300, 255)));
+        assert_eq!(RealValue::default().lc_position(), None);
+    }
+
+    #[test]
     fn sizes_have_no_implicit_padding() {
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<ServiceValue>(), 24);
@@ -326,6 +383,7 @@ mod layout_tests {
         assert_eq!(size_of::<RealValue>(), 16);
         assert_eq!(size_of::<TrafficStats>(), 24);
         assert_eq!(size_of::<LcSet>(), 8 + 8 * MAX_LC_REALS);
+        assert_eq!(size_of::<LcHints>(), 4 * LC_GROUPS);
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<FlowValue>(), 24);
         // Counts, the hand-over deadline and MAC (8 + 8), the interfaces.
