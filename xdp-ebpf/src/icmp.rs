@@ -15,7 +15,7 @@
 //! established-flow benchmark cases).
 
 use crate::{
-    conntrack, forward,
+    conntrack, events, forward,
     maps::VIPS,
     parse::{self, IPV4_FRAGMENT_BITS, Ipv4Hdr, Ipv6Hdr, L4Ports, ptr_at, word},
     stats, usable_real,
@@ -79,9 +79,10 @@ fn forward_error(ctx: &XdpContext) -> Result<Reason, Reason> {
         embedded_flow_v6(ctx, embedded)?
     };
     // A connection still in its handshake is in the half-open table.
-    let flow = conntrack::lookup(&key)
-        .or_else(|| conntrack::lookup_half_open(&key))
-        .ok_or(Reason::IcmpErrorNoFlow)?;
+    let Some(flow) = conntrack::lookup(&key).or_else(|| conntrack::lookup_half_open(&key)) else {
+        events::icmp_without_flow(ctx, &key);
+        return Err(Reason::IcmpErrorNoFlow);
+    };
     let (service, real_id) = unsafe { ((*flow).service, (*flow).real) };
     let real = usable_real(real_id).ok_or(Reason::IcmpErrorNoFlow)?;
     let our_mac =

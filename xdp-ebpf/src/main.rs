@@ -10,6 +10,7 @@
 )]
 
 mod conntrack;
+mod events;
 mod forward;
 mod icmp;
 mod lc;
@@ -154,7 +155,10 @@ fn process(ctx: &XdpContext) -> Reason {
     }
     match schedule_flow(&packet, service, now, held_in, reason) {
         Ok(s) => forward(ctx, s.service, s.real_id, s.real, &our_mac, s.reason),
-        Err(reason) => reason,
+        Err(reason) => {
+            events::flow_dropped(ctx, key, reason);
+            reason
+        }
     }
 }
 
@@ -331,6 +335,7 @@ fn establish(
         last_seen_ns: now,
     };
     if conntrack::insert(key, &flow).is_err() {
+        events::flow_dropped(ctx, key, Reason::ConntrackFull);
         return Reason::ConntrackFull;
     }
     conntrack::remove_half_open(key);

@@ -63,6 +63,9 @@ pub struct DataplaneConfig {
     pub conntrack_size: u32,
     pub max_reals: u32,
     pub max_services: u32,
+    /// Log the data path's rare events (no usable real, connection table
+    /// full, ICMP error without a flow); applied at once on reload.
+    pub log_events: bool,
 }
 
 impl Default for DataplaneConfig {
@@ -74,6 +77,7 @@ impl Default for DataplaneConfig {
             conntrack_size: DEFAULT_CONNTRACK_SIZE,
             max_reals: DEFAULT_MAX_REALS,
             max_services: DEFAULT_MAX_SERVICES,
+            log_events: false,
         }
     }
 }
@@ -115,6 +119,7 @@ struct RawDataplane {
     conntrack_size: Option<Int>,
     max_reals: Option<Int>,
     max_services: Option<Int>,
+    log_events: Option<Bool>,
 }
 
 impl Checker<'_> {
@@ -145,6 +150,9 @@ impl Checker<'_> {
         }
         if let Some(fallback) = &raw.xdp_fallback {
             dataplane.xdp_fallback = *fallback.get_ref();
+        }
+        if let Some(log) = &raw.log_events {
+            dataplane.log_events = *log.get_ref();
         }
         let sizes = [
             (

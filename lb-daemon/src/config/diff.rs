@@ -24,6 +24,8 @@ pub struct ConfigDiff {
     pub unchanged: usize,
     /// Any of `[timeouts]` differs (ageing interval included).
     pub timeouts_changed: bool,
+    /// `dataplane.log_events` differs: the new value.
+    pub event_log: Option<bool>,
     /// Dotted names of settings that differ but only take effect after a
     /// restart.
     pub restart_required: Vec<String>,
@@ -37,6 +39,7 @@ impl ConfigDiff {
             && self.removed.is_empty()
             && self.changed.is_empty()
             && !self.timeouts_changed
+            && self.event_log.is_none()
             && self.restart_required.is_empty()
     }
 }
@@ -60,6 +63,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         .filter(|addr| !kept.contains(addr))
         .collect();
     out.timeouts_changed = old.timeouts != new.timeouts;
+    out.event_log =
+        (old.dataplane.log_events != new.dataplane.log_events).then_some(new.dataplane.log_events);
     out.restart_required = [
         old.daemon.restart_required(&new.daemon),
         old.dataplane.restart_required(&new.dataplane),
@@ -262,6 +267,7 @@ mod tests {
         new.dataplane.interfaces = vec!["eth1".into()];
         new.dataplane.xdp_mode = XdpModeConfig::Generic;
         new.dataplane.xdp_fallback = false;
+        new.dataplane.log_events = true;
         new.dataplane.conntrack_size = 2048;
         new.dataplane.max_reals = 16;
         new.dataplane.max_services = 1;
@@ -285,5 +291,17 @@ mod tests {
         let mut new = old.clone();
         new.dataplane.max_reals = 16;
         assert_eq!(diff(&old, &new).restart_required, ["dataplane.max_reals"]);
+    }
+
+    #[test]
+    fn the_event_log_switch_applies_without_a_restart() {
+        let old = config(vec![]);
+        let mut new = old.clone();
+        new.dataplane.log_events = true;
+        let d = diff(&old, &new);
+        assert_eq!(d.event_log, Some(true));
+        assert!(d.restart_required.is_empty() && !d.is_empty());
+        assert_eq!(diff(&new, &old).event_log, Some(false));
+        assert_eq!(diff(&old, &old).event_log, None);
     }
 }

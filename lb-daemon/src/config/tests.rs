@@ -65,6 +65,7 @@ xdp_fallback = false
 conntrack_size = 2048
 max_reals = 32
 max_services = 4
+log_events = true
 
 [timeouts]
 tcp = "1h"
@@ -104,6 +105,7 @@ port = 443
             conntrack_size: 2048,
             max_reals: 32,
             max_services: 4,
+            log_events: true,
         }
     );
     assert_eq!(

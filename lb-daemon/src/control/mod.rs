@@ -348,6 +348,9 @@ impl Controller {
         let old = self.config.clone();
         let mut undo: Vec<Undo> = Vec::new();
         let result = (|| -> Result<(), BalancerError> {
+            if let Some(on) = diff.event_log {
+                self.lb.dataplane_mut().set_event_log(on)?;
+            }
             for addr in &diff.removed {
                 self.lb.remove(addr)?;
                 undo.push(Undo::Restore(addr));
@@ -374,6 +377,14 @@ impl Controller {
                 if let Err(undo_error) = restored {
                     tracing::error!(error = %undo_error, "rolling back a failed change");
                 }
+            }
+            if diff.event_log.is_some()
+                && let Err(undo_error) = self
+                    .lb
+                    .dataplane_mut()
+                    .set_event_log(old.dataplane.log_events)
+            {
+                tracing::error!(error = %undo_error, "rolling back the event log switch");
             }
             return Err(e.into());
         }

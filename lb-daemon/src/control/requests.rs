@@ -220,7 +220,7 @@ pub fn describe(diff: &ConfigDiff) -> String {
         return "no change".into();
     }
     format!(
-        "{} services added, {} removed, {} changed, {} unchanged{}",
+        "{} services added, {} removed, {} changed, {} unchanged{}{}",
         diff.added.len(),
         diff.removed.len(),
         diff.changed.len(),
@@ -229,6 +229,11 @@ pub fn describe(diff: &ConfigDiff) -> String {
             "; timeouts changed"
         } else {
             ""
+        },
+        match diff.event_log {
+            Some(true) => "; data-path event log on",
+            Some(false) => "; data-path event log off",
+            None => "",
         }
     )
 }

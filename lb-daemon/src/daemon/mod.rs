@@ -13,11 +13,13 @@
 //! | `health` | `crate::health` | the checker's probes; transitions go to the controller |
 //! | `table` | [`table_thread`] | walks of the whole connection table: ageing passes and `lbctl flows` |
 //! | `vrrp`, `sync` | [`failover`], [`flow_sync`] | with `[vrrp]`: director failover and connection-table sync |
+//! | `datapath-log` | [`event_log`] | the data path's rare events (when `log_events` is on) into the log |
 //!
 //! They talk to the controller through one channel of [`Event`]s.
 
 mod admin_server;
 mod controller_loop;
+mod event_log;
 mod failover;
 mod flow_sync;
 mod metrics_http;
@@ -149,7 +151,7 @@ pub fn shutdown_channel() -> (Trigger, Shutdown) {
 /// hands over at once and the VIPs are released, and the VRRP and sync
 /// threads end; (3) the health checker stops; (4) the table thread
 /// finishes the walk at hand; (5) the neighbour thread ends; (6) the admin
-/// socket file is removed. The data path stays
+/// socket file is removed, the event reader ends. The data path stays
 /// attached and forwarding (pinned); `lbd teardown` removes it.
 pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -177,6 +179,11 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     lb.dataplane_mut()
         .set_interfaces(&ifaces)
         .context("configuring interfaces")?;
+    lb.dataplane_mut()
+        .set_event_log(config.dataplane.log_events)
+        .context("switching the data path's event log")?;
+    let event_log = event_log::EventLog::start(lb.dataplane_mut())
+        .context("reading the data path's event log")?;
 
     let on_link: Vec<u32> = ifaces.iter().map(|(i, _)| *i).collect();
     let mut resolver = neighbours::Resolver::new(on_link);
@@ -256,6 +263,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         health_runtime,
         neighbour_thread,
         events,
+        event_log,
         socket_file,
     }
     .stop();
@@ -290,6 +298,7 @@ struct Parts {
     health_runtime: tokio::runtime::Runtime,
     neighbour_thread: std::thread::JoinHandle<()>,
     events: mpsc::Sender<Event>,
+    event_log: event_log::EventLog,
     socket_file: RemoveOnDrop,
 }
 
@@ -303,6 +312,7 @@ impl Parts {
             health_runtime,
             neighbour_thread,
             events,
+            event_log,
             socket_file,
         } = self;
         // (1) The admin thread has left its loop (it sent the stop).
@@ -328,6 +338,7 @@ impl Parts {
         drop(events);
         let _ = neighbour_thread.join();
         // (6)
+        event_log.stop();
         drop(socket_file);
         tracing::info!("stopped; the data path keeps forwarding (`lbd teardown` removes it)");
     }

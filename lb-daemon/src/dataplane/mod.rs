@@ -20,8 +20,8 @@ use aya::{
 };
 use lb_common::{
     ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcHints, LcSet, MAX_IFACES, RealValue, Reason,
-    ServiceKey, ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
-    map_names as names, program_names,
+    SETTINGS_F_LOG_EVENTS, ServiceKey, ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk,
+    TrafficStats, VipKey, map_names as names, program_names,
 };
 
 pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
@@ -92,6 +92,8 @@ pub enum DataplaneError {
     NoObject,
     #[error("loading the XDP object")]
     Load(#[source] Box<aya::EbpfError>),
+    #[error("the data path's event log: {0}")]
+    EventLog(String),
     #[error("program `{name}`")]
     Program {
         name: &'static str,
@@ -494,6 +496,36 @@ impl Dataplane {
         self.settings
             .set(0, settings, 0)
             .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Switches the data path's rare-event log (see `xdp-ebpf/src/events.rs`)
+    /// on or off, at once, without touching anything else.
+    pub fn set_event_log(&mut self, on: bool) -> Result<(), DataplaneError> {
+        let mut settings = self.settings()?;
+        if on {
+            settings.flags |= SETTINGS_F_LOG_EVENTS;
+        } else {
+            settings.flags &= !SETTINGS_F_LOG_EVENTS;
+        }
+        self.settings
+            .set(0, settings, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Whether the rare-event log is on.
+    pub fn event_log(&self) -> Result<bool, DataplaneError> {
+        Ok(self.settings()?.flags & SETTINGS_F_LOG_EVENTS != 0)
+    }
+
+    /// The reader of the data path's event ring buffer, handing each event
+    /// to `logger`; poll its descriptor, then `flush()`. Once per load: it
+    /// takes the ring buffer out of the object.
+    pub fn event_reader<T: log::Log>(
+        &mut self,
+        logger: T,
+    ) -> Result<aya_log::EbpfLogger<T>, DataplaneError> {
+        aya_log::EbpfLogger::init_with_logger(&mut self.ebpf, logger)
+            .map_err(|e| DataplaneError::EventLog(e.to_string()))
     }
 
     /// Records who owns a real slot (see `RealMeta`).

@@ -302,7 +302,8 @@ pub struct IfaceMac {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     pub iface_count: u32,
-    pub _pad: u32,
+    /// [`SETTINGS_F_LOG_EVENTS`].
+    pub flags: u32,
     /// Until when (`CLOCK_MONOTONIC` ns, the clock of
     /// `bpf_ktime_get_coarse_ns`) a mid-connection TCP packet of a flow this
     /// director does not know goes to `handover_mac`, the other director
@@ -315,6 +316,9 @@ pub struct Settings {
     pub _pad2: [u8; 2],
     pub ifaces: [IfaceMac; MAX_IFACES],
 }
+
+/// `Settings::flags`: log rare data-path events (aya-log).
+pub const SETTINGS_F_LOG_EVENTS: u32 = 1;
 
 /// IPv4 address as a key word (wire order).
 #[must_use]
