@@ -35,13 +35,18 @@ pub struct History {
     pub(super) reals: Table,
     /// Key: (service, "").
     pub(super) services: Table,
-    /// Key: (action, reason).
+    /// Key: (action, reason). Only non-zero counters are in a snapshot, so
+    /// one that shows up had 0 at the sample before.
     pub(super) verdicts: Table,
 }
 
 /// The series of one kind, in the order of the last snapshot.
 #[derive(Debug, Default)]
 pub(super) struct Table {
+    /// Whether a series missing from a sample had counters of 0 then
+    /// (verdicts), rather than being unknown (reals: a new real may reuse
+    /// the slot of a removed one).
+    absent_is_zero: bool,
     pub(super) series: Vec<Series>,
     /// `key_text(key)` -> position in `series`.
     index: HashMap<String, usize>,
@@ -69,7 +74,10 @@ impl Default for History {
             last_at: None,
             reals: Table::default(),
             services: Table::default(),
-            verdicts: Table::default(),
+            verdicts: Table {
+                absent_is_zero: true,
+                ..Table::default()
+            },
         }
     }
 }
@@ -160,7 +168,11 @@ impl Table {
                 None => Series {
                     key: (key.0.to_owned(), key.1.to_owned()),
                     counters,
-                    rates: [f32::NAN; 2],
+                    rates: if self.absent_is_zero {
+                        [0, 1].map(|i| rate(0, counters[i], elapsed))
+                    } else {
+                        [f32::NAN; 2]
+                    },
                     ring: vec![f32::NAN; SAMPLES].into_boxed_slice(),
                 },
             };
@@ -246,11 +258,15 @@ mod tests {
                     ..RealSample::default()
                 })
                 .collect(),
-            xdp: vec![XdpSample {
-                action: "tx".into(),
-                reason: "forwarded".into(),
-                packets: forwarded,
-            }],
+            // As the controller reads them: non-zero counters only.
+            xdp: (forwarded > 0)
+                .then(|| XdpSample {
+                    action: "tx".into(),
+                    reason: "forwarded".into(),
+                    packets: forwarded,
+                })
+                .into_iter()
+                .collect(),
             ..Snapshot::default()
         }
     }
@@ -338,9 +354,14 @@ mod tests {
         assert_eq!(keys, ["b", "a"]);
         assert_eq!(ring_of(&h, &h.reals, "a"), [None, Some(1.0), Some(1.0)]);
         assert_eq!(ring_of(&h, &h.reals, "b"), [None, None, None]);
-        h.record(15.0, t0 + INTERVAL * 3, &snapshot(&[("b", 150, 0)], 0));
+        // A verdict counter first seen non-zero was 0 at the sample before.
+        h.record(15.0, t0 + INTERVAL * 3, &snapshot(&[("b", 150, 0)], 50));
         assert_eq!(h.reals.series.len(), 1);
         assert_eq!(ring_of(&h, &h.reals, "b"), [None, None, None, Some(10.0)]);
+        assert_eq!(
+            ring_of(&h, &h.verdicts, "forwarded"),
+            [None, None, None, Some(10.0)]
+        );
     }
 
     #[test]

@@ -44,8 +44,8 @@ impl StatusPage {
         let at = Instant::now();
         match controller.snapshot() {
             Ok(snapshot) => {
-                self.history
-                    .record(unix_seconds(std::time::SystemTime::now()), at, &snapshot)
+                let unix = unix_seconds(std::time::SystemTime::now());
+                self.history.record(unix, at, &snapshot);
             }
             Err(e) => tracing::warn!(error = %e, "status page: reading the counters"),
         }
