@@ -176,7 +176,7 @@ const VARIABLES: [(&str, &str); 5] = [
     ("$real", ".*"),
 ];
 
-/// Every PromQL query of `config/grafana/lbd.json` (panel targets and the
+/// Every Prometheus query of `config/grafana/lbd.json` (panel targets and the
 /// variables' `label_values(...)` metrics), with [`VARIABLES`] substituted.
 fn dashboard_queries() -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/grafana/lbd.json");

@@ -56,7 +56,9 @@ pub struct Rate {
 }
 
 /// The samples asked for, oldest first; each series' values line up with
-/// `times` (`null`: no value, e.g. before the real was added).
+/// `times` (`null`: no value, e.g. before the real was added). Without
+/// samples (a refresh between two), no series either: most refreshes carry
+/// only the status and the rates.
 #[derive(Debug, Serialize)]
 pub struct HistoryView {
     pub interval_seconds: u64,
@@ -126,7 +128,12 @@ pub fn build(inputs: &Inputs<'_>) -> String {
     } = *inputs;
     let samples = history.samples_after(since);
     let series = |table: &Table| -> Vec<SeriesView> {
-        (0..table.series.len())
+        let listed = if samples.is_empty() {
+            0
+        } else {
+            table.series.len()
+        };
+        (0..listed)
             .map(|i| {
                 let (first, second) = table.series[i].key.clone();
                 SeriesView {
@@ -300,15 +307,17 @@ mod tests {
     }
 
     #[test]
-    fn since_keeps_only_newer_samples_and_every_series() {
+    fn since_keeps_only_newer_samples_and_their_series() {
         let history = two_samples();
         let v = answer(&VrrpStatus::default(), &history, Some(1000.0));
         assert_eq!(v["history"]["times"], json!([1005.0]));
         assert_eq!(v["history"]["reals"][0]["values"], json!([10.0]));
         let v = answer(&VrrpStatus::default(), &history, Some(1005.0));
         assert_eq!(v["history"]["times"], json!([]));
-        assert_eq!(v["history"]["reals"][0]["values"], json!([]));
-        // The status itself is always whole.
+        assert_eq!(v["history"]["reals"], json!([]));
+        assert_eq!(v["history"]["verdicts"], json!([]));
+        // The status and the rates are always whole.
+        assert_eq!(v["rates"]["reals"][0]["connections_per_second"], 10.0);
         assert_eq!(v["status"]["services"][0]["reals"][1]["state"], "down");
     }
 
