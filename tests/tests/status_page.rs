@@ -1,7 +1,8 @@
 //! The status page in a real headless browser (chromium) against a running
 //! `lbd` with traffic flowing: the rendered DOM lists every real with its
-//! state and its new connections/s, the page keeps refreshing itself, and a
-//! real whose nginx stops shows as down, with the reason, within seconds.
+//! state and its new connections/s, the page keeps refreshing itself, a
+//! real whose nginx stops shows as down, with the reason, within seconds,
+//! and in slow start once its nginx is back.
 //! A screenshot is saved as `target/tmp/status-page.png` (the README's
 //! `docs/status-page.png` is a copy of one).
 
@@ -80,8 +81,14 @@ fn the_page_shows_every_real_traffic_and_a_real_going_down() {
         .big_file_size(0)
         .build()
         .unwrap();
-    let service = LabService::v4("wlc", &[(0, 1), (1, 1), (2, 1)]);
-    let lbd = LabDaemon::start(&mut lab, 0, &[service]).expect("start lbd");
+    let service = LabService::v4("wlc", &[(0, 100), (1, 100), (2, 100)]);
+    // A real that comes back ramps up over a minute: long enough to see.
+    let config = LabDaemon::config_text(&lab, 0, &[service]).replace(
+        "scheduler = \"wlc\"\n",
+        "scheduler = \"wlc\"\nslow_start = \"60s\"\n",
+    );
+    assert!(config.contains("slow_start"));
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &config).expect("start lbd");
     let ns = lbd.namespace().to_owned();
     let reals: Vec<String> = (0..3)
         .map(|i| format!("{}:80", lab.real_addr_v4(i)))
@@ -121,7 +128,7 @@ fn the_page_shows_every_real_traffic_and_a_real_going_down() {
     // seconds (the health check's own time included).
     lab.real_stop(1).unwrap();
     let stopped = Instant::now();
-    let down = wait_shown_down(&mut lab, &lbd, &reals, 1);
+    let down = wait_shown(&mut lab, &lbd, &reals, 1, "down");
     println!(
         "the page showed {} down {:.1} s after its nginx stopped",
         reals[1],
@@ -132,6 +139,15 @@ fn the_page_shows_every_real_traffic_and_a_real_going_down() {
         down.dom.contains("connection refused"),
         "no reason in the page:\n{}",
         down.dom
+    );
+
+    // Its nginx back: up again, ramping its weight under slow start.
+    lab.real_start(1).unwrap();
+    let ramping = wait_shown(&mut lab, &lbd, &reals, 1, "slow_start");
+    assert!(
+        ramping.dom.contains("2 consecutive checks passed"),
+        "no reason for coming back up in the page:\n{}",
+        ramping.dom
     );
 
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
@@ -172,22 +188,29 @@ fn wait_all_up_with_traffic(lab: &mut Lab, lbd: &LabDaemon, reals: &[String]) ->
     .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()))
 }
 
-/// Renders the page until it shows `reals[down]` down and the others up.
-fn wait_shown_down(lab: &mut Lab, lbd: &LabDaemon, reals: &[String], down: usize) -> Rendered {
+/// Renders the page until it shows `reals[which]` in `state` and the
+/// others up.
+fn wait_shown(
+    lab: &mut Lab,
+    lbd: &LabDaemon,
+    reals: &[String],
+    which: usize,
+    state: &str,
+) -> Rendered {
     let ns = lbd.namespace().to_owned();
     wait_for(
         Duration::from_secs(20),
-        "the page shows the stopped real down",
+        &format!("the page shows {} {state}", reals[which]),
         || -> anyhow::Result<Rendered> {
             let page = render(lab, &ns)?;
             for (i, real) in reals.iter().enumerate() {
-                let state = page
+                let shown = page
                     .rows
                     .iter()
                     .find(|r| &r.real == real)
                     .map(|r| r.state.as_str());
-                let want = if i == down { "down" } else { "up" };
-                anyhow::ensure!(state == Some(want), "{real} is {state:?}, not {want}");
+                let want = if i == which { state } else { "up" };
+                anyhow::ensure!(shown == Some(want), "{real} is {shown:?}, not {want}");
             }
             Ok(page)
         },
