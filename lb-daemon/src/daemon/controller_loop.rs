@@ -1,7 +1,7 @@
 //! The controller loop: one thread owns the [`Controller`] and serves
 //! events one at a time (every admin request is answered here, in
 //! [`dispatch`]), and between them ages the connection table, steps slow
-//! starts and finishes drains.
+//! starts, finishes drains and samples the status page's history.
 
 use std::{
     sync::{Arc, mpsc},
@@ -93,7 +93,8 @@ impl Host {
 }
 
 /// Serves events one at a time until shutdown; between them ages the
-/// connection table, steps slow starts and finishes drains.
+/// connection table, steps slow starts, finishes drains and samples the
+/// status page's history.
 pub(super) fn controller_loop(
     controller: &mut Controller,
     inbox: &mpsc::Receiver<Event>,
