@@ -1,8 +1,11 @@
 //! `/metrics` scraped by a real Prometheus server: traffic through the
 //! balancer shows in `lb_real_packets_total`, and a stopped real's
-//! `lb_real_up` turns 0, as Prometheus's HTTP API reports them.
+//! `lb_real_up` turns 0, as Prometheus's HTTP API reports them. Then every
+//! query of the Grafana dashboard (`config/grafana/lbd.json`) runs against
+//! that Prometheus and must return data. lbd runs with `[vrrp]` (alone, so
+//! master), so that the failover metrics exist too.
 
-use std::{net::SocketAddr, process::Stdio, time::Duration};
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 
 use lb_lab::{
     Lab, VIP_V4, command_in,
@@ -15,16 +18,22 @@ const METRICS: &str = "127.0.0.1:9140";
 /// Where the test's Prometheus listens, in the same namespace.
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
-/// The values of an instant query, by the `real` label.
-fn query(ns: &str, promql: &str) -> anyhow::Result<Vec<(String, f64)>> {
+/// The series of an instant query (an error when Prometheus reports one).
+fn query_series(ns: &str, promql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let path = format!("/api/v1/query?query={}", encode(promql));
     let response = http_get(ns, PROMETHEUS.parse()?, &path, Duration::from_secs(5))?;
     let json: serde_json::Value = serde_json::from_str(&response.text())?;
     anyhow::ensure!(json["status"] == "success", "Prometheus answered {json}");
-    json["data"]["result"]
+    Ok(json["data"]["result"]
         .as_array()
-        .into_iter()
-        .flatten()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The values of an instant query, by the `real` label.
+fn query(ns: &str, promql: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    query_series(ns, promql)?
+        .iter()
         .map(|r| {
             let real = r["metric"]["real"].as_str().unwrap_or_default().to_owned();
             let value = r["value"][1].as_str().unwrap_or("nan").parse()?;
@@ -52,7 +61,11 @@ fn prometheus_scrapes_lbd_and_sees_traffic_and_a_stopped_real() {
         .build()
         .unwrap();
     let service = LabService::v4("rr", &[(0, 1), (1, 1)]);
-    let lbd = LabDaemon::start(&mut lab, 0, &[service]).expect("start lbd");
+    let config =
+        LabDaemon::config_text(&lab, 0, &[service]) + &LabDaemon::vrrp_text(&lab, 150, None);
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &config).expect("start lbd");
+    lbd.wait_vrrp("master", Duration::from_secs(10))
+        .expect("the only director becomes master");
     let ns = lbd.namespace().to_owned();
 
     // The endpoint itself: right content type, nothing else served.
@@ -64,7 +77,7 @@ fn prometheus_scrapes_lbd_and_sees_traffic_and_a_stopped_real() {
         "{}",
         page.text()
     );
-    let other = http_get(&ns, metrics, "/", Duration::from_secs(5)).unwrap();
+    let other = http_get(&ns, metrics, "/nothing", Duration::from_secs(5)).unwrap();
     assert_eq!(other.status, 404);
 
     // A real Prometheus, with its own config and data directory.
@@ -139,6 +152,88 @@ fn prometheus_scrapes_lbd_and_sees_traffic_and_a_stopped_real() {
     )
     .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
     println!("lb_real_up after stopping {}: {down:?}", reals[1]);
+
+    // Now that there was traffic, a failed check and a transition: every
+    // query of the dashboard returns data (`increase()` of a counter that
+    // just appeared needs a second scrape of it first).
+    wait_for(
+        Duration::from_secs(30),
+        "every dashboard query returns data",
+        || check_dashboard(&ns),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
     let _ = prometheus.kill();
     let _ = prometheus.wait();
+}
+
+/// Concrete values for the dashboard's variables: every service and real,
+/// and a rate window over several 1 s scrapes.
+const VARIABLES: [(&str, &str); 5] = [
+    ("$__rate_interval", "1m"),
+    ("$__interval", "15s"),
+    ("$__range", "5m"),
+    ("$service", ".*"),
+    ("$real", ".*"),
+];
+
+/// Every Prometheus query of `config/grafana/lbd.json` (panel targets and the
+/// variables' `label_values(...)` metrics), with [`VARIABLES`] substituted.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/grafana/lbd.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let substitute = |expr: &str| {
+        VARIABLES
+            .iter()
+            .fold(expr.to_owned(), |e, (var, value)| e.replace(var, value))
+    };
+    let mut queries = Vec::new();
+    let mut panels: Vec<&serde_json::Value> =
+        dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("every target has an expr");
+            let title = panel["title"].as_str().unwrap_or("?");
+            queries.push((title.to_owned(), substitute(expr)));
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if variable["type"] != "query" {
+            continue;
+        }
+        // label_values(METRIC{...}, LABEL): that metric must have the label.
+        let definition = variable["definition"].as_str().unwrap();
+        let inner = definition
+            .strip_prefix("label_values(")
+            .and_then(|d| d.strip_suffix(')'))
+            .and_then(|d| d.rsplit_once(','))
+            .unwrap_or_else(|| panic!("unexpected variable query {definition}"));
+        let (metric, label) = (substitute(inner.0), inner.1.trim());
+        queries.push((
+            format!("variable {label}"),
+            format!("count by ({label}) ({metric})"),
+        ));
+    }
+    queries
+}
+
+fn check_dashboard(ns: &str) -> anyhow::Result<()> {
+    let queries = dashboard_queries();
+    anyhow::ensure!(queries.len() > 20, "only {} queries", queries.len());
+    let mut failed = Vec::new();
+    for (title, promql) in &queries {
+        match query_series(ns, promql) {
+            Ok(series) if !series.is_empty() => {}
+            Ok(_) => failed.push(format!("{title}: no data from {promql}")),
+            Err(e) => failed.push(format!("{title}: {promql}: {e:#}")),
+        }
+    }
+    anyhow::ensure!(
+        failed.is_empty(),
+        "dashboard queries without data:\n{}",
+        failed.join("\n")
+    );
+    println!("dashboard: all {} queries returned data", queries.len());
+    Ok(())
 }

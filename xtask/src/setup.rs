@@ -36,6 +36,8 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "ethtool",
     "curl",
+    // The status page's test renders it in a real headless browser.
+    "chromium",
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";

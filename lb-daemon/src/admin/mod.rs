@@ -165,6 +165,10 @@ pub struct RealStatus {
     /// Why the health check last changed its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_reason: Option<String>,
+    /// Up and still in the service's `slow_start` ramp: its effective
+    /// weight is growing toward the configured one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slow_start: bool,
     pub mac: Option<String>,
     /// Established connections (flows in the connection table, not closing).
     pub active_connections: u64,

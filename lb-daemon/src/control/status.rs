@@ -69,6 +69,12 @@ impl Controller {
                 let mut view = self.real_status(real.name(), real.weight, real_state, mac, slot)?;
                 view.effective_weight = programmed.weight;
                 view.health_reason = health.and_then(|h| h.reason.clone());
+                view.slow_start = real_state == RealState::Up
+                    && service.slow_start.is_some_and(|ramp| {
+                        health
+                            .and_then(|h| h.up_since)
+                            .is_some_and(|t| t.elapsed() < ramp)
+                    });
                 reals.push(view);
             }
             // Ordered by their text, as `lbctl status` always listed them.
@@ -145,6 +151,7 @@ impl Controller {
             weight,
             effective_weight: 0,
             health_reason: None,
+            slow_start: false,
             state: state.as_str().into(),
             mac: mac.map(crate::config::format_mac),
             active_connections: active,

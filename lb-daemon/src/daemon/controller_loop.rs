@@ -1,7 +1,7 @@
 //! The controller loop: one thread owns the [`Controller`] and serves
 //! events one at a time (every admin request is answered here, in
 //! [`dispatch`]), and between them ages the connection table, steps slow
-//! starts and finishes drains.
+//! starts, finishes drains and samples the status page's history.
 
 use std::{
     sync::{Arc, mpsc},
@@ -22,7 +22,10 @@ use crate::{
     netlink::Netlink,
 };
 
-use super::{Event, Wanted, failover::Handover, startup::Vips, table_thread::TableThread, vips};
+use super::{
+    Event, Wanted, failover::Handover, startup::Vips, status_page::StatusPage,
+    table_thread::TableThread, vips,
+};
 use crate::balancer::monotonic_now_ns;
 
 /// How often reals in slow start get their next, larger weight, and
@@ -44,6 +47,8 @@ pub(super) struct Host {
     pub(super) metrics: Arc<Metrics>,
     /// The controller's config generation this was last synced with.
     pub(super) generation: u64,
+    /// The status page's history and recent transitions.
+    pub(super) page: StatusPage,
 }
 
 impl Host {
@@ -88,7 +93,8 @@ impl Host {
 }
 
 /// Serves events one at a time until shutdown; between them ages the
-/// connection table, steps slow starts and finishes drains.
+/// connection table, steps slow starts, finishes drains and samples the
+/// status page's history.
 pub(super) fn controller_loop(
     controller: &mut Controller,
     inbox: &mpsc::Receiver<Event>,
@@ -99,6 +105,7 @@ pub(super) fn controller_loop(
     loop {
         let timeout = next_ageing
             .min(next_ramp)
+            .min(host.page.next_sample)
             .saturating_duration_since(Instant::now());
         match inbox.recv_timeout(timeout) {
             Ok(event) => {
@@ -118,6 +125,11 @@ pub(super) fn controller_loop(
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        // Checked after events too: a steady stream of them must not hold
+        // the samples back.
+        if Instant::now() >= host.page.next_sample {
+            host.page.sample(controller);
         }
         host.sync(controller);
     }
@@ -271,6 +283,13 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
             };
             let _ = reply.send(text);
         }
+        Event::StatusPage { since, reply } => {
+            let json = host
+                .page
+                .answer(controller, &host.vrrp_status(), since)
+                .map_err(|e| e.to_string());
+            let _ = reply.send(json);
+        }
         Event::Mac(ip, mac) => match controller.set_mac(ip, mac) {
             Ok(services) if !services.is_empty() => match mac {
                 Some(mac) => tracing::info!(
@@ -290,6 +309,7 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
         },
         Event::Health(event) => {
             let changed = controller.on_health(&event);
+            host.page.observe_health(&event);
             if let Some(t) = event.transition {
                 let reason = event.reason.as_deref().unwrap_or("");
                 if t.to == Health::Down {

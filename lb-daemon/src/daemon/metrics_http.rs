@@ -1,8 +1,9 @@
-//! `GET /metrics` for Prometheus over HTTP/1.1 (hyper): that one request is
-//! answered (HEAD too) and anything else gets 404/405, so nothing on this port
-//! can change state. The exposition is rendered by the controller thread,
-//! which owns the maps.
-
+//! The read-only HTTP endpoint (hyper, HTTP/1.1): `GET /metrics` for
+//! Prometheus, `GET /` the status page and `GET /api/status` the JSON it
+//! polls (see [`super::status_page`]). GET and HEAD only: any other method
+//! gets 405 and any other path 404, so nothing on this port can change
+//! state. The exposition and the JSON are built by the controller thread,
+//! which owns the maps; the page itself is a constant.
 use std::{convert::Infallible, net::SocketAddr, sync::mpsc, time::Duration};
 
 use anyhow::Context;
@@ -75,15 +76,18 @@ async fn serve_with(
     }
 }
 
+/// The status page may run its own inline script and style, and talk to
+/// this address only: nothing is loaded from anywhere else.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
 /// One request. hyper leaves the body out of the answer to HEAD (keeping its
 /// Content-Length).
 async fn answer(
     request: Request<Incoming>,
     events: mpsc::Sender<Event>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if request.uri().path() != "/metrics" {
-        return Ok(text(StatusCode::NOT_FOUND, "lbd serves /metrics only\n"));
-    }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         response
@@ -91,14 +95,80 @@ async fn answer(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(response);
     }
+    Ok(match request.uri().path() {
+        "/metrics" => metrics(&events).await,
+        "/" => {
+            let mut response = response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                super::status_page::PAGE,
+            );
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_POLICY),
+            );
+            response
+        }
+        "/api/status" => match since(request.uri().query()) {
+            Ok(since) => api_status(&events, since).await,
+            Err(()) => text(
+                StatusCode::BAD_REQUEST,
+                "since= takes a Unix time in seconds\n",
+            ),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "lbd serves /, /api/status and /metrics\n",
+        ),
+    })
+}
+
+async fn metrics(events: &mpsc::Sender<Event>) -> Response<Full<Bytes>> {
     let (reply, exposition) = oneshot::channel();
     if events.send(Event::Scrape(reply)).is_err() {
-        return Ok(stopping());
+        return stopping();
     }
-    Ok(match exposition.await {
+    match exposition.await {
         Ok(body) => response(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
         Err(_) => stopping(),
-    })
+    }
+}
+
+async fn api_status(events: &mpsc::Sender<Event>, since: Option<f64>) -> Response<Full<Bytes>> {
+    let (reply, json) = oneshot::channel();
+    if events.send(Event::StatusPage { since, reply }).is_err() {
+        return stopping();
+    }
+    match json.await {
+        Ok(Ok(body)) => {
+            let mut response = response(StatusCode::OK, "application/json", body);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Ok(Err(e)) => response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("lbd could not read its maps: {e}\n"),
+        ),
+        Err(_) => stopping(),
+    }
+}
+
+/// `since=SECONDS` of the query string, if any; other parameters are ignored.
+fn since(query: Option<&str>) -> Result<Option<f64>, ()> {
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("since="))
+    else {
+        return Ok(None);
+    };
+    match value.parse::<f64>() {
+        Ok(t) if t.is_finite() => Ok(Some(t)),
+        _ => Err(()),
+    }
 }
 
 fn stopping() -> Response<Full<Bytes>> {
@@ -143,8 +213,17 @@ mod tests {
         if let Some(exposition) = exposition {
             std::thread::spawn(move || {
                 for event in controller {
-                    if let Event::Scrape(reply) = event {
-                        let _ = reply.send(exposition.clone());
+                    match event {
+                        Event::Scrape(reply) => {
+                            let _ = reply.send(exposition.clone());
+                        }
+                        Event::StatusPage { since, reply } => {
+                            let _ = reply.send(Ok(format!(
+                                "{{\"since\":{}}}",
+                                since.map_or("null".into(), |s| s.to_string())
+                            )));
+                        }
+                        _ => {}
                     }
                 }
             });
@@ -188,6 +267,57 @@ mod tests {
         assert!(head.contains("\r\nconnection: close"), "{head}");
     }
 
+    #[test]
+    fn reads_since_from_the_query() {
+        assert_eq!(since(None), Ok(None));
+        assert_eq!(since(Some("x=1")), Ok(None));
+        assert_eq!(
+            since(Some("x=1&since=1700000000.25")),
+            Ok(Some(1_700_000_000.25))
+        );
+        assert_eq!(since(Some("since=abc")), Err(()));
+        assert_eq!(since(Some("since=NaN")), Err(()));
+    }
+
+    #[tokio::test]
+    async fn serves_the_page_and_the_api_and_refuses_changes() {
+        let addr = start(Some(String::new()), HEADER_READ_TIMEOUT);
+        let (head, body) = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_head(
+            &head,
+            "200 ok",
+            "text/html; charset=utf-8",
+            super::super::status_page::PAGE.len(),
+        );
+        assert!(head.contains("\r\ncontent-security-policy: default-src 'none';"));
+        assert_eq!(body, super::super::status_page::PAGE.as_bytes());
+
+        let (head, body) = exchange(
+            addr,
+            b"GET /api/status?since=12.5 HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(head.contains("\r\ncontent-type: application/json\r\n"));
+        assert!(head.contains("\r\ncache-control: no-store\r\n"));
+        // The fake controller echoes what it was asked.
+        assert_eq!(body, b"{\"since\":12.5}");
+
+        let (head, _) = exchange(addr, b"GET /api/status?since=x HTTP/1.1\r\n\r\n").await;
+        assert!(head.starts_with("http/1.1 400 "), "{head}");
+
+        for request in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"[..],
+            b"PUT /api/status HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"DELETE /metrics HTTP/1.1\r\n\r\n",
+            b"PATCH /anything HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let (head, body) = exchange(addr, request).await;
+            assert_head(&head, "405 method not allowed", "text/plain", 9);
+            assert_eq!(body, b"only GET\n");
+        }
+    }
+
     #[tokio::test]
     async fn answers_get_and_head_on_metrics_only() {
         let exposition = "# TYPE lb_up gauge\nlb_up 1\n";
@@ -206,9 +336,9 @@ mod tests {
         assert_head(&head, "200 ok", &content_type, exposition.len());
         assert!(body.is_empty());
 
-        let (head, body) = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert_head(&head, "404 not found", "text/plain", 25);
-        assert_eq!(body, b"lbd serves /metrics only\n");
+        let (head, body) = exchange(addr, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_head(&head, "404 not found", "text/plain", 39);
+        assert_eq!(body, b"lbd serves /, /api/status and /metrics\n");
 
         let post = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
         let (head, body) = exchange(addr, post).await;

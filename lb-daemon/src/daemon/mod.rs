@@ -8,7 +8,7 @@
 //! | thread | module | what it does |
 //! |---|---|---|
 //! | controller (the caller's) | [`controller_loop`] | owns the [`Controller`] (config, maps); answers every admin request, scrape, MAC change and health transition in turn; ages the connection table |
-//! | `admin` | [`admin_server`], [`metrics_http`] | the admin socket for `lbctl` and `GET /metrics`, on a small tokio runtime; hands each request to the controller |
+//! | `admin` | [`admin_server`], [`metrics_http`] | the admin socket for `lbctl`, and `GET /metrics` and the status page ([`status_page`]), on a small tokio runtime; hands each request to the controller |
 //! | `neighbours` | [`neighbours`] | keeps real MACs in step with the kernel's neighbour table |
 //! | `health` | `crate::health` | the checker's probes; transitions go to the controller |
 //! | `table` | [`table_thread`] | walks of the whole connection table: ageing passes and `lbctl flows` |
@@ -26,6 +26,7 @@ mod metrics_http;
 mod neighbours;
 mod poll;
 mod startup;
+pub mod status_page;
 mod table_thread;
 pub mod teardown;
 mod vips;
@@ -68,6 +69,12 @@ pub(crate) enum Event {
     Health(HealthEvent),
     /// A Prometheus scrape: the exposition text.
     Scrape(oneshot::Sender<String>),
+    /// `GET /api/status` for the status page: its JSON (history samples
+    /// after `since` only, when given), or why the maps could not be read.
+    StatusPage {
+        since: Option<f64>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// This director's VRRP role (master or not) and where packets of flows
     /// it does not know go.
     Role {
@@ -255,6 +262,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         checker,
         metrics,
         generation: controller.generation(),
+        page: status_page::StatusPage::new(),
     };
     controller_loop(&mut controller, &inbox, &mut host);
     Parts {

@@ -778,3 +778,58 @@ fn a_real_listed_twice_is_exported_once() {
     assert_eq!(exp.value("lb_services", &[]), 2.0);
     assert_eq!(exp.samples("lb_xdp_packets_total").len(), 3);
 }
+
+/// The Grafana dashboard (`config/grafana/lbd.json`) uses only metric names
+/// that lbd exports (histograms by their `_bucket`, `_sum` and `_count`
+/// series). That its queries return data is checked against a real
+/// Prometheus by the lab's metrics test.
+#[test]
+fn the_dashboard_uses_only_exported_metrics() {
+    let m = observed();
+    m.set_vrrp_state(51, crate::vrrp::State::Master, true);
+    m.count_sync("sent", 1);
+    m.count_sync_rejected("bad_hmac");
+    let exp = Exposition::parse(&m.render(&snapshot()));
+    let mut exported: BTreeSet<String> = BTreeSet::new();
+    for (name, kind) in &exp.types {
+        exported.insert(name.clone());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                exported.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/grafana/lbd.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let mut used = BTreeSet::new();
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("lb_") {
+            used.insert(word.to_owned());
+        }
+    }
+    let unknown: Vec<_> = used.difference(&exported).collect();
+    assert!(unknown.is_empty(), "not exported by lbd: {unknown:?}");
+    assert!(used.len() >= 15, "the dashboard uses only {used:?}");
+    // A Prometheus datasource variable, used by every panel.
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(variables.iter().any(|v| v["type"] == "datasource"
+        && v["query"] == "prometheus"
+        && v["name"] == "datasource"));
+    let mut panels: Vec<&serde_json::Value> =
+        dashboard["panels"].as_array().unwrap().iter().collect();
+    let mut queries = 0;
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{}",
+            panel["title"]
+        );
+        queries += panel["targets"].as_array().map_or(0, Vec::len);
+    }
+    assert!(queries > 20, "{queries} queries");
+}

@@ -16,6 +16,12 @@
 //! and `lbctl real remove` on a Maglev service (the costliest change: the
 //! lookup table is rebuilt), both including the write-back to the config
 //! file; the memory is read from `/proc/<lbd>/status` after those calls.
+//!
+//! The status page next to the scrape (see `lbd-scale/page.rs`): wall and
+//! CPU time per request of `GET /metrics`, `GET /` (the page), `GET
+//! /api/status` (its first load) and `GET /api/status?since=…` (each 2 s
+//! refresh); and in-process, the JSON of a full 15-minute history of 1000
+//! reals against the exposition of the same reals.
 
 use std::{
     ffi::OsStr,
@@ -29,6 +35,11 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use lb_lab::{Lab, daemon::LabDaemon, format_mac};
+
+#[path = "lbd-scale/page.rs"]
+mod page;
+
+use page::PageCosts;
 
 const SERVICES: usize = 100;
 const REALS_PER_SERVICE: usize = 10;
@@ -115,6 +126,17 @@ struct Case {
     name: &'static str,
     runs: usize,
     sample: Sample,
+    page: PageCosts,
+}
+
+/// The median of each field of the page costs on its own.
+fn median_page(samples: &[PageCosts]) -> PageCosts {
+    let mut out = [0.0; PageCosts::FIELDS];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let column: Vec<f64> = samples.iter().map(|s| s.to_array()[i]).collect();
+        *slot = median(&column);
+    }
+    PageCosts::from_array(out)
 }
 
 /// `lbctl ARGS`, which must succeed: its stdout and wall time.
@@ -124,8 +146,9 @@ fn lbctl_timed(daemon: &LabDaemon, args: &[&str]) -> Result<(String, Duration)> 
     Ok((out, started.elapsed()))
 }
 
-/// One start already done: reads everything a [`Sample`] holds.
-fn measure(daemon: &LabDaemon) -> Result<Sample> {
+/// One start already done: reads everything a [`Sample`] holds, and what
+/// the status page costs.
+fn measure(daemon: &LabDaemon) -> Result<(Sample, PageCosts)> {
     let pid = daemon.pid().context("lbd is not running")?;
     let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
     ensure!(
@@ -178,8 +201,10 @@ fn measure(daemon: &LabDaemon) -> Result<Sample> {
         }
     }
 
+    let page = page::measure(daemon)?;
+
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    Ok(Sample {
+    let sample = Sample {
         scrape_ms: median(&scrape_times),
         rss_mb: status_kb(&status, "VmRSS")? / 1024.0,
         hwm_mb: status_kb(&status, "VmHWM")? / 1024.0,
@@ -190,7 +215,8 @@ fn measure(daemon: &LabDaemon) -> Result<Sample> {
         status_ms: median(&status_times),
         real_add_ms: ms(add),
         real_remove_ms: ms(remove),
-    })
+    };
+    Ok((sample, page))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -356,6 +382,7 @@ fn run(json: bool) -> Result<Vec<Case>> {
 /// `kill -9` that adopts the pinned maps.
 fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<Case>> {
     let mut fresh = Vec::new();
+    let mut pages = Vec::new();
     for run in 1..=FRESH_STARTS {
         if run > 1 {
             daemon.stop()?;
@@ -364,11 +391,12 @@ fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<C
             fs::write(daemon.config_path(), config)?;
             daemon.spawn()?;
         }
-        let sample = measure(daemon)?;
+        let (sample, page) = measure(daemon)?;
         if !json {
-            eprintln!("lbd-scale: fresh start {run}/{FRESH_STARTS}: {sample:.1?}");
+            eprintln!("lbd-scale: fresh start {run}/{FRESH_STARTS}: {sample:.1?} {page:.1?}");
         }
         fresh.push(sample);
+        pages.push(page);
     }
 
     // The last one dies: the next start adopts its pinned maps.
@@ -385,7 +413,7 @@ fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<C
             .contains("adopted the pinned data path"),
         "the restarted lbd did not adopt the pinned maps"
     );
-    let adopt = measure(daemon)?;
+    let (adopt, adopt_page) = measure(daemon)?;
     if !json {
         eprintln!("lbd-scale: adopting restart: {adopt:.1?}");
     }
@@ -414,11 +442,13 @@ fn measure_all(daemon: &mut LabDaemon, config: &str, json: bool) -> Result<Vec<C
             name: "lbd_1000_reals",
             runs: FRESH_STARTS,
             sample: Sample::median(&fresh),
+            page: median_page(&pages),
         },
         Case {
             name: "lbd_1000_reals_adopt",
             runs: 1,
             sample: adopt,
+            page: adopt_page,
         },
     ])
 }
@@ -476,6 +506,33 @@ fn status_while_ageing(daemon: &LabDaemon) -> Result<AgeingFigures> {
 }
 
 fn print_json(cases: &[Case]) {
+    for c in cases {
+        let p = &c.page;
+        let mut line = format!("{{\"case\": \"{}_status_page\"", c.name);
+        for (name, cost) in [
+            ("scrape", p.scrape),
+            ("page", p.page),
+            ("api", p.api),
+            ("refresh", p.refresh),
+        ] {
+            let _ = write!(
+                line,
+                ", \"{name}_ms\": {:.2}, \"{name}_cpu_ms\": {:.2}, \"{name}_kb\": {:.1}",
+                cost.wall_ms, cost.cpu_ms, cost.kb
+            );
+        }
+        println!(
+            "{line}, \"history_kb\": {:.1}, \"history_samples\": {}, \"reals\": {REALS}}}",
+            p.history_kb, p.history_samples
+        );
+    }
+    let f = page::full_ring(SERVICES, REALS_PER_SERVICE);
+    println!(
+        "{{\"case\": \"status_page_full_history_in_process\", \"api_ms\": {:.2}, \
+         \"api_kb\": {:.1}, \"refresh_ms\": {:.3}, \"render_ms\": {:.2}, \"render_kb\": {:.1}, \
+         \"history_kb\": {:.1}, \"reals\": {REALS}}}",
+        f.api_ms, f.api_kb, f.refresh_ms, f.render_ms, f.render_kb, f.history_kb
+    );
     for c in cases {
         let s = &c.sample;
         println!(
@@ -546,6 +603,46 @@ fn print_table(cases: &[Case]) {
     );
 }
 
+/// The status page's figures next to the scrape's.
+fn print_page_table(cases: &[Case]) {
+    println!(
+        "\n{:<21} {:<26} {:>8} {:>8} {:>9}",
+        "case", "request", "wall ms", "CPU ms", "size KB"
+    );
+    for c in cases {
+        let p = &c.page;
+        for (what, cost) in [
+            ("GET /metrics (scrape)", p.scrape),
+            ("GET / (page)", p.page),
+            ("GET /api/status (load)", p.api),
+            ("GET /api/status?since=", p.refresh),
+        ] {
+            println!(
+                "{:<21} {what:<26} {:>8.1} {:>8.2} {:>9.1}",
+                c.name, cost.wall_ms, cost.cpu_ms, cost.kb
+            );
+        }
+        println!(
+            "{:<21} history: {:.0} KB in lbd, {} samples so far",
+            c.name, p.history_kb, p.history_samples
+        );
+    }
+    let f = page::full_ring(SERVICES, REALS_PER_SERVICE);
+    println!(
+        "full 15-minute history, in-process (no map reads): /api/status JSON {:.1} ms \
+         ({:.0} KB), a refresh's {:.2} ms; the exposition {:.1} ms ({:.0} KB); history \
+         {:.0} KB",
+        f.api_ms, f.api_kb, f.refresh_ms, f.render_ms, f.render_kb, f.history_kb
+    );
+    println!(
+        "\n(status page vs scrape: median wall time of {n} requests each, the four kinds in \
+         turn; CPU = lbd's controller and HTTP threads, the mean per request of the 10 ms \
+         ticks counted around each; load = the page's first /api/status with the history lbd \
+         has so far, refresh = ?since= its last sample, as the page polls every 2 s)",
+        n = page::REQUESTS
+    );
+}
+
 fn main() -> ExitCode {
     let json = std::env::args_os().any(|a| a == OsStr::new("--json"));
     match run(json) {
@@ -554,6 +651,7 @@ fn main() -> ExitCode {
                 print_json(&cases);
             } else {
                 print_table(&cases);
+                print_page_table(&cases);
             }
             ExitCode::SUCCESS
         }
