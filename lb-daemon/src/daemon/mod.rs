@@ -22,6 +22,7 @@ mod failover;
 mod flow_sync;
 mod metrics_http;
 mod neighbours;
+mod notify;
 mod poll;
 mod startup;
 mod table_thread;
@@ -248,7 +249,11 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         checker,
         metrics,
         generation: controller.generation(),
+        notify: notify::Notifier::from_env(),
     };
+    // The admin thread serves the socket and the controller answers from
+    // the next line on: now systemd may consider lbd started.
+    host.notify.ready(&controller);
     controller_loop(&mut controller, &inbox, &mut host);
     Parts {
         admin_thread,
@@ -297,6 +302,7 @@ impl Parts {
     /// The shutdown order documented on [`run`].
     fn stop(self) {
         tracing::info!("stopping");
+        self.host.notify.stopping();
         let Self {
             admin_thread,
             host,
