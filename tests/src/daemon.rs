@@ -146,6 +146,11 @@ impl LabDaemon {
         self.wrapper = wrapper.iter().map(|s| s.as_ref().to_owned()).collect();
     }
 
+    /// Takes `lbd` and `lbctl` from `dir` (e.g. an unpacked package).
+    pub fn set_bin_dir(&mut self, dir: PathBuf) {
+        self.bin = dir;
+    }
+
     /// Sets `key=value` in the environment of the next `lbd`.
     pub fn set_env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) {
         self.env

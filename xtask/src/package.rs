@@ -55,7 +55,7 @@ pub(crate) fn build_with(object: &Path) -> Result<PathBuf> {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.ends_with(".deb"))
+        .find(|l| Path::new(l).extension().is_some_and(|e| e == "deb"))
         .map(PathBuf::from)
         .with_context(|| format!("cargo-deb printed no .deb path: {stdout}"))?;
     if !deb.is_file() {
