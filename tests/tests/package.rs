@@ -18,7 +18,7 @@ use std::{
 use lb_lab::{
     Lab, VIP_V4, command_in_net,
     daemon::{LabDaemon, LabService},
-    http_get, wait_for,
+    exec_ok, http_get, wait_for,
 };
 
 fn workspace() -> PathBuf {
@@ -30,14 +30,15 @@ fn workspace() -> PathBuf {
 
 /// The package under test.
 fn deb() -> PathBuf {
-    let deb = std::env::var_os("LB_DEB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    let deb = std::env::var_os("LB_DEB").map_or_else(
+        || {
             panic!(
                 "LB_DEB is not set: run this test through `cargo xtask test`, or build the \
-             package with `cargo xtask package` and set LB_DEB to the path it prints"
+                 package with `cargo xtask package` and set LB_DEB to the path it prints"
             )
-        });
+        },
+        PathBuf::from,
+    );
     assert!(deb.is_file(), "LB_DEB={}: no such file", deb.display());
     deb
 }
@@ -222,12 +223,12 @@ fn bash_completes(root: &Path) {
             .display(),
     );
     let text = stdout(Command::new("bash").arg("-c").arg(script));
-    assert!(text.contains("complete -F _lbctl"), "{text}");
+    assert!(text.contains("-F _lbctl lbctl"), "{text}");
     assert!(
         text.contains("reply:drain"),
         "lbctl real dr<TAB> gives drain: {text}"
     );
-    assert!(text.contains("complete -F _lbd"), "{text}");
+    assert!(text.contains("-F _lbd lbd"), "{text}");
     let fish =
         fs::read_to_string(root.join("usr/share/fish/vendor_completions.d/lbctl.fish")).unwrap();
     assert!(fish.contains("complete -c lbctl"), "{fish}");
@@ -339,6 +340,8 @@ fn removing_the_package_tears_the_data_path_down_and_upgrading_does_not() {
         })
     };
     answered().unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    let link = exec_ok(lbd.namespace(), &["ip", "link", "show", "dev", "eth0"]).unwrap();
+    assert!(link.contains("xdp"), "lbd attached its program: {link}");
     // `systemctl stop`: SIGTERM. Forwarding goes on.
     lbd.stop().unwrap();
     answered().expect("forwarding continues with lbd stopped");
@@ -368,8 +371,11 @@ fn removing_the_package_tears_the_data_path_down_and_upgrading_does_not() {
         "prerm remove ran lbd teardown: {} is gone",
         lbd.pin_path().display()
     );
+    let link = exec_ok(lbd.namespace(), &["ip", "link", "show", "dev", "eth0"]).unwrap();
+    assert!(!link.contains("xdp"), "the XDP program is detached: {link}");
+    let addresses = exec_ok(lbd.namespace(), &["ip", "addr", "show", "dev", "eth0"]).unwrap();
     assert!(
-        http_get(lab.client_ns(0), vip, "/", Duration::from_secs(2)).is_err(),
-        "nothing forwards to the reals after the removal"
+        !addresses.contains(&VIP_V4.to_string()),
+        "the VIP is released: {addresses}"
     );
 }
