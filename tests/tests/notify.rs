@@ -237,7 +237,7 @@ fn lbd_notifies_ready_reloading_watchdog_and_stopping() {
     println!("SIGTERM: {:?}", listener.messages()[stopping].text);
 }
 
-/// Pings every WATCHDOG_USEC / 2 over three intervals, never a gap that
+/// Pings every `WATCHDOG_USEC` / 2 over three intervals, never a gap that
 /// would make systemd kill lbd.
 fn check_watchdog(listener: &Listener, watchdog: Duration) {
     let since = Instant::now();
