@@ -18,9 +18,9 @@ use std::{
 
 use lb_daemon::admin::{self, Request};
 use lb_lab::{
-    Lab,
+    Lab, VIP_V4,
     daemon::{LabDaemon, LabService},
-    wait_until,
+    http_get, wait_until,
 };
 
 /// One datagram: when it arrived, and whether at that moment the admin
@@ -225,6 +225,10 @@ fn lbd_notifies_ready_reloading_watchdog_and_stopping() {
     let events = listener.events(mark);
     assert!(has(&events[0], "RELOADING=1"), "SIGHUP: {events:?}");
 
+    // A hung lbd (SIGSTOP): the pings stop, so systemd would kill and
+    // restart it, and the pinned data path forwards meanwhile.
+    hung_lbd_stops_pinging_and_forwarding_goes_on(&lab, &lbd, &listener, watchdog);
+
     // SIGTERM: STOPPING, and nothing claims readiness after it.
     let mark = listener.messages().len();
     lbd.stop().unwrap();
@@ -264,4 +268,39 @@ fn check_watchdog(listener: &Listener, watchdog: Duration) {
         gaps.iter().all(|g| *g < watchdog),
         "no gap reaches WATCHDOG_USEC: {gaps:?}"
     );
+}
+
+fn hung_lbd_stops_pinging_and_forwarding_goes_on(
+    lab: &Lab,
+    lbd: &LabDaemon,
+    listener: &Listener,
+    watchdog: Duration,
+) {
+    let pid = libc::pid_t::try_from(lbd.pid().expect("lbd runs")).unwrap();
+    let pings_since = |since: Instant| {
+        listener
+            .messages()
+            .iter()
+            .filter(|m| m.text.trim() == "WATCHDOG=1" && m.at >= since)
+            .count()
+    };
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // A ping already on its way may still arrive; none after that.
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = Instant::now();
+    let vip = std::net::SocketAddr::from((VIP_V4, 80));
+    let answer = http_get(lab.client_ns(0), vip, "/", Duration::from_secs(5));
+    std::thread::sleep(watchdog.saturating_sub(stopped.elapsed()));
+    let pings = pings_since(stopped);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(pings, 0, "no ping from a stopped lbd for WATCHDOG_USEC");
+    answer.expect("the data path forwards while lbd hangs");
+    let resumed = Instant::now();
+    wait_until(watchdog * 2, "pings again after SIGCONT", || {
+        pings_since(resumed) > 0
+    })
+    .unwrap();
+    println!("SIGSTOP for {:?}: no ping, requests served", watchdog);
 }
