@@ -302,5 +302,5 @@ fn hung_lbd_stops_pinging_and_forwarding_goes_on(
         pings_since(resumed) > 0
     })
     .unwrap();
-    println!("SIGSTOP for {:?}: no ping, requests served", watchdog);
+    println!("SIGSTOP for {watchdog:?}: no ping, requests served");
 }
