@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod ageing;
 pub mod balancer;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -16,3 +17,7 @@ pub mod netlink;
 pub mod sched;
 pub mod sync;
 pub mod vrrp;
+
+/// `lbd --version` and `lbctl --version`: the crate version and the git
+/// revision it was built from (`unknown` without git).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("LB_GIT_REV"), ")");

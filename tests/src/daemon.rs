@@ -2,6 +2,7 @@
 //! an operator would run them: a config file, the daemon process, the CLI.
 
 use std::{
+    ffi::{OsStr, OsString},
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
@@ -78,6 +79,10 @@ pub struct LabDaemon {
     pin_path: PathBuf,
     bin: PathBuf,
     child: Option<Child>,
+    /// A command lbd runs under (e.g. `setpriv …`), ending with `--`.
+    wrapper: Vec<OsString>,
+    /// Extra environment for lbd (e.g. `NOTIFY_SOCKET`).
+    env: Vec<(OsString, OsString)>,
     starts: usize,
     /// Wall time from the latest spawn until `lbctl status` answered.
     ready_after: Duration,
@@ -94,6 +99,14 @@ impl LabDaemon {
     /// Like `start`, with the whole config text given (see `config_text`);
     /// the admin socket and pin path are the ones the text names.
     pub fn start_with_config(lab: &mut Lab, director: usize, text: &str) -> Result<Self> {
+        let mut daemon = Self::prepare(lab, director, text)?;
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    /// Like `start_with_config` without starting `lbd`: set a wrapper or
+    /// environment, then [`LabDaemon::spawn`].
+    pub fn prepare(lab: &mut Lab, director: usize, text: &str) -> Result<Self> {
         // The interfaces exist in the director namespace, not here.
         struct AnyInterface;
         impl lb_daemon::config::Environment for AnyInterface {
@@ -111,7 +124,7 @@ impl LabDaemon {
         fs::create_dir_all(&dir)?;
         let config = dir.join("lb.toml");
         fs::write(&config, text)?;
-        let mut daemon = Self {
+        let daemon = Self {
             ns: lab.director_ns(director).to_owned(),
             socket: parsed.daemon.admin_socket,
             pin_path: parsed.daemon.pin_path,
@@ -119,11 +132,29 @@ impl LabDaemon {
             config,
             bin: bin_dir()?,
             child: None,
+            wrapper: Vec::new(),
+            env: Vec::new(),
             starts: 0,
             ready_after: Duration::ZERO,
         };
-        daemon.spawn()?;
         Ok(daemon)
+    }
+
+    /// Runs the next `lbd` under `wrapper` (a command that ends by running
+    /// the arguments after it, e.g. `setpriv … --`).
+    pub fn set_wrapper<S: AsRef<OsStr>>(&mut self, wrapper: &[S]) {
+        self.wrapper = wrapper.iter().map(|s| s.as_ref().to_owned()).collect();
+    }
+
+    /// Takes `lbd` and `lbctl` from `dir` (e.g. an unpacked package).
+    pub fn set_bin_dir(&mut self, dir: PathBuf) {
+        self.bin = dir;
+    }
+
+    /// Sets `key=value` in the environment of the next `lbd`.
+    pub fn set_env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
     }
 
     fn default_pin_path(lab: &Lab, director: usize) -> PathBuf {
@@ -193,22 +224,19 @@ impl LabDaemon {
         let log = fs::File::create(self.dir.join(format!("lbd-{}.log", self.starts)))?;
         let lbd = self.bin.join("lbd");
         let started = Instant::now();
-        // nsenter execs lbd: the child's pid is lbd's.
-        let child = command_in_net(
-            &self.ns,
-            &[
-                lbd.as_os_str(),
-                "--config".as_ref(),
-                self.config.as_os_str(),
-            ],
-        )
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("starting lbd")?;
+        // nsenter execs lbd (and a wrapper execs it too): the child's pid
+        // is lbd's.
+        let mut args = self.wrapper.clone();
+        args.extend([lbd.into(), "--config".into(), self.config.clone().into()]);
+        let child = command_in_net(&self.ns, &args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("starting lbd")?;
         self.child = Some(child);
         let ready = wait_until(Duration::from_secs(30), "lbd answers lbctl status", || {
             self.child_exited().is_some()

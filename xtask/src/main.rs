@@ -7,6 +7,7 @@
 mod bench;
 mod build;
 mod demo;
+mod package;
 mod setup;
 mod test;
 
@@ -44,6 +45,9 @@ enum Cmd {
     BuildEbpf,
     /// Build the eBPF object, then `cargo build --release` (default members).
     Build,
+    /// Build the `lbd` Debian package (binaries, systemd unit, config,
+    /// manual pages, completions) into target/debian; prints its path.
+    Package,
     /// Build the eBPF object, then `cargo test [ARGS]`
     /// (e.g. `cargo xtask test -- -p lb-daemon -- --nocapture`).
     Test {
@@ -100,6 +104,11 @@ fn run(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Build => build::build(),
+        Cmd::Package => {
+            let deb = package::run()?;
+            println!("{}", deb.display());
+            Ok(())
+        }
         Cmd::Test { args } => test::run(&args),
         Cmd::Bench { json, args } => bench::run(json, &args),
         Cmd::Demo { args } => demo::run(&args),

@@ -3,6 +3,7 @@
 //!
 //! - the nightly's `rust-src` (for `-Z build-std=core`);
 //! - bpf-linker, built against the nightly's own LLVM 22, in `target/tools`;
+//! - cargo-deb (for `cargo xtask package`), in `target/tools`;
 //! - the Debian packages the tests and the demo use;
 //! - bpffs at /sys/fs/bpf.
 
@@ -23,6 +24,12 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The LLVM major version of the nightly toolchain and the bpf-linker feature
 /// that goes with it.
 const LLVM_MAJOR: &str = "22";
+/// cargo-deb builds the `.deb` (`cargo xtask package`): the tool most Rust
+/// projects use for it, maintained, and it knows conffiles, systemd units and
+/// maintainer-script fragments. 3.8.0 declares rust-version 1.85, so it
+/// builds with the stable 1.95 here; pinned so a new release can't break a
+/// fresh clone.
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 /// Debian packages the integration tests and the demo need.
 const PACKAGES: &[&str] = &[
@@ -38,6 +45,12 @@ const PACKAGES: &[&str] = &[
     "curl",
     // The status page's test renders it in a real headless browser.
     "chromium",
+    // The package test: render the manual pages (`man -l`), load the bash
+    // completion, verify the systemd unit (`systemd-analyze verify`).
+    "man-db",
+    "groff-base",
+    "bash-completion",
+    "systemd",
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";
@@ -46,6 +59,7 @@ pub(crate) fn run() -> Result<()> {
     let sysroot = nightly_sysroot()?;
     ensure_rust_src(&sysroot)?;
     ensure_bpf_linker(&sysroot)?;
+    ensure_cargo_deb()?;
     ensure_packages()?;
     ensure_bpffs()?;
     Ok(())
@@ -190,6 +204,54 @@ fn ensure_bpf_linker(sysroot: &Path) -> Result<()> {
         bail!(
             "{} was installed but `--version` does not run or report {BPF_LINKER_VERSION}",
             bpf_linker().display()
+        );
+    }
+    Ok(())
+}
+
+/// The cargo-deb binary `setup` installs.
+pub(crate) fn cargo_deb() -> PathBuf {
+    tools_dir().join("bin").join("cargo-deb")
+}
+
+/// Whether the installed cargo-deb runs and is the pinned version.
+fn cargo_deb_works() -> bool {
+    Command::new(cargo_deb())
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(CARGO_DEB_VERSION)
+        })
+}
+
+fn ensure_cargo_deb() -> Result<()> {
+    if cargo_deb_works() {
+        return Ok(());
+    }
+    let tools = tools_dir();
+    eprintln!(
+        "xtask: installing cargo-deb {CARGO_DEB_VERSION} into {} (takes a minute or two)",
+        tools.display()
+    );
+    let mut cmd = cargo();
+    cmd.args([
+        "install",
+        "cargo-deb",
+        "--locked",
+        "--version",
+        CARGO_DEB_VERSION,
+    ])
+    .arg("--root")
+    .arg(&tools)
+    .arg("--force")
+    .env_remove("RUSTFLAGS")
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .env_remove("CARGO_TARGET_DIR");
+    run_command(&mut cmd)?;
+    if !cargo_deb_works() {
+        bail!(
+            "{} was installed but `--version` does not run or report {CARGO_DEB_VERSION}",
+            cargo_deb().display()
         );
     }
     Ok(())

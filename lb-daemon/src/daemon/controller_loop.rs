@@ -23,7 +23,7 @@ use crate::{
 };
 
 use super::{
-    Event, Wanted, failover::Handover, startup::Vips, status_page::StatusPage,
+    Event, Wanted, failover::Handover, notify::Notifier, startup::Vips, status_page::StatusPage,
     table_thread::TableThread, vips,
 };
 use crate::balancer::monotonic_now_ns;
@@ -49,6 +49,8 @@ pub(super) struct Host {
     pub(super) generation: u64,
     /// The status page's history and recent transitions.
     pub(super) page: StatusPage,
+    /// systemd's notify socket and watchdog (nothing without them).
+    pub(super) notify: Notifier,
 }
 
 impl Host {
@@ -103,10 +105,14 @@ pub(super) fn controller_loop(
     let mut next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
     let mut next_ramp = Instant::now() + RAMP_STEP;
     loop {
-        let timeout = next_ageing
-            .min(next_ramp)
-            .min(host.page.next_sample)
-            .saturating_duration_since(Instant::now());
+        // The watchdog is fed here, between events, and nowhere else: a
+        // controller stuck in one event stops feeding it.
+        host.notify.ping_if_due();
+        let mut wake_at = next_ageing.min(next_ramp).min(host.page.next_sample);
+        if let Some(ping) = host.notify.next_ping() {
+            wake_at = wake_at.min(ping);
+        }
+        let timeout = wake_at.saturating_duration_since(Instant::now());
         match inbox.recv_timeout(timeout) {
             Ok(event) => {
                 if !handle(controller, host, event) {
@@ -272,8 +278,10 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
             finish_ageing(controller, walked.map(|plan| *plan), &context);
         }
         Event::Reload => {
+            host.notify.reloading();
             let result = controller.reload();
             host.metrics.observe_reload(result.is_ok(), unix_now());
+            host.notify.reloaded(controller, result.is_ok());
             log_reload(result);
         }
         Event::Scrape(reply) => {
@@ -346,6 +354,9 @@ fn answer(
     let summary = format!("{request:?}");
     let is_change = request.is_change();
     let is_reload = request == Request::Reload;
+    if is_reload {
+        host.notify.reloading();
+    }
     let Some(response) = dispatch(controller, host, request, reply) else {
         return;
     };
@@ -353,6 +364,7 @@ fn answer(
     let response = response.unwrap_or_else(Response::failure);
     if is_reload {
         host.metrics.observe_reload(response.ok, unix_now());
+        host.notify.reloaded(controller, response.ok);
     }
     if is_change {
         match &response.error {

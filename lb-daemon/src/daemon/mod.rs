@@ -24,6 +24,7 @@ mod failover;
 mod flow_sync;
 mod metrics_http;
 mod neighbours;
+mod notify;
 mod poll;
 mod startup;
 pub mod status_page;
@@ -263,7 +264,11 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         metrics,
         generation: controller.generation(),
         page: status_page::StatusPage::new(),
+        notify: notify::Notifier::from_env(),
     };
+    // The admin thread serves the socket and the controller answers from
+    // the next line on: now systemd may consider lbd started.
+    host.notify.ready(&controller);
     controller_loop(&mut controller, &inbox, &mut host);
     Parts {
         admin_thread,
@@ -314,6 +319,7 @@ impl Parts {
     /// The shutdown order documented on [`run`].
     fn stop(self) {
         tracing::info!("stopping");
+        self.host.notify.stopping();
         let Self {
             admin_thread,
             host,

@@ -363,6 +363,11 @@ async fn command(
         .env("LB_REAL_ADDR", real.ip().to_string())
         .env("LB_REAL_PORT", real.port().to_string())
         .env("LB_CHECK_PORT", addr.port().to_string())
+        // lbd's systemd notify socket and watchdog are lbd's own: a check
+        // must not be able to report readiness or feed the watchdog.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

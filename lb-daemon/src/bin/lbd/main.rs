@@ -6,40 +6,15 @@
 //! check-config FILE` validates a config; `lbd teardown --config FILE`
 //! removes the data path and the VIP addresses.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use lb_daemon::daemon::{self, Trigger};
+use clap::Parser as _;
+use lb_daemon::{
+    cli::lbd::{Cli, Command},
+    daemon::{self, Trigger},
+};
 use tokio::signal::unix::{SignalKind, signal};
-
-#[derive(Parser)]
-#[command(
-    name = "lbd",
-    version,
-    about = "XDP direct-routing load balancer daemon"
-)]
-struct Cli {
-    /// The config file (TOML; see config/lb.toml).
-    #[arg(long, short, default_value = "/etc/lbd/lb.toml", global = true)]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the daemon (the default).
-    Run,
-    /// Validate a config file without touching anything; exit 0 if valid.
-    CheckConfig {
-        /// The file to check (defaults to --config).
-        file: Option<PathBuf>,
-    },
-    /// Remove the data path (program, pinned maps, links) and the VIP
-    /// addresses. Established flows are lost. Stop lbd first.
-    Teardown,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
