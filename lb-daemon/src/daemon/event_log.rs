@@ -13,6 +13,8 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context as _;
+
 use crate::dataplane::Dataplane;
 
 /// How long a wait lasts before the thread looks whether to stop.
@@ -25,9 +27,14 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts reading the events of `dp`'s program (once per load).
-    pub fn start(dp: &mut Dataplane) -> anyhow::Result<Self> {
-        let mut reader = dp.event_reader(log::logger())?;
+    /// Switches the events of `dp`'s program on or off and starts reading
+    /// them (once per load).
+    pub fn start(dp: &mut Dataplane, on: bool) -> anyhow::Result<Self> {
+        dp.set_event_log(on)
+            .context("switching the data path's event log")?;
+        let mut reader = dp
+            .event_reader(log::logger())
+            .context("reading the data path's event log")?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

@@ -187,11 +187,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     lb.dataplane_mut()
         .set_interfaces(&ifaces)
         .context("configuring interfaces")?;
-    lb.dataplane_mut()
-        .set_event_log(config.dataplane.log_events)
-        .context("switching the data path's event log")?;
-    let event_log = event_log::EventLog::start(lb.dataplane_mut())
-        .context("reading the data path's event log")?;
+    let event_log = event_log::EventLog::start(lb.dataplane_mut(), config.dataplane.log_events)?;
 
     let on_link: Vec<u32> = ifaces.iter().map(|(i, _)| *i).collect();
     let mut resolver = neighbours::Resolver::new(on_link);
