@@ -49,7 +49,7 @@ use crate::{
     balancer::AgeingContext,
     config::{self, Config, ConfigErrors, SystemEnvironment},
     control::Controller,
-    dataplane::{DataplaneError, FlowTable},
+    dataplane::DataplaneError,
     health::scheduler::HealthEvent,
     metrics::Metrics,
     netlink::Netlink,
@@ -57,7 +57,6 @@ use crate::{
 
 use controller_loop::{Host, controller_loop, unix_now};
 use startup::{RemoveOnDrop, Vips};
-use table_thread::TableThread;
 
 /// What the controller thread is asked to do.
 pub(crate) enum Event {
@@ -239,16 +238,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     // "The running config was loaded at": startup counts as a load.
     metrics.observe_reload(true, unix_now());
     let (health_runtime, checker) = startup::start_checker(&controller, &events, &metrics)?;
-    let pins = controller
-        .balancer()
-        .dataplane()
-        .pins()
-        .context("the data path is not pinned")?;
-    let table = FlowTable::open(pins).context("opening the connection table")?;
-    let mut table = TableThread::start(table, events.clone())?;
-    // The first pass at once: it also counts the flows `lbctl status` shows.
-    let (timeouts, context) = controller.ageing_job();
-    table.age(timeouts, context);
+    let table = startup::start_table(&controller, &events)?;
     let mut host = Host {
         table,
         netlink,

@@ -17,14 +17,15 @@ use crate::{
     balancer::{Adopted, Balancer},
     config::{Config, VrrpConfig, XdpModeConfig},
     control::Controller,
-    dataplane::{Attachment, Dataplane, DataplaneLimits, Origin, PinDir},
+    dataplane::{Attachment, Dataplane, DataplaneLimits, FlowTable, Origin, PinDir},
     health::{scheduler::Checker, tls::TlsConfigs},
     metrics::Metrics,
     netlink::Netlink,
 };
 
 use super::{
-    Event, Wanted, controller_loop::observe_health, failover, flow_sync, neighbours, vips,
+    Event, Wanted, controller_loop::observe_health, failover, flow_sync, neighbours,
+    table_thread::TableThread, vips,
 };
 
 /// The neighbour thread (its rtnetlink socket is opened here, so a failure
@@ -314,4 +315,22 @@ pub(super) fn limits(config: &Config) -> DataplaneLimits {
         max_services: config.dataplane.max_services,
         ..DataplaneLimits::default()
     }
+}
+
+/// The table thread, with its first ageing pass under way (it also counts
+/// the flows `lbctl status` shows).
+pub(super) fn start_table(
+    controller: &Controller,
+    events: &mpsc::Sender<Event>,
+) -> anyhow::Result<TableThread> {
+    let pins = controller
+        .balancer()
+        .dataplane()
+        .pins()
+        .context("the data path is not pinned")?;
+    let table = FlowTable::open(pins).context("opening the connection table")?;
+    let mut table = TableThread::start(table, events.clone())?;
+    let (timeouts, context) = controller.ageing_job();
+    table.age(timeouts, context);
+    Ok(table)
 }
