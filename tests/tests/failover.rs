@@ -442,7 +442,13 @@ fn ipv6_directors_fail_over_on_a_graceful_stop() {
         http_get(lab.client_ns(0), vip, "/", Duration::from_millis(300))
             .is_ok_and(|r| r.status == 200)
     };
-    wait_until(PATIENCE, "served through director 0", || get(&lab)).unwrap();
+    if let Err(e) = wait_until(PATIENCE, "served through director 0", || get(&lab)) {
+        panic!(
+            "{e}\nDEBUG d0 log:\n{}\nDEBUG d1 log:\n{}",
+            d0.log(),
+            d1.log()
+        );
+    }
     // Director 0 advertises from its link-local address.
     wait_until(PATIENCE, "director 1 knows the master", || {
         let v1 = d1.vrrp().unwrap();

@@ -20,8 +20,8 @@ pub fn pick(svc: &ServiceValue, key: &FlowKey, increment: u64) -> Option<u32> {
         sched::RR | sched::WRR => table_at(svc, next_cursor(svc.id, len)?),
         sched::MAGLEV => table_at(svc, flow_hash(key) % len),
         sched::SH => table_at(svc, source_hash(&key.src) % len),
-        sched::LC => lc::pick(svc, false, increment),
-        sched::WLC => lc::pick(svc, true, increment),
+        // One call for both: each copy of the pick is verified on its own.
+        sched::LC | sched::WLC => lc::pick(svc, svc.scheduler == sched::WLC, increment),
         _ => None,
     }?;
     if real == NO_REAL { None } else { Some(real) }
