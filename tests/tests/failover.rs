@@ -529,8 +529,12 @@ fn a_wrong_sync_key_is_refused_and_preemption_waits_its_limit() {
         } else {
             "another-key-entirely-123"
         };
+        // Advertisements every second: what this test is about is the
+        // preemption's wait, and a backup must not take over because a
+        // busy machine held the master's 100 ms advertisements back for
+        // 341 ms (seen in CI: the starting director did).
         format!(
-            "\n[vrrp]\nvrid = 54\npriority = {priority}\n\
+            "\n[vrrp]\nvrid = 54\npriority = {priority}\nadvert_interval = \"1s\"\n\
              [vrrp.sync]\npeer = \"{}\"\nkey = \"{key}\"\nwait_before_preempt = \"2s\"\n",
             lab.director_addr_v4(peer)
         )
