@@ -79,15 +79,13 @@ pub static RR_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1024, 0);
 
 /// 5-tuple -> flow. LRU: under pressure the least recently used flows go.
 #[map]
-pub static CONNTRACK: LruHashMap<FlowKey, FlowValue> =
-    LruHashMap::with_max_entries(1 << 20, crate::probe::CT_FLAGS);
+pub static CONNTRACK: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 20, 0);
 
 /// 5-tuple -> half-open TCP flow (client SYN seen, its ACK not yet). Apart
 /// from `CONNTRACK` so that a SYN flood evicts only half-open flows; the
 /// client's ACK moves a flow to `CONNTRACK`.
 #[map]
-pub static HALF_OPEN: LruHashMap<FlowKey, FlowValue> =
-    LruHashMap::with_max_entries(1 << 18, crate::probe::HALF_FLAGS);
+pub static HALF_OPEN: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 18, 0);
 
 /// Slot 0: interfaces and their MACs.
 #[map]
