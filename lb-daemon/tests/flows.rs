@@ -543,9 +543,11 @@ fn a_flow_sticks_when_its_packets_arrive_on_different_cpus() {
     let dp = h.lb.dataplane();
     let open: u64 = (0..3)
         .map(|i| {
-            let real = h
-                .lb
-                .real_id(&RealKey::new(svc, format!("10.0.1.{}:80", i + 1).parse().unwrap()))
+            let real =
+                h.lb.real_id(&RealKey::new(
+                    svc,
+                    format!("10.0.1.{}:80", i + 1).parse().unwrap(),
+                ))
                 .unwrap();
             dp.real_connections(real).unwrap() + dp.real_inactive(real).unwrap()
         })

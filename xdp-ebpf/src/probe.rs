@@ -29,4 +29,3 @@ const fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub const fn skip(step: &str) -> bool {
     contains(SKIP.as_bytes(), step.as_bytes())
 }
-
