@@ -16,7 +16,6 @@ mod icmp;
 mod lc;
 mod maps;
 mod parse;
-mod probe;
 mod schedule;
 mod stats;
 
@@ -34,9 +33,7 @@ use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 #[xdp]
 pub fn lb_xdp(ctx: XdpContext) -> u32 {
     let reason = process(&ctx);
-    if !probe::skip("gstats") {
-        stats::count_reason(reason);
-    }
+    stats::count_reason(reason);
     reason.action().xdp_code()
 }
 
@@ -53,13 +50,8 @@ fn process(ctx: &XdpContext) -> Reason {
     // to every port, and the other director's frames are its own to
     // forward. (On an interface userspace did not configure there is no
     // MAC to compare; service traffic there counts as `UnknownInterface`.)
-    let our_mac = if probe::skip("mac") {
-        Some([0x02, 0xdd, 0, 0, 0, 0x01])
-    } else {
-        forward::interface_mac(ctx.ingress_ifindex() as u32)
-    };
-    if !probe::skip("mac")
-        && let Some(mac) = &our_mac
+    let our_mac = forward::interface_mac(ctx.ingress_ifindex() as u32);
+    if let Some(mac) = &our_mac
         && !forward::addressed_to(ctx, mac)
     {
         return Reason::OtherHost;
@@ -82,11 +74,7 @@ fn process(ctx: &XdpContext) -> Reason {
     // Otherwise only service traffic goes further: the host's own frames pay
     // for two lookups (three for TCP segments other than SYNs) and nothing
     // else.
-    let flow = if probe::skip("ct") && opens_connection(&packet) {
-        None
-    } else {
-        conntrack::lookup(key)
-    };
+    let flow = conntrack::lookup(key);
     let mut half_open = None;
     let mut service = None;
     if flow.is_none() {
@@ -103,11 +91,7 @@ fn process(ctx: &XdpContext) -> Reason {
     let Some(our_mac) = our_mac else {
         return Reason::UnknownInterface;
     };
-    let now = if probe::skip("time") {
-        0
-    } else {
-        unsafe { bpf_ktime_get_coarse_ns() }
-    };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     let mut reason = Reason::NewFlow;
     // The table that holds the flow about to be scheduled again, if any.
@@ -252,9 +236,7 @@ fn forward(
         return Reason::ShortEthernet;
     }
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    if !probe::skip("stats") {
-        stats::count_forward(service, real_id, bytes, reason != Reason::Established);
-    }
+    stats::count_forward(service, real_id, bytes, reason != Reason::Established);
     reason
 }
 
@@ -419,7 +401,7 @@ fn schedule_flow(
     };
     if opens_connection(packet) {
         flow.state = FLOW_HALF_OPEN;
-        if !probe::skip("half") && conntrack::insert_half_open_new(key, &flow).is_err() {
+        if conntrack::insert_half_open_new(key, &flow).is_err() {
             if let Some(existing) = conntrack::lookup_half_open(key) {
                 let existing = unsafe { &mut *existing };
                 match continue_half_open(existing, packet, now) {
@@ -438,9 +420,7 @@ fn schedule_flow(
                 return Err(Reason::ConntrackFull);
             }
         }
-        if !probe::skip("atom") {
-            conntrack::handshake_started(real_id);
-        }
+        conntrack::handshake_started(real_id);
         if held_in == Table::Main {
             conntrack::remove(key);
         }

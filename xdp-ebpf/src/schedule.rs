@@ -16,9 +16,6 @@ pub fn pick(svc: &ServiceValue, key: &FlowKey, increment: u64) -> Option<u32> {
     if len == 0 {
         return None;
     }
-    if crate::probe::skip("sched") {
-        return table_at(svc, 0).filter(|&r| r != NO_REAL);
-    }
     let real = match svc.scheduler {
         sched::RR | sched::WRR => table_at(svc, next_cursor(svc.id, len)?),
         sched::MAGLEV => table_at(svc, flow_hash(key) % len),
