@@ -467,3 +467,91 @@ fn reading_the_whole_table_returns_every_flow_once() {
     seen.dedup();
     assert_eq!(seen.len(), n as usize, "no flow twice, none missing");
 }
+
+/// Runs the calling thread on `cpu` from now on (test runs execute on the
+/// CPU of the thread that asks for them).
+fn move_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; the call only affects this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0,
+            "move to CPU {cpu}"
+        );
+    }
+}
+
+/// The LRU lists of `CONNTRACK` and `HALF_OPEN` are per CPU: a flow lives in
+/// the list of the CPU that inserted it, but in one hash table, so its
+/// packets arriving on another CPU (RSS after a rehash, a flow written by
+/// userspace sync) still find it: the SYN on one CPU, its ACK, data, FIN on
+/// the other, a retransmitted SYN on the first, and counts that follow.
+#[test]
+fn a_flow_sticks_when_its_packets_arrive_on_different_cpus() {
+    let cpus = aya::util::online_cpus().expect("online CPUs");
+    if cpus.len() < 2 {
+        eprintln!("one online CPU: nothing to test");
+        return;
+    }
+    let (a, b) = (cpus[0] as usize, cpus[1] as usize);
+    let mut h = Harness::new();
+    let svc = rr(&mut h, 3);
+    for (n, port) in (7000..7020u16).enumerate() {
+        let (first, second) = if n % 2 == 0 { (a, b) } else { (b, a) };
+        move_to_cpu(first);
+        let real = send(&mut h, port, TCP_SYN);
+        move_to_cpu(second);
+        assert_eq!(send(&mut h, port, TCP_SYN), real, "retransmitted SYN");
+        let half = h.lb.dataplane().half_open_flow(&flow_key(port)).unwrap();
+        assert_eq!(half.map(|f| f.state), Some(FLOW_HALF_OPEN));
+        assert_eq!(send(&mut h, port, TCP_ACK), real, "ACK on the other CPU");
+        move_to_cpu(first);
+        for _ in 0..3 {
+            assert_eq!(send(&mut h, port, TCP_ACK | TCP_PSH), real);
+        }
+        let flow = h.lb.dataplane().flow(&flow_key(port)).unwrap().unwrap();
+        assert_eq!(flow.state, FLOW_ACTIVE);
+        assert_eq!(
+            h.lb.dataplane().half_open_flow(&flow_key(port)).unwrap(),
+            None,
+            "left HALF_OPEN from the other CPU"
+        );
+        move_to_cpu(second);
+        assert_eq!(send(&mut h, port, TCP_FIN | TCP_ACK), real);
+        move_to_cpu(first);
+        assert_eq!(send(&mut h, port, TCP_ACK), real, "closing flow sticks");
+    }
+    // A flow written by userspace (sync) from one CPU, used from the other.
+    move_to_cpu(a);
+    let real_id =
+        h.lb.real_id(&RealKey::new(svc, "10.0.1.2:80".parse().unwrap()))
+            .unwrap();
+    let value = FlowValue {
+        real: real_id,
+        state: FLOW_ACTIVE,
+        service: h.lb.service_value(&svc).unwrap().id,
+        _pad: 0,
+        last_seen_ns: monotonic_now_ns(),
+    };
+    h.lb.dataplane_mut()
+        .insert_flow(&flow_key(7100), &value)
+        .unwrap();
+    move_to_cpu(b);
+    assert_eq!(send(&mut h, 7100, TCP_ACK), 1, "synced flow found");
+    let dp = h.lb.dataplane();
+    let open: u64 = (0..3)
+        .map(|i| {
+            let real =
+                h.lb.real_id(&RealKey::new(
+                    svc,
+                    format!("10.0.1.{}:80", i + 1).parse().unwrap(),
+                ))
+                .unwrap();
+            dp.real_connections(real).unwrap() + dp.real_inactive(real).unwrap()
+        })
+        .sum();
+    assert_eq!(open, 0, "every flow closed: no active or inactive left");
+    move_to_cpu(a);
+}

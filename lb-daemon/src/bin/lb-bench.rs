@@ -64,7 +64,16 @@ fn main() -> Result<()> {
         max_reals: 8192,
         ..DataplaneLimits::default()
     };
-    let mut dp = Dataplane::load(limits).context("loading the XDP program")?;
+    // LB_BENCH_OBJECT: time another build of the program (A/B comparisons
+    // of data-path variants with one bench binary).
+    let mut dp = match std::env::var_os("LB_BENCH_OBJECT") {
+        Some(path) => {
+            let object = std::fs::read(&path).context("reading LB_BENCH_OBJECT")?;
+            Dataplane::load_object(&object, limits)
+        }
+        None => Dataplane::load(limits),
+    }
+    .context("loading the XDP program")?;
     // Test runs without a context arrive on loopback (ifindex 1).
     dp.set_interfaces(&[(1, DIRECTOR_MAC)])?;
     let mut b = Bench {
