@@ -64,16 +64,7 @@ fn main() -> Result<()> {
         max_reals: 8192,
         ..DataplaneLimits::default()
     };
-    // LB_BENCH_OBJECT: time another build of the program (A/B comparisons
-    // of data-path variants with one bench binary).
-    let mut dp = match std::env::var_os("LB_BENCH_OBJECT") {
-        Some(path) => {
-            let object = std::fs::read(&path).context("reading LB_BENCH_OBJECT")?;
-            Dataplane::load_object(&object, limits)
-        }
-        None => Dataplane::load(limits),
-    }
-    .context("loading the XDP program")?;
+    let mut dp = load(limits)?;
     // Test runs without a context arrive on loopback (ifindex 1).
     dp.set_interfaces(&[(1, DIRECTOR_MAC)])?;
     let mut b = Bench {
@@ -379,6 +370,19 @@ fn check_verdict(program: &str, verdict: u32) -> Result<()> {
         bail!("{program} returned {verdict}, expected XDP_TX: the benchmark setup is wrong");
     }
     Ok(())
+}
+
+/// The embedded program, or with `LB_BENCH_OBJECT` another build of it
+/// (A/B comparisons of data-path variants with one bench binary).
+fn load(limits: DataplaneLimits) -> Result<Dataplane> {
+    match std::env::var_os("LB_BENCH_OBJECT") {
+        Some(path) => {
+            let object = std::fs::read(&path).context("reading LB_BENCH_OBJECT")?;
+            Dataplane::load_object(&object, limits)
+        }
+        None => Dataplane::load(limits),
+    }
+    .context("loading the XDP program")
 }
 
 fn median(samples: &[f64]) -> f64 {
