@@ -337,3 +337,162 @@ fn a_real_failing_one_probe_in_three_does_not_flap() {
     );
     assert_eq!(log.matches("real DOWN").count(), 0, "{log}");
 }
+
+/// `VIP:53/udp` services over IPv4 and IPv6 with a dns check: each real's
+/// check expects its own address in the answer (a real's override of the
+/// service's check).
+fn dns_services(lab: &Lab, reals: usize) -> String {
+    let mut text = String::new();
+    for v6 in [false, true] {
+        let vip = if v6 {
+            lb_lab::VIP_V6.to_string()
+        } else {
+            VIP_V4.to_string()
+        };
+        let qtype = if v6 { "AAAA" } else { "A" };
+        let _ = write!(
+            text,
+            "\n[[service]]\nvip = \"{vip}\"\nport = 53\nprotocol = \"udp\"\nscheduler = \"rr\"\n\
+             [service.check]\nkind = \"dns\"\nquery_name = \"{}\"\nquery_type = \"{qtype}\"\n",
+            lb_lab::dns::TEST_NAME
+        );
+        for i in 0..reals {
+            let addr = if v6 {
+                lab.real_addr_v6(i).to_string()
+            } else {
+                lab.real_addr_v4(i).to_string()
+            };
+            let _ = write!(
+                text,
+                "\n[[service.real]]\naddress = \"{addr}\"\ncheck = {{ expect_address = \"{addr}\" }}\n"
+            );
+        }
+    }
+    text
+}
+
+#[test]
+fn a_killed_dnsmasq_is_out_within_3s_and_back_and_queries_keep_being_answered() {
+    use lb_lab::dns::{Dnsmasq, TEST_NAME, query};
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(2)
+        .build()
+        .unwrap();
+    let mut servers: Vec<Dnsmasq> = (0..2)
+        .map(|i| Dnsmasq::start(&mut lab, i).expect("start dnsmasq"))
+        .collect();
+    let text = LabDaemon::config_text(&lab, 0, &[]) + &dns_services(&lab, 2);
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    let v4 = format!("{VIP_V4}:53/udp");
+    let v6 = format!("[{}]:53/udp", lb_lab::VIP_V6);
+    let reals = |i: usize| {
+        (
+            format!("{}:53", lab.real_addr_v4(i)),
+            format!("[{}]:53", lab.real_addr_v6(i)),
+        )
+    };
+    for i in 0..2 {
+        let (r4, r6) = reals(i);
+        lbd.wait_state(&v4, &r4, "up", PATIENCE).unwrap();
+        lbd.wait_state(&v6, &r6, "up", PATIENCE).unwrap();
+    }
+
+    // Queries through both VIPs, 50 a second each, 1 s timeout.
+    let timeout = Duration::from_secs(1);
+    let start_clients = |vip: SocketAddr| {
+        Clients::open_loop_with(lab.client_ns(0), 50, move || {
+            query(vip, TEST_NAME, timeout).0
+        })
+        .unwrap()
+    };
+    let clients4 = start_clients(SocketAddr::from((VIP_V4, 53)));
+    let clients6 = start_clients(SocketAddr::from((lb_lab::VIP_V6, 53)));
+    let both_answer = |since: std::time::Instant| {
+        clients4.wait_answer_after(since, PATIENCE).unwrap();
+        clients6.wait_answer_after(since, PATIENCE).unwrap();
+    };
+    both_answer(std::time::Instant::now());
+
+    // Kill real 0's dnsmasq: its checks get ICMP port unreachable.
+    let killed = std::time::Instant::now();
+    servers[0].stop();
+    let (r4, r6) = reals(0);
+    // Each measured from the kill (the second wait starts after the first).
+    lbd.wait_state(&v4, &r4, "down", PATIENCE).unwrap();
+    let out4 = killed.elapsed();
+    lbd.wait_state(&v6, &r6, "down", PATIENCE).unwrap();
+    let out6 = killed.elapsed();
+    let down = std::time::Instant::now();
+    assert_within(
+        "killed dnsmasq out (IPv4)",
+        out4,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+    assert_within(
+        "killed dnsmasq out (IPv6)",
+        out6,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+
+    // Two seconds with one resolver: every query answered.
+    std::thread::sleep(Duration::from_secs(2));
+    let restarted = std::time::Instant::now();
+    servers[0] = Dnsmasq::start(&mut lab, 0).expect("restart dnsmasq");
+    let answering = std::time::Instant::now();
+    lbd.wait_state(&v4, &r4, "up", PATIENCE).unwrap();
+    let back4 = answering.elapsed();
+    lbd.wait_state(&v6, &r6, "up", PATIENCE).unwrap();
+    let back6 = answering.elapsed();
+    assert_within(
+        "restarted dnsmasq back (IPv4)",
+        back4,
+        Duration::from_secs(2),
+        &lbd.log(),
+    );
+    assert_within(
+        "restarted dnsmasq back (IPv6)",
+        back6,
+        Duration::from_secs(2),
+        &lbd.log(),
+    );
+    let up = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    both_answer(up);
+    let end = std::time::Instant::now();
+    let (all4, all6) = (clients4.finish(), clients6.finish());
+    let summarize = |from, to| {
+        (
+            lb_lab::requests::summarize(&all4, from, to),
+            lb_lab::requests::summarize(&all6, from, to),
+        )
+    };
+    let (dying4, dying6) = summarize(killed, down);
+    let (one4, one6) = summarize(down, restarted);
+    let (after4, after6) = summarize(up, end);
+    println!(
+        "out of rotation after {} ms (v4) / {} ms (v6); back {} ms (v4) / {} ms (v6) after \
+         answering again",
+        out4.as_millis(),
+        out6.as_millis(),
+        back4.as_millis(),
+        back6.as_millis()
+    );
+    println!("queries while it died: v4 {dying4}\n  v6 {dying6}");
+    println!("queries with one resolver: v4 {one4}\n  v6 {one6}");
+    println!("queries after it came back: v4 {after4}\n  v6 {after6}");
+    for (what, summary) in [
+        ("v4, one resolver", &one4),
+        ("v6, one resolver", &one6),
+        ("v4, after it came back", &after4),
+        ("v6, after it came back", &after6),
+    ] {
+        assert!(summary.clean(), "{what}: {summary}\n{}", lbd.log());
+    }
+    let health = lbd.lbctl_ok(&["health"]).unwrap();
+    println!("{health}");
+    assert!(health.contains("ICMP port unreachable"), "{health}");
+}

@@ -2,7 +2,7 @@
 //! table (with a real's overrides applied). Shared by the config parser,
 //! which builds it, and the checker, which runs it.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 /// How a real is probed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,32 @@ pub enum CheckKind {
     /// A program run with the real's address in its environment
     /// (`LB_REAL_ADDR`, `LB_REAL_PORT`); exit 0 = healthy. Never via a shell.
     Command { program: PathBuf, args: Vec<String> },
+    /// A UDP datagram gets a reply (an ICMP port unreachable or no reply
+    /// within the timeout fails).
+    Udp(UdpCheck),
+    /// A DNS query over UDP gets an answer with the expected rcode (and
+    /// address).
+    Dns(DnsCheck),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpCheck {
+    /// What is sent (the text's UTF-8 bytes).
+    pub payload: String,
+    /// A substring the reply must contain; `None`: any reply passes.
+    pub expect_reply: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsCheck {
+    /// The name queried (without a trailing dot).
+    pub name: String,
+    /// The query type's code (1 = A, 28 = AAAA, …; see `health::dns`).
+    pub qtype: u16,
+    /// The response code expected; default 0 (NOERROR).
+    pub rcode: u8,
+    /// An address one of the answers must hold (an A or AAAA query).
+    pub expect_address: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
