@@ -371,6 +371,27 @@ fn dns_services(lab: &Lab, reals: usize) -> String {
     text
 }
 
+/// Prints what the IPv4 and IPv6 clients saw while the resolver died, with
+/// one resolver and after it came back (`at`: killed, out, restarted, back
+/// in, end); the last two windows must be clean.
+fn report_dns_queries(
+    records: &[Vec<lb_lab::requests::Record>; 2],
+    at: [std::time::Instant; 5],
+    lbd: &LabDaemon,
+) {
+    let [killed, down, restarted, up, end] = at;
+    for (family, records) in ["v4", "v6"].iter().zip(records) {
+        let dying = lb_lab::requests::summarize(records, killed, down);
+        let one = lb_lab::requests::summarize(records, down, restarted);
+        let after = lb_lab::requests::summarize(records, up, end);
+        println!("{family} queries while it died: {dying}");
+        println!("{family} queries with one resolver: {one}");
+        println!("{family} queries after it came back: {after}");
+        assert!(one.clean(), "{family}, one resolver: {one}\n{}", lbd.log());
+        assert!(after.clean(), "{family}, after: {after}\n{}", lbd.log());
+    }
+}
+
 #[test]
 fn a_killed_dnsmasq_is_out_within_3s_and_back_and_queries_keep_being_answered() {
     use lb_lab::dns::{Dnsmasq, TEST_NAME, query};
@@ -463,16 +484,6 @@ fn a_killed_dnsmasq_is_out_within_3s_and_back_and_queries_keep_being_answered() 
     std::thread::sleep(Duration::from_secs(2));
     both_answer(up);
     let end = std::time::Instant::now();
-    let (all4, all6) = (clients4.finish(), clients6.finish());
-    let summarize = |from, to| {
-        (
-            lb_lab::requests::summarize(&all4, from, to),
-            lb_lab::requests::summarize(&all6, from, to),
-        )
-    };
-    let (dying4, dying6) = summarize(killed, down);
-    let (one4, one6) = summarize(down, restarted);
-    let (after4, after6) = summarize(up, end);
     println!(
         "out of rotation after {} ms (v4) / {} ms (v6); back {} ms (v4) / {} ms (v6) after \
          answering again",
@@ -481,18 +492,82 @@ fn a_killed_dnsmasq_is_out_within_3s_and_back_and_queries_keep_being_answered() 
         back4.as_millis(),
         back6.as_millis()
     );
-    println!("queries while it died: v4 {dying4}\n  v6 {dying6}");
-    println!("queries with one resolver: v4 {one4}\n  v6 {one6}");
-    println!("queries after it came back: v4 {after4}\n  v6 {after6}");
-    for (what, summary) in [
-        ("v4, one resolver", &one4),
-        ("v6, one resolver", &one6),
-        ("v4, after it came back", &after4),
-        ("v6, after it came back", &after6),
-    ] {
-        assert!(summary.clean(), "{what}: {summary}\n{}", lbd.log());
-    }
+    let records = [clients4.finish(), clients6.finish()];
+    report_dns_queries(&records, [killed, down, restarted, up, end], &lbd);
+    // lbctl health shows the check (with the real's own address) and why
+    // the killed one went down.
     let health = lbd.lbctl_ok(&["health"]).unwrap();
     println!("{health}");
-    assert!(health.contains("ICMP port unreachable"), "{health}");
+    let check = format!("check: dns AAAA {TEST_NAME} = {}", lab.real_addr_v6(1));
+    assert!(
+        health.contains("ICMP port unreachable") && health.contains(&check),
+        "{health}"
+    );
+}
+
+#[test]
+fn a_hung_real_is_out_within_3s_under_load() {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(3)
+        .build()
+        .unwrap();
+    // The default timers; an HTTP check (a SIGSTOPped nginx's kernel still
+    // accepts connections, so a TCP check would pass).
+    let text = LabDaemon::config_text(&lab, 0, &[])
+        + &service_with_spares(&lab, "wlc", &[0, 1, 2], &[])
+        + "\n[service.check]\nkind = \"http\"\n";
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    for i in 0..3 {
+        wait_state(&lbd, &real(&lab, i), "up", PATIENCE);
+    }
+    // Open-loop load, 100 new connections a second, each waiting up to 5 s.
+    let vip = SocketAddr::from((VIP_V4, 80));
+    let clients = Clients::open_loop(lab.client_ns(0), vip, 100, Duration::from_secs(5)).unwrap();
+    clients
+        .wait_answer_after(std::time::Instant::now(), PATIENCE)
+        .unwrap();
+    let loaded = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let paused = std::time::Instant::now();
+    lab.real_pause(0).unwrap();
+    wait_state(&lbd, &real(&lab, 0), "down", PATIENCE);
+    let out = paused.elapsed();
+    let down = std::time::Instant::now();
+    println!("hung real out of rotation after {} ms", out.as_millis());
+    assert_within(
+        "hung real out of rotation",
+        out,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+    // Three seconds without it, then it resumes and comes back.
+    std::thread::sleep(Duration::from_secs(3));
+    let resumed = std::time::Instant::now();
+    lab.real_resume(0).unwrap();
+    let back = wait_state(&lbd, &real(&lab, 0), "up", PATIENCE);
+    println!("resumed real back after {} ms", back.as_millis());
+    std::thread::sleep(Duration::from_secs(1));
+    let records = clients.finish();
+    let end = std::time::Instant::now();
+    let before = lb_lab::requests::summarize(&records, loaded, paused);
+    let hanging = lb_lab::requests::summarize(&records, paused, down);
+    let without = lb_lab::requests::summarize(&records, down, resumed);
+    let after = lb_lab::requests::summarize(&records, resumed, end);
+    println!("requests before the pause: {before}");
+    println!("requests until it was out: {hanging}");
+    println!("requests while it was out: {without}");
+    println!("requests after it resumed: {after}");
+    let log = lbd.log();
+    assert!(before.clean(), "{before}\n{log}");
+    assert!(
+        without.clean(),
+        "new connections avoid the hung real: {without}\n{log}"
+    );
+    assert!(
+        log.contains("timed out after 800ms"),
+        "out by timeouts:\n{log}"
+    );
 }
