@@ -684,7 +684,41 @@ const CASES: &[Case] = &[
         text: concat!(web!(), "[service.check]\nkind = \"icmp\"\n"),
         line: 7,
         field: "service[0].check.kind",
-        phrase: "unknown check kind \"icmp\" (expected \"none\", \"tcp\", \"http\", \"https\" or \"command\")",
+        phrase: "unknown check kind \"icmp\" (expected \"none\", \"tcp\", \"http\", \"https\", \"command\", \"udp\" or \"dns\")",
+    },
+    Case {
+        name: "unknown dns query type",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"dns\"\nquery_name = \"a.test\"\nquery_type = \"AXFR\"\n"
+        ),
+        line: 9,
+        field: "service[0].check.query_type",
+        phrase: "unknown query type \"AXFR\"",
+    },
+    Case {
+        name: "bad dns rcode",
+        text: concat!(
+            web!(),
+            "[service.check]\nkind = \"dns\"\nquery_name = \"a.test\"\nexpect_rcode = \"OK\"\n"
+        ),
+        line: 9,
+        field: "service[0].check.expect_rcode",
+        phrase: "unknown response code \"OK\"",
+    },
+    Case {
+        name: "dns check without a name",
+        text: concat!(web!(), "[service.check]\nkind = \"dns\"\n"),
+        line: 6,
+        field: "service[0].check.query_name",
+        phrase: "missing required field `query_name`",
+    },
+    Case {
+        name: "udp check without a payload",
+        text: concat!(web!(), "[service.check]\nkind = \"udp\"\n"),
+        line: 6,
+        field: "service[0].check.payload",
+        phrase: "missing required field `payload`",
     },
     Case {
         name: "check port 0",
@@ -1472,13 +1506,23 @@ fn the_annotated_example_shows_health_checks() {
     );
     let spare = v4.check_for(&v4.reals[2]);
     assert!(matches!(&spare.kind, CheckKind::Https(h) if !h.verify_tls && h.path == "/healthz"));
-    assert_eq!(v6.check.kind, CheckKind::Tcp);
+    assert!(
+        matches!(&v6.check.kind, CheckKind::Dns(d) if d.qtype == 28 && d.expect_address.is_some()),
+        "{:?}",
+        v6.check.kind
+    );
     assert!(v6.fallback.is_none() && v6.damping.is_none());
     let kinds: Vec<&CheckKind> = v6.reals.iter().map(|r| &v6.check_for(r).kind).collect();
     assert!(
         matches!(
             kinds[..],
-            [CheckKind::Tcp, CheckKind::Command { .. }, CheckKind::None]
+            [
+                CheckKind::Dns(_),
+                CheckKind::Command { .. },
+                CheckKind::Tcp,
+                CheckKind::Udp(_),
+                CheckKind::None
+            ]
         ),
         "{kinds:?}"
     );

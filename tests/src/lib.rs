@@ -47,6 +47,7 @@
 pub mod browser;
 pub mod daemon;
 pub mod director;
+pub mod dns;
 pub mod goal;
 mod http;
 pub mod keepalived;

@@ -226,6 +226,18 @@ impl Clients {
         per_second: u32,
         timeout: Duration,
     ) -> Result<Self> {
+        Self::open_loop_with(ns, per_second, move || request(addr, timeout))
+    }
+
+    /// An open-loop client in namespace `ns` whose requests are
+    /// `request()` (which must return within its own timeout), e.g. a DNS
+    /// query ([`crate::dns::query`]).
+    pub fn open_loop_with(
+        ns: &str,
+        per_second: u32,
+        request: impl Fn() -> Record + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let request = Arc::new(request);
         let (stop, records) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let period = Duration::from_secs(1) / per_second.max(1);
         let driver = {
@@ -236,9 +248,10 @@ impl Clients {
                 let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let records = Arc::clone(&records);
+                    let request = Arc::clone(&request);
                     // Spawned from this thread: in its namespace.
                     in_flight.push(std::thread::spawn(move || {
-                        let record = request(addr, timeout);
+                        let record = request();
                         records.lock().unwrap().push(record);
                     }));
                     in_flight.retain(|t| !t.is_finished());

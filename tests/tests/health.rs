@@ -337,3 +337,237 @@ fn a_real_failing_one_probe_in_three_does_not_flap() {
     );
     assert_eq!(log.matches("real DOWN").count(), 0, "{log}");
 }
+
+/// `VIP:53/udp` services over IPv4 and IPv6 with a dns check: each real's
+/// check expects its own address in the answer (a real's override of the
+/// service's check).
+fn dns_services(lab: &Lab, reals: usize) -> String {
+    let mut text = String::new();
+    for v6 in [false, true] {
+        let vip = if v6 {
+            lb_lab::VIP_V6.to_string()
+        } else {
+            VIP_V4.to_string()
+        };
+        let qtype = if v6 { "AAAA" } else { "A" };
+        let _ = write!(
+            text,
+            "\n[[service]]\nvip = \"{vip}\"\nport = 53\nprotocol = \"udp\"\nscheduler = \"rr\"\n\
+             [service.check]\nkind = \"dns\"\nquery_name = \"{}\"\nquery_type = \"{qtype}\"\n",
+            lb_lab::dns::TEST_NAME
+        );
+        for i in 0..reals {
+            let addr = if v6 {
+                lab.real_addr_v6(i).to_string()
+            } else {
+                lab.real_addr_v4(i).to_string()
+            };
+            let _ = write!(
+                text,
+                "\n[[service.real]]\naddress = \"{addr}\"\ncheck = {{ expect_address = \"{addr}\" }}\n"
+            );
+        }
+    }
+    text
+}
+
+/// Prints what the IPv4 and IPv6 clients saw while the resolver died, with
+/// one resolver and after it came back (`at`: killed, out, restarted, back
+/// in, end); the last two windows must be clean.
+fn report_dns_queries(
+    records: &[Vec<lb_lab::requests::Record>; 2],
+    at: [std::time::Instant; 5],
+    lbd: &LabDaemon,
+) {
+    let [killed, down, restarted, up, end] = at;
+    for (family, records) in ["v4", "v6"].iter().zip(records) {
+        let dying = lb_lab::requests::summarize(records, killed, down);
+        let one = lb_lab::requests::summarize(records, down, restarted);
+        let after = lb_lab::requests::summarize(records, up, end);
+        println!("{family} queries while it died: {dying}");
+        println!("{family} queries with one resolver: {one}");
+        println!("{family} queries after it came back: {after}");
+        assert!(one.clean(), "{family}, one resolver: {one}\n{}", lbd.log());
+        assert!(after.clean(), "{family}, after: {after}\n{}", lbd.log());
+    }
+}
+
+#[test]
+fn a_killed_dnsmasq_is_out_within_3s_and_back_and_queries_keep_being_answered() {
+    use lb_lab::dns::{Dnsmasq, TEST_NAME, query};
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(2)
+        .build()
+        .unwrap();
+    let mut servers: Vec<Dnsmasq> = (0..2)
+        .map(|i| Dnsmasq::start(&mut lab, i).expect("start dnsmasq"))
+        .collect();
+    let text = LabDaemon::config_text(&lab, 0, &[]) + &dns_services(&lab, 2);
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    let v4 = format!("{VIP_V4}:53/udp");
+    let v6 = format!("[{}]:53/udp", lb_lab::VIP_V6);
+    let reals = |i: usize| {
+        (
+            format!("{}:53", lab.real_addr_v4(i)),
+            format!("[{}]:53", lab.real_addr_v6(i)),
+        )
+    };
+    for i in 0..2 {
+        let (r4, r6) = reals(i);
+        lbd.wait_state(&v4, &r4, "up", PATIENCE).unwrap();
+        lbd.wait_state(&v6, &r6, "up", PATIENCE).unwrap();
+    }
+
+    // Queries through both VIPs, 50 a second each, 1 s timeout.
+    let timeout = Duration::from_secs(1);
+    let start_clients = |vip: SocketAddr| {
+        Clients::open_loop_with(lab.client_ns(0), 50, move || {
+            query(vip, TEST_NAME, timeout).0
+        })
+        .unwrap()
+    };
+    let clients4 = start_clients(SocketAddr::from((VIP_V4, 53)));
+    let clients6 = start_clients(SocketAddr::from((lb_lab::VIP_V6, 53)));
+    let both_answer = |since: std::time::Instant| {
+        clients4.wait_answer_after(since, PATIENCE).unwrap();
+        clients6.wait_answer_after(since, PATIENCE).unwrap();
+    };
+    both_answer(std::time::Instant::now());
+
+    // Kill real 0's dnsmasq: its checks get ICMP port unreachable.
+    let killed = std::time::Instant::now();
+    servers[0].stop();
+    let (r4, r6) = reals(0);
+    // Each measured from the kill (the second wait starts after the first).
+    lbd.wait_state(&v4, &r4, "down", PATIENCE).unwrap();
+    let out4 = killed.elapsed();
+    lbd.wait_state(&v6, &r6, "down", PATIENCE).unwrap();
+    let out6 = killed.elapsed();
+    let down = std::time::Instant::now();
+    assert_within(
+        "killed dnsmasq out (IPv4)",
+        out4,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+    assert_within(
+        "killed dnsmasq out (IPv6)",
+        out6,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+
+    // Two seconds with one resolver: every query answered.
+    std::thread::sleep(Duration::from_secs(2));
+    let restarted = std::time::Instant::now();
+    servers[0] = Dnsmasq::start(&mut lab, 0).expect("restart dnsmasq");
+    let answering = std::time::Instant::now();
+    lbd.wait_state(&v4, &r4, "up", PATIENCE).unwrap();
+    let back4 = answering.elapsed();
+    lbd.wait_state(&v6, &r6, "up", PATIENCE).unwrap();
+    let back6 = answering.elapsed();
+    assert_within(
+        "restarted dnsmasq back (IPv4)",
+        back4,
+        Duration::from_secs(2),
+        &lbd.log(),
+    );
+    assert_within(
+        "restarted dnsmasq back (IPv6)",
+        back6,
+        Duration::from_secs(2),
+        &lbd.log(),
+    );
+    let up = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    both_answer(up);
+    let end = std::time::Instant::now();
+    println!(
+        "out of rotation after {} ms (v4) / {} ms (v6); back {} ms (v4) / {} ms (v6) after \
+         answering again",
+        out4.as_millis(),
+        out6.as_millis(),
+        back4.as_millis(),
+        back6.as_millis()
+    );
+    let records = [clients4.finish(), clients6.finish()];
+    report_dns_queries(&records, [killed, down, restarted, up, end], &lbd);
+    // lbctl health shows the check (with the real's own address) and why
+    // the killed one went down.
+    let health = lbd.lbctl_ok(&["health"]).unwrap();
+    println!("{health}");
+    let check = format!("check: dns AAAA {TEST_NAME} = {}", lab.real_addr_v6(1));
+    assert!(
+        health.contains("ICMP port unreachable") && health.contains(&check),
+        "{health}"
+    );
+}
+
+#[test]
+fn a_hung_real_is_out_within_3s_under_load() {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(3)
+        .build()
+        .unwrap();
+    // The default timers; an HTTP check (a SIGSTOPped nginx's kernel still
+    // accepts connections, so a TCP check would pass).
+    let text = LabDaemon::config_text(&lab, 0, &[])
+        + &service_with_spares(&lab, "wlc", &[0, 1, 2], &[])
+        + "\n[service.check]\nkind = \"http\"\n";
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    for i in 0..3 {
+        wait_state(&lbd, &real(&lab, i), "up", PATIENCE);
+    }
+    // Open-loop load, 100 new connections a second, each waiting up to 5 s.
+    let vip = SocketAddr::from((VIP_V4, 80));
+    let clients = Clients::open_loop(lab.client_ns(0), vip, 100, Duration::from_secs(5)).unwrap();
+    clients
+        .wait_answer_after(std::time::Instant::now(), PATIENCE)
+        .unwrap();
+    let loaded = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let paused = std::time::Instant::now();
+    lab.real_pause(0).unwrap();
+    wait_state(&lbd, &real(&lab, 0), "down", PATIENCE);
+    let out = paused.elapsed();
+    let down = std::time::Instant::now();
+    println!("hung real out of rotation after {} ms", out.as_millis());
+    assert_within(
+        "hung real out of rotation",
+        out,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+    // Three seconds without it, then it resumes and comes back.
+    std::thread::sleep(Duration::from_secs(3));
+    let resumed = std::time::Instant::now();
+    lab.real_resume(0).unwrap();
+    let back = wait_state(&lbd, &real(&lab, 0), "up", PATIENCE);
+    println!("resumed real back after {} ms", back.as_millis());
+    std::thread::sleep(Duration::from_secs(1));
+    let records = clients.finish();
+    let end = std::time::Instant::now();
+    let before = lb_lab::requests::summarize(&records, loaded, paused);
+    let hanging = lb_lab::requests::summarize(&records, paused, down);
+    let without = lb_lab::requests::summarize(&records, down, resumed);
+    let after = lb_lab::requests::summarize(&records, resumed, end);
+    println!("requests before the pause: {before}");
+    println!("requests until it was out: {hanging}");
+    println!("requests while it was out: {without}");
+    println!("requests after it resumed: {after}");
+    let log = lbd.log();
+    assert!(before.clean(), "{before}\n{log}");
+    assert!(
+        without.clean(),
+        "new connections avoid the hung real: {without}\n{log}"
+    );
+    assert!(
+        log.contains("timed out after 800ms"),
+        "out by timeouts:\n{log}"
+    );
+}

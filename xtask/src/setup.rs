@@ -43,6 +43,9 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "ethtool",
     "curl",
+    // The DNS check's test: a real resolver in each real's namespace, and
+    // its own small UDP client.
+    "dnsmasq-base",
     // The status page's test renders it in a real headless browser.
     "chromium",
     // The package test: render the manual pages (`man -l`), load the bash

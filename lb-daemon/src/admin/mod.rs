@@ -222,6 +222,10 @@ pub struct ChangeResult {
 pub struct RealHealthStatus {
     pub service: String,
     pub real: String,
+    /// The check, e.g. `tcp`, `http GET /healthz`, `dns A www.example.com`
+    /// (empty from a daemon that does not say).
+    #[serde(default)]
+    pub check: String,
     /// `up` or `down`, as the data path uses it (damping applied).
     pub health: String,
     /// What the checks alone say.

@@ -162,6 +162,7 @@ fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
         .map(|s| RealHealthStatus {
             service: s.key.service.to_string(),
             real: s.key.real.to_string(),
+            check: s.check,
             health: s.health.label().into(),
             checks: s.checks.label().into(),
             streak: s.streak,

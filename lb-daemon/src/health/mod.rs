@@ -2,6 +2,7 @@
 //! themselves, and the up/down state machine.
 
 pub mod damping;
+pub mod dns;
 pub mod http;
 pub mod probe;
 pub mod scheduler;

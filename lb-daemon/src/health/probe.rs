@@ -1,5 +1,5 @@
-//! One probe of one real: TCP connect, HTTP(S) GET or a command, always
-//! within the check's timeout.
+//! One probe of one real: TCP connect, HTTP(S) GET, a command, a UDP
+//! exchange or a DNS query, always within the check's timeout.
 //!
 //! Probe sockets are closed with a reset (`SO_LINGER` 0), as `HAProxy` does:
 //! at 10,000 reals a second, closing normally would leave the checker's side
@@ -18,13 +18,14 @@ use std::{
 use rustls::pki_types::ServerName;
 use tokio::{
     io::AsyncReadExt,
-    net::TcpStream,
+    net::{TcpStream, UdpSocket},
     process::{Child, ChildStderr},
 };
 
 use super::{
+    dns,
     http::{self, printable},
-    spec::{CheckKind, CheckSpec, HttpCheck},
+    spec::{CheckKind, CheckSpec, DnsCheck, HttpCheck, UdpCheck},
     tls::TlsConfigs,
 };
 use crate::config::format_duration;
@@ -50,10 +51,12 @@ pub enum FailureReason {
     Exit,
     /// The command could not be started.
     Spawn,
+    /// A UDP or DNS reply other than expected (content, rcode, address).
+    Reply,
 }
 
 impl FailureReason {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Timeout,
         Self::Refused,
         Self::Reset,
@@ -63,6 +66,7 @@ impl FailureReason {
         Self::Tls,
         Self::Exit,
         Self::Spawn,
+        Self::Reply,
     ];
 
     #[must_use]
@@ -77,6 +81,7 @@ impl FailureReason {
             Self::Tls => "tls",
             Self::Exit => "exit",
             Self::Spawn => "spawn",
+            Self::Reply => "reply",
         }
     }
 }
@@ -252,6 +257,8 @@ pub async fn probe(
                 phase.set(Phase::Command);
                 command(program, args, real, addr).await
             }
+            CheckKind::Udp(check) => udp(check, addr, &phase).await,
+            CheckKind::Dns(check) => dns_query(check, addr, &phase).await,
         }
     };
     match tokio::time::timeout(spec.timeout, run).await {
@@ -275,6 +282,102 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, ProbeFailure> {
     // Close with RST: no TIME_WAIT on our side (see the module docs).
     let _ = stream.set_zero_linger();
     Ok(stream)
+}
+
+/// A UDP socket connected to `addr` (so an ICMP port unreachable comes
+/// back as `ECONNREFUSED`).
+async fn udp_socket(addr: SocketAddr) -> Result<UdpSocket, ProbeFailure> {
+    let any: SocketAddr = if addr.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(any)
+        .await
+        .map_err(|e| io_failure(Phase::Connect, &e))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| io_failure(Phase::Connect, &e))?;
+    Ok(socket)
+}
+
+/// A failed UDP send or receive; a refusal is the peer's ICMP port
+/// unreachable.
+fn udp_failure(phase: Phase, addr: SocketAddr, e: &io::Error) -> ProbeFailure {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        return ProbeFailure::new(
+            FailureReason::Refused,
+            format!(
+                "ICMP port unreachable: nothing listens on UDP port {}",
+                addr.port()
+            ),
+        );
+    }
+    io_failure(phase, e)
+}
+
+/// Largest reply read (a UDP datagram's maximum payload).
+const UDP_REPLY_MAX: usize = 65_536;
+
+/// Sends the payload; the first datagram back must contain `expect_reply`.
+async fn udp(check: &UdpCheck, addr: SocketAddr, phase: &PhaseCell) -> Result<(), ProbeFailure> {
+    let socket = udp_socket(addr).await?;
+    phase.set(Phase::Send);
+    socket
+        .send(check.payload.as_bytes())
+        .await
+        .map_err(|e| udp_failure(Phase::Send, addr, &e))?;
+    phase.set(Phase::Response);
+    let mut buf = vec![0_u8; UDP_REPLY_MAX];
+    let n = socket
+        .recv(&mut buf)
+        .await
+        .map_err(|e| udp_failure(Phase::Response, addr, &e))?;
+    let reply = &buf[..n];
+    match &check.expect_reply {
+        Some(want) if !contains(reply, want.as_bytes()) => Err(ProbeFailure::new(
+            FailureReason::Reply,
+            format!(
+                "reply does not contain {want:?}: {:?}",
+                printable(reply, 100)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Sends the query; datagrams that are not its answer are skipped.
+async fn dns_query(
+    check: &DnsCheck,
+    addr: SocketAddr,
+    phase: &PhaseCell,
+) -> Result<(), ProbeFailure> {
+    let id = dns::next_id();
+    let query = dns::query(id, check)?;
+    let socket = udp_socket(addr).await?;
+    phase.set(Phase::Send);
+    socket
+        .send(&query)
+        .await
+        .map_err(|e| udp_failure(Phase::Send, addr, &e))?;
+    phase.set(Phase::Response);
+    let mut buf = vec![0_u8; UDP_REPLY_MAX];
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .await
+            .map_err(|e| udp_failure(Phase::Response, addr, &e))?;
+        match dns::judge(id, check, &buf[..n]) {
+            dns::Verdict::NotOurs => {}
+            dns::Verdict::Pass => return Ok(()),
+            dns::Verdict::Fail(failure) => return Err(failure),
+        }
+    }
 }
 
 fn host_header(check: &HttpCheck, addr: SocketAddr, default_port: u16) -> String {
@@ -527,5 +630,102 @@ mod tests {
         let real: SocketAddr = "10.0.0.1:80".parse().unwrap();
         assert_eq!(check_addr(&spec, real), "10.0.0.1:8080".parse().unwrap());
         assert_eq!(check_addr(&CheckSpec::default(), real), real);
+    }
+
+    /// A UDP echo server on loopback that answers `answer(datagram)`.
+    fn udp_server(
+        v6: bool,
+        answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+    ) -> SocketAddr {
+        let socket = std::net::UdpSocket::bind(if v6 { "[::1]:0" } else { "127.0.0.1:0" }).unwrap();
+        let addr = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0_u8; 2048];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                if let Some(reply) = answer(&buf[..n]) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        });
+        addr
+    }
+
+    fn udp_spec(payload: &str, expect: Option<&str>) -> CheckSpec {
+        CheckSpec {
+            kind: CheckKind::Udp(UdpCheck {
+                payload: payload.into(),
+                expect_reply: expect.map(Into::into),
+            }),
+            timeout: Duration::from_millis(300),
+            ..CheckSpec::default()
+        }
+    }
+
+    async fn run(spec: &CheckSpec, addr: SocketAddr) -> Result<Duration, ProbeFailure> {
+        probe(spec, addr, &TlsConfigs::new().unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn udp_checks_over_ipv4_and_ipv6() {
+        for v6 in [false, true] {
+            let echo = udp_server(v6, |d| Some([b"pong: ", d].concat()));
+            run(&udp_spec("ping", None), echo).await.unwrap();
+            run(&udp_spec("ping", Some("pong")), echo).await.unwrap();
+            let f = run(&udp_spec("ping", Some("PONG")), echo)
+                .await
+                .unwrap_err();
+            assert_eq!(f.reason, FailureReason::Reply, "{f}");
+            assert!(f.detail.contains("pong: ping"), "{f}");
+            // A server that says nothing: timeout.
+            let mute = udp_server(v6, |_| None);
+            let f = run(&udp_spec("ping", None), mute).await.unwrap_err();
+            assert_eq!(f.reason, FailureReason::Timeout, "{f}");
+            assert_eq!(f.detail, "timed out after 300ms (waiting for the response)");
+            // Nothing listening: the ICMP port unreachable fails at once.
+            let closed = {
+                let s =
+                    std::net::UdpSocket::bind(if v6 { "[::1]:0" } else { "127.0.0.1:0" }).unwrap();
+                s.local_addr().unwrap()
+            };
+            let f = run(&udp_spec("ping", None), closed).await.unwrap_err();
+            assert_eq!(f.reason, FailureReason::Refused, "{f}");
+            assert!(f.detail.contains("ICMP port unreachable"), "{f}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dns_checks_skip_stray_datagrams() {
+        use simple_dns::Packet;
+        // Answers every query: NOERROR, NXDOMAIN for "missing.test".
+        let server = udp_server(false, |q| {
+            let query = Packet::parse(q).ok()?;
+            let mut reply = Packet::new_reply(query.id());
+            if query.questions[0].qname.to_string() == "missing.test" {
+                *reply.rcode_mut() = simple_dns::RCODE::NameError;
+            }
+            Some(reply.build_bytes_vec().unwrap())
+        });
+        let spec = |name: &str| CheckSpec {
+            kind: CheckKind::Dns(DnsCheck {
+                name: name.into(),
+                qtype: dns::TYPE_A,
+                rcode: 0,
+                expect_address: None,
+            }),
+            timeout: Duration::from_millis(300),
+            ..CheckSpec::default()
+        };
+        run(&spec("present.test"), server).await.unwrap();
+        let f = run(&spec("missing.test"), server).await.unwrap_err();
+        assert_eq!(f.reason, FailureReason::Reply, "{f}");
+        assert!(f.detail.contains("NXDOMAIN"), "{f}");
+        // Only answers with another id (stray datagrams): skipped, so a
+        // timeout, not a pass.
+        let liar = udp_server(false, |q| {
+            let id = u16::from_be_bytes([q[0], q[1]]).wrapping_add(1);
+            Some(simple_dns::Packet::new_reply(id).build_bytes_vec().unwrap())
+        });
+        let f = run(&spec("present.test"), liar).await.unwrap_err();
+        assert_eq!(f.reason, FailureReason::Timeout, "{f}");
     }
 }

@@ -1,6 +1,7 @@
 //! Who is checked when: one tokio task per checked real, each probing at
-//! its own `interval` (or `fast_interval` while a transition is pending,
-//! see [`state`](super::state)), with a semaphore bounding the probes in
+//! its own `interval` (or `fast_interval` while a transition is pending or
+//! a probe is unanswered, with up to `fall` probes in flight, see
+//! [`state`](super::state)), with a semaphore bounding the probes in
 //! flight. Each real's first probe is delayed by a fixed offset in
 //! `[0, interval)` derived from a hash of its key, so 10,000 reals added at
 //! once are spread over the interval instead of probed together, and the
@@ -27,7 +28,7 @@ use super::{
     damping::{Damping, DampingState},
     probe::{ProbeFailure, probe},
     spec::{CheckKind, CheckSpec},
-    state::{Health, HealthState, History, HistoryEntry, Transition, next_probe, period},
+    state::{Health, HealthState, History, HistoryEntry, Pacer, Transition, period},
     tls::TlsConfigs,
 };
 
@@ -77,6 +78,8 @@ pub struct LastProbe {
 pub struct TargetStatus {
     pub key: RealKey,
     pub addr: SocketAddr,
+    /// The check, in words ([`CheckKind::describe`]).
+    pub check: String,
     /// The health the data path uses (damping applied).
     pub health: Health,
     /// The health by the checks alone (rise/fall).
@@ -297,6 +300,7 @@ impl Checker {
                 TargetStatus {
                     key: *key,
                     addr: slot.addr,
+                    check: slot.spec.kind.describe(),
                     health: shared.health,
                     checks: shared.state.health(),
                     streak: shared.state.streak(),
@@ -487,7 +491,23 @@ pub fn first_offset(key: &RealKey, interval: Duration) -> Duration {
     Duration::from_nanos(hash % nanos)
 }
 
-/// The probe loop of one real.
+/// A probe's result, how long it took and when it ended.
+type Outcome = (
+    Result<Duration, ProbeFailure>,
+    Duration,
+    tokio::time::Instant,
+);
+
+/// Sleeps until `due`, or forever.
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The probe loop of one real: starts its probes when its [`Pacer`] says
+/// (several may be in flight) and takes their results in order.
 async fn run(
     ctx: Arc<Context>,
     key: RealKey,
@@ -496,34 +516,65 @@ async fn run(
     shared: Arc<Mutex<Shared>>,
     generation: u64,
 ) {
-    let mut due = tokio::time::Instant::now() + first_offset(&key, spec.interval);
+    let first = tokio::time::Instant::now() + first_offset(&key, spec.interval);
+    let mut pacer: Pacer<tokio::time::Instant, Outcome> = Pacer::new(first);
+    // Dropped with this task (the real's check changed or it was removed):
+    // its probes are aborted too.
+    let mut probes = tokio::task::JoinSet::new();
     loop {
-        tokio::time::sleep_until(due).await;
-        let Ok(permit) = ctx.semaphore.acquire().await else {
-            return;
-        };
-        let started = tokio::time::Instant::now();
-        let result = probe(&spec, addr, &ctx.tls).await;
-        drop(permit);
-        let finished = tokio::time::Instant::now();
-        let damping = *lock(&ctx.damping);
-        let (mut event, period) = {
-            let mut shared = lock(&shared);
+        let due = {
+            let shared = lock(&shared);
             if shared.generation != generation {
                 return;
             }
-            shared.apply(
-                &key,
-                &spec,
-                result,
-                finished.into_std(),
-                SystemTime::now(),
-                damping,
-            )
+            pacer.due(&shared.state, &spec)
         };
-        event.took = finished - started;
-        (ctx.sink)(event);
-        due = next_probe(due, finished, period);
+        tokio::select! {
+            () = sleep_until(due) => {
+                let Some(due) = due else { continue };
+                let seq = pacer.start(due, tokio::time::Instant::now(), &spec);
+                let (ctx, spec) = (ctx.clone(), spec.clone());
+                probes.spawn(async move {
+                    let Ok(permit) = ctx.semaphore.acquire().await else {
+                        return (seq, None);
+                    };
+                    let started = tokio::time::Instant::now();
+                    let result = probe(&spec, addr, &ctx.tls).await;
+                    drop(permit);
+                    let finished = tokio::time::Instant::now();
+                    (seq, Some((result, finished - started, finished)))
+                });
+            }
+            Some(joined) = probes.join_next() => {
+                let Ok((seq, Some(outcome))) = joined else {
+                    return;
+                };
+                for (result, took, finished) in pacer.finish(seq, outcome) {
+                    let damping = *lock(&ctx.damping);
+                    let mut event = {
+                        let mut shared = lock(&shared);
+                        if shared.generation != generation {
+                            return;
+                        }
+                        let ok = result.is_ok();
+                        let (event, _) = shared.apply(
+                            &key,
+                            &spec,
+                            result,
+                            finished.into_std(),
+                            SystemTime::now(),
+                            damping,
+                        );
+                        if ok && !shared.state.pending() {
+                            pacer.calm();
+                        }
+                        event
+                    };
+                    event.took = took;
+                    (ctx.sink)(event);
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! table (with a real's overrides applied). Shared by the config parser,
 //! which builds it, and the checker, which runs it.
 
-use std::{path::PathBuf, time::Duration};
+use std::{fmt::Write as _, net::IpAddr, path::PathBuf, time::Duration};
 
 /// How a real is probed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,61 @@ pub enum CheckKind {
     /// A program run with the real's address in its environment
     /// (`LB_REAL_ADDR`, `LB_REAL_PORT`); exit 0 = healthy. Never via a shell.
     Command { program: PathBuf, args: Vec<String> },
+    /// A UDP datagram gets a reply (an ICMP port unreachable or no reply
+    /// within the timeout fails).
+    Udp(UdpCheck),
+    /// A DNS query over UDP gets an answer with the expected rcode (and
+    /// address).
+    Dns(DnsCheck),
+}
+
+impl CheckKind {
+    /// One line for `lbctl health`: `tcp`, `http GET /healthz`,
+    /// `dns AAAA www.example.com`, …
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::None => "none".to_owned(),
+            Self::Tcp => "tcp".to_owned(),
+            Self::Http(h) => format!("http GET {}", h.path),
+            Self::Https(h) => format!("https GET {}", h.path),
+            Self::Command { program, .. } => format!("command {}", program.display()),
+            Self::Udp(u) => match &u.expect_reply {
+                Some(reply) => format!("udp (reply with {reply:?})"),
+                None => "udp".to_owned(),
+            },
+            Self::Dns(d) => {
+                let mut text = format!("dns {} {}", super::dns::type_name(d.qtype), d.name);
+                if d.rcode != 0 {
+                    let _ = write!(text, " {}", super::dns::rcode_name(d.rcode));
+                }
+                if let Some(addr) = d.expect_address {
+                    let _ = write!(text, " = {addr}");
+                }
+                text
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpCheck {
+    /// What is sent (the text's UTF-8 bytes).
+    pub payload: String,
+    /// A substring the reply must contain; `None`: any reply passes.
+    pub expect_reply: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsCheck {
+    /// The name queried (without a trailing dot).
+    pub name: String,
+    /// The query type's code (1 = A, 28 = AAAA, …; see `health::dns`).
+    pub qtype: u16,
+    /// The response code expected; default 0 (NOERROR).
+    pub rcode: u8,
+    /// An address one of the answers must hold (an A or AAAA query).
+    pub expect_address: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,12 +105,13 @@ impl HttpCheck {
     }
 }
 
-/// Defaults that take a dead real out within 3 s and bring a recovered one
-/// in within 2 s without flapping on a single lost probe: a probe every
-/// second, and while a transition is pending (some successes toward `rise`
-/// or failures toward `fall`) the next one after `fast_interval`.
+/// Defaults that take a dead or hung real out within 3 s and bring a
+/// recovered one in within 2 s without flapping on a single lost probe: a
+/// probe every second, and while a transition is pending (some successes
+/// toward `rise` or failures toward `fall`) or a probe is unanswered the
+/// next one after `fast_interval` (see `state`).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-pub const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(150);
+pub const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(800);
 pub const DEFAULT_RISE: u32 = 2;
 pub const DEFAULT_FALL: u32 = 10;
@@ -86,5 +142,46 @@ impl Default for CheckSpec {
             rise: DEFAULT_RISE,
             fall: DEFAULT_FALL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_describe_themselves() {
+        assert_eq!(CheckKind::Tcp.describe(), "tcp");
+        assert_eq!(
+            CheckKind::Http(HttpCheck::get("/healthz")).describe(),
+            "http GET /healthz"
+        );
+        assert_eq!(
+            CheckKind::Udp(UdpCheck {
+                payload: "ping".into(),
+                expect_reply: Some("pong".into()),
+            })
+            .describe(),
+            "udp (reply with \"pong\")"
+        );
+        let dns = DnsCheck {
+            name: "svc.lab.test".into(),
+            qtype: 28,
+            rcode: 0,
+            expect_address: Some("fd00::1".parse().unwrap()),
+        };
+        assert_eq!(
+            CheckKind::Dns(dns.clone()).describe(),
+            "dns AAAA svc.lab.test = fd00::1"
+        );
+        let nx = DnsCheck {
+            rcode: 3,
+            expect_address: None,
+            ..dns
+        };
+        assert_eq!(
+            CheckKind::Dns(nx).describe(),
+            "dns AAAA svc.lab.test NXDOMAIN"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
-    address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage},
+    address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo},
 };
 
 use super::{Netlink, NetlinkError};
@@ -114,6 +114,18 @@ fn address_message(ifindex: u32, addr: IpAddr, prefix_len: u8, add: bool) -> Add
         message
             .attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        // Deprecated (preferred lifetime 0, valid forever), like `ip
+        // address add ... preferred_lft 0`: still accepted as a
+        // destination, never picked as a source. Otherwise the director's
+        // own connections to a real in the VIP's prefix (health checks)
+        // leave from the /128 VIP, whose longer match wins source
+        // selection, and the real answers the VIP on its own `lo`.
+        let mut lifetimes = CacheInfo::default();
+        lifetimes.ifa_preferred = 0;
+        lifetimes.ifa_valid = u32::MAX;
+        message
+            .attributes
+            .push(AddressAttribute::CacheInfo(lifetimes));
     }
     message
 }
@@ -133,6 +145,11 @@ mod tests {
             m.attributes
                 .contains(&AddressAttribute::Flags(AddressFlags::Nodad))
         );
+        // Deprecated: never a source address.
+        assert!(m.attributes.iter().any(|a| matches!(
+            a,
+            AddressAttribute::CacheInfo(c) if c.ifa_preferred == 0 && c.ifa_valid == u32::MAX
+        )));
         let v4 = address_message(4, "10.0.0.1".parse().unwrap(), 32, true);
         assert_eq!(v4.header.family, AddressFamily::Inet);
         assert!(

@@ -101,6 +101,9 @@ pub fn health(reals: &[RealHealthStatus]) -> String {
             r.streak,
             r.last_probe.as_deref().unwrap_or("-")
         );
+        if !r.check.is_empty() {
+            let _ = writeln!(out, "    check: {}", r.check);
+        }
         if let Some(held) = r.held_for_seconds {
             let _ = writeln!(
                 out,

@@ -1,14 +1,16 @@
 //! Merging a real's check table over its service's, and what only the
 //! merged check can tell.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::super::super::duration::format_duration;
 use super::super::super::errors::Checker;
 use super::{CheckTable, Kind, Slot, kinds_taking};
+use crate::health::dns;
 use crate::health::spec::{
     CheckKind, CheckSpec, DEFAULT_FALL, DEFAULT_FAST_INTERVAL, DEFAULT_INTERVAL, DEFAULT_RISE,
-    DEFAULT_TIMEOUT, HttpCheck,
+    DEFAULT_TIMEOUT, DnsCheck, HttpCheck, UdpCheck,
 };
 
 /// Where a merged check value comes from, for messages.
@@ -47,6 +49,18 @@ fn pick<'t, T>(
     }
 }
 
+/// [`pick`] of the field `$field` of `$own` over `$inherited`'s.
+macro_rules! pick {
+    ($kind:expr, $own:expr, $inherited:expr, $field:ident) => {
+        pick(
+            $kind,
+            stringify!($field).trim_end_matches('_'),
+            &$own.$field,
+            $inherited.map(|t| &t.$field),
+        )
+    };
+}
+
 impl Checker<'_> {
     /// Merges `own` over `inherited` (the service's table when `own` is a
     /// real's), checks what only the merged check can tell and builds it.
@@ -73,16 +87,8 @@ impl Checker<'_> {
                 ..CheckSpec::default()
             });
         }
-        macro_rules! pick {
-            ($field:ident) => {
-                pick(
-                    kind,
-                    stringify!($field).trim_end_matches('_'),
-                    &own.$field,
-                    inherited.map(|t| &t.$field),
-                )
-            };
-        }
+        let datagram = self.datagram_kind(own, inherited, kind, kind_origin);
+        valid &= datagram.is_ok();
         let (
             Ok(port),
             Ok(interval),
@@ -96,17 +102,17 @@ impl Checker<'_> {
             Ok(verify_tls),
             Ok(command),
         ) = (
-            pick!(port),
-            pick!(interval),
-            pick!(timeout),
-            pick!(rise),
-            pick!(fall),
-            pick!(path_),
-            pick!(host),
-            pick!(expect_status),
-            pick!(expect_body),
-            pick!(verify_tls),
-            pick!(command),
+            pick!(kind, own, inherited, port),
+            pick!(kind, own, inherited, interval),
+            pick!(kind, own, inherited, timeout),
+            pick!(kind, own, inherited, rise),
+            pick!(kind, own, inherited, fall),
+            pick!(kind, own, inherited, path_),
+            pick!(kind, own, inherited, host),
+            pick!(kind, own, inherited, expect_status),
+            pick!(kind, own, inherited, expect_body),
+            pick!(kind, own, inherited, verify_tls),
+            pick!(kind, own, inherited, command),
         )
         else {
             return None;
@@ -122,7 +128,13 @@ impl Checker<'_> {
             valid = false;
         }
         if kind == Kind::Command && command.is_none() {
-            self.missing_command(own, kind_origin);
+            self.missing(
+                own,
+                kind_origin,
+                "command",
+                "a command check runs a program, given as its absolute path and arguments, \
+                 e.g. command = [\"/usr/local/bin/check\", \"--quick\"]",
+            );
             valid = false;
         }
         if !valid {
@@ -147,6 +159,7 @@ impl Checker<'_> {
                     args: args.clone(),
                 }
             }
+            Kind::Udp | Kind::Dns => datagram.ok()??,
         };
         Some(CheckSpec {
             kind,
@@ -159,18 +172,112 @@ impl Checker<'_> {
         })
     }
 
-    /// Reports a command check without `command` at the table that asks for
-    /// it (when the kind is inherited, the service's table has the error).
-    fn missing_command(&mut self, own: &CheckTable, kind_origin: Origin) {
+    /// The udp or dns check of a merged table (`Ok(None)` for the other
+    /// kinds); `Err` when it is not valid (the errors are recorded).
+    fn datagram_kind(
+        &mut self,
+        own: &CheckTable,
+        inherited: Option<&CheckTable>,
+        kind: Kind,
+        kind_origin: Origin,
+    ) -> Result<Option<CheckKind>, ()> {
+        let payload = pick!(kind, own, inherited, payload)?;
+        let expect_reply = pick!(kind, own, inherited, expect_reply)?;
+        let query_name = pick!(kind, own, inherited, query_name)?;
+        let query_type = pick!(kind, own, inherited, query_type)?;
+        let expect_rcode = pick!(kind, own, inherited, expect_rcode)?;
+        let expect_address = pick!(kind, own, inherited, expect_address)?;
+        match kind {
+            Kind::Udp => {
+                let Some((payload, ..)) = payload else {
+                    self.missing(
+                        own,
+                        kind_origin,
+                        "payload",
+                        "a udp check sends it and waits for a reply, e.g. payload = \"ping\\n\"",
+                    );
+                    return Err(());
+                };
+                Ok(Some(CheckKind::Udp(UdpCheck {
+                    payload: payload.clone(),
+                    expect_reply: expect_reply.map(|(r, ..)| r.clone()),
+                })))
+            }
+            Kind::Dns => {
+                let qtype =
+                    query_type.map_or((dns::TYPE_A, Origin::Default, 0), |(t, o, at)| (*t, o, at));
+                let fits = expect_address
+                    .is_none_or(|(a, o, at)| self.address_fits_type(own, (*a, o, at), qtype));
+                let Some((name, ..)) = query_name else {
+                    self.missing(
+                        own,
+                        kind_origin,
+                        "query_name",
+                        "a dns check asks for this name, e.g. query_name = \"www.example.com\"",
+                    );
+                    return Err(());
+                };
+                if !fits {
+                    return Err(());
+                }
+                Ok(Some(CheckKind::Dns(DnsCheck {
+                    name: name.clone(),
+                    qtype: qtype.0,
+                    rcode: expect_rcode.map_or(0, |(r, ..)| *r),
+                    expect_address: expect_address.map(|(a, ..)| *a),
+                })))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Reports a check without a field its kind requires at the table
+    /// that asks for the kind (when the kind is inherited, the service's
+    /// table has the error).
+    fn missing(&mut self, own: &CheckTable, kind_origin: Origin, key: &str, why: &str) {
         if kind_origin == Origin::Own {
             self.error(
                 own.at,
-                format!("{}.command", own.path),
-                "missing required field `command` (a command check runs a program, given as \
-                 its absolute path and arguments, e.g. \
-                 command = [\"/usr/local/bin/check\", \"--quick\"])",
+                format!("{}.{key}", own.path),
+                format!("missing required field `{key}` ({why})"),
             );
         }
+    }
+
+    /// Whether a dns check's `expect_address` can be in an answer to its
+    /// query type (an IPv4 address for A, IPv6 for AAAA); reports it at
+    /// the one of the two written in `own` (if neither is, the service's
+    /// table has the error).
+    fn address_fits_type(
+        &mut self,
+        own: &CheckTable,
+        addr: (IpAddr, Origin, usize),
+        qtype: (u16, Origin, usize),
+    ) -> bool {
+        let fits = match qtype.0 {
+            dns::TYPE_A => addr.0.is_ipv4(),
+            dns::TYPE_AAAA => addr.0.is_ipv6(),
+            _ => false,
+        };
+        if fits {
+            return true;
+        }
+        let want = match qtype.0 {
+            dns::TYPE_A => "an IPv4 address",
+            dns::TYPE_AAAA => "an IPv6 address",
+            _ => "no address (only A and AAAA answers hold one)",
+        };
+        let message = format!(
+            "expect_address {} cannot be in the answer to a {} query, which holds {want}",
+            addr.0,
+            dns::type_name(qtype.0)
+        );
+        if addr.1 == Origin::Own {
+            self.error(addr.2, format!("{}.expect_address", own.path), message);
+        } else if qtype.1 == Origin::Own {
+            self.error(qtype.2, format!("{}.query_type", own.path), message);
+        }
+        false
     }
 
     /// Whether every field written in `own` applies to the merged `kind`;

@@ -16,6 +16,7 @@ mod tests;
 mod values;
 mod write;
 
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +57,12 @@ struct RawCheck {
     expect_body: Option<Text>,
     verify_tls: Option<Bool>,
     command: Option<Spanned<Vec<Text>>>,
+    payload: Option<Text>,
+    expect_reply: Option<Text>,
+    query_name: Option<Text>,
+    query_type: Option<Text>,
+    expect_rcode: Option<Text>,
+    expect_address: Option<Text>,
 }
 
 /// A check's `kind` as written.
@@ -66,15 +73,19 @@ pub(super) enum Kind {
     Http,
     Https,
     Command,
+    Udp,
+    Dns,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 7] = [
         Kind::None,
         Kind::Tcp,
         Kind::Http,
         Kind::Https,
         Kind::Command,
+        Kind::Udp,
+        Kind::Dns,
     ];
 
     fn name(self) -> &'static str {
@@ -84,6 +95,8 @@ impl Kind {
             Kind::Http => "http",
             Kind::Https => "https",
             Kind::Command => "command",
+            Kind::Udp => "udp",
+            Kind::Dns => "dns",
         }
     }
 
@@ -97,6 +110,8 @@ impl Kind {
             }
             "verify_tls" => self == Kind::Https,
             "command" => self == Kind::Command,
+            "payload" | "expect_reply" => self == Kind::Udp,
+            "query_name" | "query_type" | "expect_rcode" | "expect_address" => self == Kind::Dns,
             _ => true,
         }
     }
@@ -108,6 +123,8 @@ fn kinds_taking(key: &str) -> &'static str {
         "path" | "host" | "expect_status" | "expect_body" => "http and https checks",
         "verify_tls" => "https checks",
         "command" => "command checks",
+        "payload" | "expect_reply" => "udp checks",
+        "query_name" | "query_type" | "expect_rcode" | "expect_address" => "dns checks",
         _ => "every kind but \"none\"",
     }
 }
@@ -160,6 +177,12 @@ pub(super) struct CheckTable {
     expect_body: Slot<String>,
     verify_tls: Slot<bool>,
     command: Slot<(PathBuf, Vec<String>)>,
+    payload: Slot<String>,
+    expect_reply: Slot<String>,
+    query_name: Slot<String>,
+    query_type: Slot<u16>,
+    expect_rcode: Slot<u8>,
+    expect_address: Slot<IpAddr>,
 }
 
 impl CheckTable {
@@ -184,6 +207,12 @@ impl CheckTable {
             ("expect_body", at(&self.expect_body)),
             ("verify_tls", at(&self.verify_tls)),
             ("command", at(&self.command)),
+            ("payload", at(&self.payload)),
+            ("expect_reply", at(&self.expect_reply)),
+            ("query_name", at(&self.query_name)),
+            ("query_type", at(&self.query_type)),
+            ("expect_rcode", at(&self.expect_rcode)),
+            ("expect_address", at(&self.expect_address)),
         ]
         .into_iter()
         .filter_map(|(key, offset)| Some((key, offset?)))
@@ -236,7 +265,7 @@ impl Checker<'_> {
                     field("kind"),
                     format!(
                         "unknown check kind {name:?} (expected \"none\", \"tcp\", \"http\", \
-                         \"https\" or \"command\")"
+                         \"https\", \"command\", \"udp\" or \"dns\")"
                     ),
                 );
             }
@@ -268,6 +297,24 @@ impl Checker<'_> {
         table.verify_tls = Slot::read(raw.verify_tls.as_ref(), |b| Some(*b.get_ref()));
         table.command = Slot::read(raw.command.as_ref(), |list| {
             self.command(&field("command"), list)
+        });
+        table.payload = Slot::read(raw.payload.as_ref(), |text| {
+            self.datagram_text(&field("payload"), text)
+        });
+        table.expect_reply = Slot::read(raw.expect_reply.as_ref(), |text| {
+            self.datagram_text(&field("expect_reply"), text)
+        });
+        table.query_name = Slot::read(raw.query_name.as_ref(), |text| {
+            self.query_name(&field("query_name"), text)
+        });
+        table.query_type = Slot::read(raw.query_type.as_ref(), |text| {
+            self.query_type(&field("query_type"), text)
+        });
+        table.expect_rcode = Slot::read(raw.expect_rcode.as_ref(), |text| {
+            self.expect_rcode(&field("expect_rcode"), text)
+        });
+        table.expect_address = Slot::read(raw.expect_address.as_ref(), |text| {
+            self.expect_address(&field("expect_address"), text)
         });
         table
     }

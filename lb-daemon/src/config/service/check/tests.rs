@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::service::tests::service;
 use crate::config::tests::{errors, ok};
-use crate::health::spec::{CheckKind, CheckSpec, HttpCheck};
+use crate::health::spec::{CheckKind, CheckSpec, DnsCheck, HttpCheck, UdpCheck};
 
 #[test]
 fn check_kinds() {
@@ -293,4 +293,128 @@ check = { fall = 0 }
             "service[0].real[0].check.fall",
         ]
     );
+}
+
+#[test]
+fn udp_and_dns_checks() {
+    let check = |table: &str| {
+        ok(&service(&format!("[service.check]\n{table}"))).services[0]
+            .check
+            .clone()
+    };
+    assert_eq!(
+        check("kind = \"udp\"\npayload = \"ping\\n\"\nexpect_reply = \"pong\"\n").kind,
+        CheckKind::Udp(UdpCheck {
+            payload: "ping\n".into(),
+            expect_reply: Some("pong".into()),
+        })
+    );
+    assert_eq!(
+        check("kind = \"dns\"\nquery_name = \"www.example.com.\"\n").kind,
+        CheckKind::Dns(DnsCheck {
+            name: "www.example.com".into(),
+            qtype: 1,
+            rcode: 0,
+            expect_address: None,
+        })
+    );
+    assert_eq!(
+        check(
+            "kind = \"dns\"\nquery_name = \"v6.test\"\nquery_type = \"aaaa\"\n\
+             expect_rcode = \"NXDOMAIN\"\nexpect_address = \"fd00::1\"\n"
+        )
+        .kind,
+        CheckKind::Dns(DnsCheck {
+            name: "v6.test".into(),
+            qtype: 28,
+            rcode: 3,
+            expect_address: Some("fd00::1".parse().unwrap()),
+        })
+    );
+    // A real inherits the service's dns fields and overrides some.
+    let c = ok(&service(
+        "[service.check]\nkind = \"dns\"\nquery_name = \"a.test\"\n[[service.real]]\naddress = \"10.0.0.1\"\ncheck = { query_type = \"TXT\" }\n[[service.real]]\naddress = \"10.0.0.2\"\ncheck = { kind = \"udp\", payload = \"x\" }\n",
+    ));
+    let reals = &c.services[0].reals;
+    assert_eq!(
+        reals[0].check.as_ref().map(|c| c.kind.clone()),
+        Some(CheckKind::Dns(DnsCheck {
+            name: "a.test".into(),
+            qtype: 16,
+            rcode: 0,
+            expect_address: None,
+        }))
+    );
+    assert!(matches!(
+        reals[1].check.as_ref().map(|c| &c.kind),
+        Some(CheckKind::Udp(_))
+    ));
+}
+
+#[test]
+fn udp_and_dns_errors_name_the_line_and_field() {
+    let (at, messages) = located(&service(
+        "[service.check]\nkind = \"dns\"\nquery_type = \"AXFR\"\nexpect_rcode = \"OOPS\"\n",
+    ));
+    assert_eq!(
+        at,
+        [
+            (8, "service[0].check.query_type".to_owned()),
+            (9, "service[0].check.expect_rcode".to_owned()),
+        ]
+    );
+    assert!(
+        messages[0].contains("unknown query type \"AXFR\""),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("unknown response code \"OOPS\""),
+        "{messages:?}"
+    );
+    // Missing name, and missing payload.
+    let (at, messages) = located(&service("[service.check]\nkind = \"dns\"\n"));
+    assert_eq!(at, [(6, "service[0].check.query_name".to_owned())]);
+    assert!(messages[0].contains("missing required field `query_name`"));
+    let (at, messages) = located(&service(
+        "[[service.real]]\naddress = \"10.0.0.1\"\ncheck = { kind = \"udp\" }\n",
+    ));
+    assert_eq!(at, [(8, "service[0].real[0].check.payload".to_owned())]);
+    assert!(messages[0].contains("missing required field `payload`"));
+    // Bad values.
+    let (at, _) = located(&service(
+        "[service.check]\nkind = \"dns\"\nquery_name = \"a..b\"\nexpect_address = \"nope\"\n",
+    ));
+    assert_eq!(
+        at,
+        [
+            (8, "service[0].check.query_name".to_owned()),
+            (9, "service[0].check.expect_address".to_owned()),
+        ]
+    );
+    // An IPv6 address for an A query, written in a real over the service's
+    // type; and a real's AAAA type under the service's IPv4 address.
+    let (at, messages) = located(&service(
+        "[service.check]\nkind = \"dns\"\nquery_name = \"a.test\"\nexpect_address = \"10.0.0.9\"\n[[service.real]]\naddress = \"10.0.0.1\"\ncheck = { expect_address = \"fd00::9\" }\n[[service.real]]\naddress = \"10.0.0.2\"\ncheck = { query_type = \"AAAA\" }\n",
+    ));
+    assert_eq!(
+        at,
+        [
+            (12, "service[0].real[0].check.expect_address".to_owned()),
+            (15, "service[0].real[1].check.query_type".to_owned()),
+        ]
+    );
+    assert!(
+        messages[0].contains("cannot be in the answer to a A query, which holds an IPv4"),
+        "{messages:?}"
+    );
+    // Fields of one kind in another.
+    let (at, messages) = located(&service(
+        "[service.check]\nkind = \"udp\"\npayload = \"x\"\nquery_name = \"a.test\"\n",
+    ));
+    assert_eq!(at, [(9, "service[0].check.query_name".to_owned())]);
+    assert!(messages[0].contains("it is for dns checks"), "{messages:?}");
+    let (at, _) = located(&service(
+        "[service.check]\nkind = \"udp\"\npayload = \"\"\n",
+    ));
+    assert_eq!(at, [(8, "service[0].check.payload".to_owned())]);
 }

@@ -1,6 +1,7 @@
 //! The values of a check table that need more than a type: the HTTP
 //! request path, `Host`, expected statuses and body, and the command.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use toml::Spanned;
@@ -8,11 +9,99 @@ use toml::Spanned;
 use super::super::super::errors::Checker;
 use super::super::super::values::{Int, Text};
 use super::STATUS_RANGE;
+use crate::health::dns;
+
+/// Longest UDP `payload` and `expect_reply`: what fits in one datagram
+/// without fragmentation on any usual link.
+const MAX_DATAGRAM_TEXT: usize = 1400;
 
 /// Longest `expect_body`: the checker looks at the first 64 KiB of a body.
 const MAX_EXPECT_BODY: usize = 65_536;
 
 impl Checker<'_> {
+    /// A UDP check's `payload` or `expect_reply`: not empty, one datagram.
+    pub(super) fn datagram_text(&mut self, field: &str, text: &Text) -> Option<String> {
+        let value = text.get_ref();
+        let problem = if value.is_empty() {
+            "must not be empty".to_owned()
+        } else if value.len() > MAX_DATAGRAM_TEXT {
+            format!(
+                "is {} bytes long (at most {MAX_DATAGRAM_TEXT}: one unfragmented datagram)",
+                value.len()
+            )
+        } else {
+            return Some(value.clone());
+        };
+        self.error(text.span().start, field, problem);
+        None
+    }
+
+    /// A DNS check's `query_name`.
+    pub(super) fn query_name(&mut self, field: &str, text: &Text) -> Option<String> {
+        let name = text.get_ref();
+        match dns::check_name(name) {
+            Ok(()) => Some(name.strip_suffix('.').unwrap_or(name).to_owned()),
+            Err(problem) => {
+                self.error(
+                    text.span().start,
+                    field,
+                    format!("{name:?} is not a DNS name: it {problem}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A DNS check's `query_type`, by name.
+    pub(super) fn query_type(&mut self, field: &str, text: &Text) -> Option<u16> {
+        let name = text.get_ref();
+        let code = dns::type_code(name);
+        if code.is_none() {
+            let known: Vec<&str> = dns::TYPES.iter().map(|(n, _)| *n).collect();
+            self.error(
+                text.span().start,
+                field,
+                format!(
+                    "unknown query type {name:?} (expected one of {})",
+                    known.join(", ")
+                ),
+            );
+        }
+        code
+    }
+
+    /// A DNS check's `expect_rcode`, by name.
+    pub(super) fn expect_rcode(&mut self, field: &str, text: &Text) -> Option<u8> {
+        let name = text.get_ref();
+        let code = dns::rcode_code(name);
+        if code.is_none() {
+            let known: Vec<&str> = dns::RCODES.iter().map(|(n, _)| *n).collect();
+            self.error(
+                text.span().start,
+                field,
+                format!(
+                    "unknown response code {name:?} (expected one of {})",
+                    known.join(", ")
+                ),
+            );
+        }
+        code
+    }
+
+    /// A DNS check's `expect_address`: an IPv4 or IPv6 address.
+    pub(super) fn expect_address(&mut self, field: &str, text: &Text) -> Option<IpAddr> {
+        let value = text.get_ref();
+        let addr = value.parse::<IpAddr>().ok();
+        if addr.is_none() {
+            self.error(
+                text.span().start,
+                field,
+                format!("{value:?} is not an IPv4 or IPv6 address"),
+            );
+        }
+        addr
+    }
+
     /// `expect_body`: not empty, and within what the checker searches.
     pub(super) fn expect_body(&mut self, field: &str, text: &Text) -> Option<String> {
         let body = text.get_ref();

@@ -4,14 +4,16 @@
 use toml_edit::{Array, Table, value};
 
 use super::super::super::duration::format_duration;
+use crate::health::dns;
 use crate::health::spec::{CheckKind, CheckSpec, HttpCheck};
 
 /// The `check` table that makes `spec` when read over `base` (what a field
 /// left out stands for: the defaults for `[service.check]`, the service's
 /// check for a real's). With `base` `None` every field that applies to the
 /// kind is written. `fast_interval` is not written (the parser derives it
-/// from `interval`), nor an unset `port`, `host` or `expect_body` (which
-/// a table cannot say over a base that sets them).
+/// from `interval`), nor an unset `port`, `host`, `expect_body`,
+/// `expect_reply` or `expect_address` (which a table cannot say over a
+/// base that sets them).
 pub(in crate::config) fn check_table(spec: &CheckSpec, base: Option<&CheckSpec>) -> Table {
     fn http(kind: &CheckKind) -> Option<&HttpCheck> {
         match kind {
@@ -26,6 +28,8 @@ pub(in crate::config) fn check_table(spec: &CheckSpec, base: Option<&CheckSpec>)
         CheckKind::Http(_) => "http",
         CheckKind::Https(_) => "https",
         CheckKind::Command { .. } => "command",
+        CheckKind::Udp(_) => "udp",
+        CheckKind::Dns(_) => "dns",
     };
     if base.is_none_or(|b| kind_name(&b.kind) != kind_name(&spec.kind)) {
         table.insert("kind", value(kind_name(&spec.kind)));
@@ -91,5 +95,54 @@ pub(in crate::config) fn check_table(spec: &CheckSpec, base: Option<&CheckSpec>)
             std::iter::once(program.to_string_lossy().into_owned()).chain(args.iter().cloned());
         table.insert("command", value(words.collect::<Array>()));
     }
+    write_datagram(&mut table, spec, base);
     table
+}
+
+/// The fields of a udp or dns check (see [`check_table`]).
+fn write_datagram(table: &mut Table, spec: &CheckSpec, base: Option<&CheckSpec>) {
+    fn differs(base: Option<&CheckSpec>, same: bool) -> bool {
+        base.is_none() || !same
+    }
+    if let CheckKind::Udp(u) = &spec.kind {
+        let inherited = match base.map(|b| &b.kind) {
+            Some(CheckKind::Udp(b)) => Some(b),
+            _ => None,
+        };
+        if differs(base, inherited.is_some_and(|b| b.payload == u.payload)) {
+            table.insert("payload", value(u.payload.as_str()));
+        }
+        if let Some(reply) = &u.expect_reply
+            && differs(
+                base,
+                inherited.is_some_and(|b| b.expect_reply.as_ref() == Some(reply)),
+            )
+        {
+            table.insert("expect_reply", value(reply.as_str()));
+        }
+    }
+    if let CheckKind::Dns(d) = &spec.kind {
+        let inherited = match base.map(|b| &b.kind) {
+            Some(CheckKind::Dns(b)) => Some(b),
+            _ => None,
+        };
+        if differs(base, inherited.is_some_and(|b| b.name == d.name)) {
+            table.insert("query_name", value(d.name.as_str()));
+        }
+        let (qtype, rcode) = inherited.map_or((dns::TYPE_A, 0), |b| (b.qtype, b.rcode));
+        if differs(base, qtype == d.qtype) {
+            table.insert("query_type", value(dns::type_name(d.qtype)));
+        }
+        if differs(base, rcode == d.rcode) {
+            table.insert("expect_rcode", value(dns::rcode_name(d.rcode)));
+        }
+        if let Some(addr) = d.expect_address
+            && differs(
+                base,
+                inherited.is_some_and(|b| b.expect_address == Some(addr)),
+            )
+        {
+            table.insert("expect_address", value(addr.to_string()));
+        }
+    }
 }

@@ -302,3 +302,68 @@ fn an_added_real_with_its_own_check_writes_every_field() {
     assert_eq!(web_service.reals[0].weight, 2);
     assert_eq!(web_service.check_for(&web_service.reals[1]), &check);
 }
+
+#[test]
+fn added_services_keep_their_udp_and_dns_checks() {
+    let mut service = ServiceConfig::new(ServiceAddr {
+        vip: ip("192.0.2.53"),
+        port: 53,
+        protocol: Protocol::Udp,
+    });
+    service.check = CheckSpec {
+        kind: CheckKind::Dns(crate::health::spec::DnsCheck {
+            name: "svc.example.com".into(),
+            qtype: 1,
+            rcode: 0,
+            expect_address: Some("192.0.2.80".parse().unwrap()),
+        }),
+        rise: 3,
+        ..CheckSpec::default()
+    };
+    let real = |last: u8, check: Option<CheckSpec>| RealConfig {
+        check,
+        ..RealConfig::new(IpAddr::from([198, 51, 100, last]), 53)
+    };
+    service.reals = vec![
+        real(1, None),
+        real(
+            7,
+            Some(CheckSpec {
+                kind: CheckKind::Udp(crate::health::spec::UdpCheck {
+                    payload: "ping\n\u{1}".into(),
+                    expect_reply: Some("pong".into()),
+                }),
+                ..service.check.clone()
+            }),
+        ),
+        real(
+            8,
+            Some(CheckSpec {
+                kind: CheckKind::Dns(crate::health::spec::DnsCheck {
+                    name: "www.example.com".into(),
+                    qtype: 28,
+                    rcode: 3,
+                    expect_address: Some("2001:db8::1".parse().unwrap()),
+                }),
+                ..service.check.clone()
+            }),
+        ),
+        real(
+            9,
+            Some(CheckSpec {
+                kind: CheckKind::Dns(crate::health::spec::DnsCheck {
+                    name: "a.test".into(),
+                    qtype: 1,
+                    rcode: 0,
+                    // Inherited: a real cannot unset the service's.
+                    expect_address: Some("192.0.2.80".parse().unwrap()),
+                }),
+                ..service.check.clone()
+            }),
+        ),
+    ];
+    let mut doc = document();
+    doc.add_service(&service).unwrap();
+    let config = reparse(&doc);
+    assert_eq!(config.services[2], service, "{}", doc.to_text());
+}
