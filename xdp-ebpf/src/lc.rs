@@ -288,33 +288,58 @@ pub fn pick(svc: &ServiceValue, weighted: bool, increment: u64) -> Option<u32> {
     Some(scratch.best.real)
 }
 
+/// Where a real sits in its least-connection set, as both load-change
+/// paths need it.
+struct Member {
+    set: &'static LcSet,
+    hints: *mut LcHints,
+    scratch: *mut Scratch,
+    count: u32,
+    position: u32,
+    group: u32,
+    /// The group's hinted member.
+    hint: u32,
+}
+
+/// `real`'s place in its set, or `None` when it is in none (or the set
+/// changed under it).
+#[inline(always)]
+fn member(real: &RealValue) -> Option<Member> {
+    let (set_index, position) = real.lc_position()?;
+    let set = LC_SETS.get(set_index)?;
+    let hints = LC_HINTS.get_ptr_mut(set_index)?;
+    let scratch = LC_SCRATCH.get_ptr_mut(0)?;
+    let count = set.count.min(MAX_LC_REALS as u32);
+    if position >= count {
+        return None;
+    }
+    let group = position / GROUP;
+    Some(Member {
+        set,
+        hints,
+        scratch,
+        count,
+        position,
+        group,
+        hint: hinted(unsafe { &*hints }, group, count),
+    })
+}
+
 /// A connection of `real` closed (its load dropped): it becomes its group's
 /// hint when it is now less loaded than the hinted member.
 #[inline(always)]
 pub fn load_dropped(real: &RealValue) {
-    let Some((set_index, position)) = real.lc_position() else {
+    let Some(m) = member(real) else {
         return;
     };
-    let (Some(set), Some(hints)) = (LC_SETS.get(set_index), LC_HINTS.get_ptr_mut(set_index)) else {
-        return;
-    };
-    let count = set.count.min(MAX_LC_REALS as u32);
-    if position >= count {
+    if m.hint == m.position {
         return;
     }
-    let group = position / GROUP;
-    let hint = hinted(unsafe { &*hints }, group, count);
-    if hint == position {
-        return;
-    }
-    let Some(scratch) = LC_SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    let scratch = unsafe { &mut *scratch };
-    load_candidate(set, position, &mut scratch.current);
-    load_candidate(set, hint, &mut scratch.winner);
-    if scratch.current.beats(&scratch.winner, set.weighted != 0) {
-        set_hint(hints, group, position);
+    let scratch = unsafe { &mut *m.scratch };
+    load_candidate(m.set, m.position, &mut scratch.current);
+    load_candidate(m.set, m.hint, &mut scratch.winner);
+    if scratch.current.beats(&scratch.winner, m.set.weighted != 0) {
+        set_hint(m.hints, m.group, m.position);
     }
 }
 
@@ -322,36 +347,25 @@ pub fn load_dropped(real: &RealValue) {
 /// it was its group's hint, the group is scanned for the new least loaded.
 #[inline(always)]
 pub fn load_rose(real: &RealValue) {
-    let Some((set_index, position)) = real.lc_position() else {
+    let Some(m) = member(real) else {
         return;
     };
-    let (Some(set), Some(hints)) = (LC_SETS.get(set_index), LC_HINTS.get_ptr_mut(set_index)) else {
-        return;
-    };
-    let count = set.count.min(MAX_LC_REALS as u32);
-    if position >= count {
+    if m.hint != m.position {
         return;
     }
-    let group = position / GROUP;
-    if hinted(unsafe { &*hints }, group, count) != position {
-        return;
-    }
-    let Some(scratch) = LC_SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
     let mut steps = Steps {
-        set,
-        hints,
-        scratch,
+        set: m.set,
+        hints: m.hints,
+        scratch: m.scratch,
     };
-    let scratch = unsafe { &mut *scratch };
-    scratch.count = count;
-    scratch.group = group;
+    let scratch = unsafe { &mut *m.scratch };
+    scratch.count = m.count;
+    scratch.group = m.group;
     scratch.offset = 0;
-    scratch.weighted = set.weighted;
+    scratch.weighted = m.set.weighted;
     scan_group(&mut steps);
     if scratch.best.is_some() {
-        set_hint(hints, group, scratch.best.position);
+        set_hint(m.hints, m.group, scratch.best.position);
     }
 }
 
