@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::file::Config;
 use super::service::{ServiceConfig, same_service};
-use super::vrrp;
+use super::{ecmp, vrrp};
 use crate::balancer::model::ServiceAddr;
 
 /// The difference between the running config and a newly read one.
@@ -69,6 +69,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         old.daemon.restart_required(&new.daemon),
         old.dataplane.restart_required(&new.dataplane),
         vrrp::restart_required(old.vrrp.as_ref(), new.vrrp.as_ref()),
+        ecmp::restart_required(old.ecmp.as_ref(), new.ecmp.as_ref()),
     ]
     .concat()
     .into_iter()

@@ -7,6 +7,7 @@ use toml::de::DeTable;
 use super::Environment;
 use super::daemon::DaemonConfig;
 use super::dataplane::DataplaneConfig;
+use super::ecmp::EcmpConfig;
 use super::errors::{Checker, ConfigErrors};
 use super::service::{Headers, ServiceConfig};
 use super::timeouts::TimeoutsConfig;
@@ -14,7 +15,7 @@ use super::vrrp::VrrpConfig;
 use crate::balancer::model::ServiceAddr;
 
 /// The top-level keys.
-const TOP_LEVEL: [&str; 5] = ["daemon", "dataplane", "timeouts", "vrrp", "service"];
+const TOP_LEVEL: [&str; 6] = ["daemon", "dataplane", "timeouts", "vrrp", "ecmp", "service"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     /// `None`: no failover; lbd holds the VIPs itself.
     pub vrrp: Option<VrrpConfig>,
+    /// `None`: the VIPs are held on the interface (alone or by VRRP);
+    /// `Some`: announced as routes for an ECMP router. Never both.
+    pub ecmp: Option<EcmpConfig>,
     /// In file order; no two share a [`ServiceAddr`].
     pub services: Vec<ServiceConfig>,
 }
@@ -102,6 +106,7 @@ impl Checker<'_> {
                 }
                 "timeouts" => config.timeouts = self.timeouts(value),
                 "vrrp" => config.vrrp = self.vrrp(value),
+                "ecmp" => config.ecmp = self.ecmp(value),
                 "service" => config.services = self.services(value, &mut headers),
                 other => self.error(
                     key.span().start,
@@ -122,6 +127,16 @@ impl Checker<'_> {
             );
         }
         self.limits(&config.dataplane, &headers.services, &headers.reals);
+        if config.vrrp.is_some()
+            && config.ecmp.is_some()
+            && let Some(ecmp) = root.get("ecmp")
+        {
+            self.error(
+                ecmp.span().start,
+                "ecmp",
+                "[ecmp] and [vrrp] exclude each other: with [ecmp] every director is active                  and the router chooses (leave [vrrp] out)",
+            );
+        }
         if let Some(vrrp) = &config.vrrp {
             self.vrrp_interface(vrrp, &config.dataplane, root);
             self.vrrp_vip_count(vrrp, &config.services, root);

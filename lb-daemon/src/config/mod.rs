@@ -23,6 +23,7 @@ mod dataplane;
 mod diff;
 mod document;
 mod duration;
+mod ecmp;
 mod errors;
 mod file;
 mod mac;
@@ -45,14 +46,19 @@ pub use dataplane::{
 pub use diff::{ConfigDiff, diff};
 pub use document::{ConfigDocument, EditError};
 pub use duration::{format_duration, parse_duration};
+pub use ecmp::{
+    DEFAULT_LEARN_DELAY, DEFAULT_ROUTE_TABLE, DEFAULT_SHARE_PORT, EcmpConfig, MAX_LEARN_DELAY,
+    ShareConfig,
+};
 pub use errors::{ConfigError, ConfigErrors};
 pub use file::Config;
 pub use mac::{format_mac, parse_mac};
 pub use persist::write_atomic;
 pub use service::{
-    DAMPING_RANGE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_PRIMARIES, DEFAULT_WEIGHT, DampingConfig,
-    FallbackConfig, MAX_WEIGHT, MIN_PRIMARIES_RANGE, OnDown, RISE_FALL_RANGE, RealConfig,
-    STATUS_RANGE, ServiceConfig, TABLE_SIZE_RANGE,
+    DAMPING_RANGE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_HEALTHY, DEFAULT_MIN_PRIMARIES,
+    DEFAULT_WEIGHT, DampingConfig, FallbackConfig, MAX_WEIGHT, MIN_HEALTHY_RANGE,
+    MIN_PRIMARIES_RANGE, OnDown, RISE_FALL_RANGE, RealConfig, STATUS_RANGE, ServiceConfig,
+    TABLE_SIZE_RANGE,
 };
 pub use timeouts::{DEFAULT_AGEING_INTERVAL, TimeoutsConfig};
 pub use vrrp::{

@@ -80,6 +80,7 @@ port = 53
 protocol = "udp"
 scheduler = "maglev"
 table_size = 257
+min_healthy = 0
 
 [[service.real]]
 address = "fd00::1"
@@ -139,6 +140,7 @@ port = 443
                     mac: Some([0x02, 0xaa, 0, 0, 0, 1]),
                     check: None,
                 }],
+                min_healthy: 0,
                 ..ServiceConfig::new(dns)
             },
             ServiceConfig {
@@ -153,6 +155,7 @@ port = 443
                 check: CheckSpec::default(),
                 on_down: OnDown::Reroute,
                 min_primaries: 1,
+                min_healthy: 1,
                 slow_start: None,
                 fallback: None,
                 drain_timeout: Duration::from_mins(5),

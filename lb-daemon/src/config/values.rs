@@ -21,7 +21,7 @@ use toml::de::{DeValue, ValueDeserializer};
 
 use super::duration::parse_duration;
 use super::errors::Checker;
-use super::{daemon, service, timeouts, vrrp};
+use super::{daemon, ecmp, service, timeouts, vrrp};
 
 pub(super) type Text = Spanned<String>;
 pub(super) type Int = Spanned<i64>;
@@ -30,7 +30,7 @@ pub(super) type Value<'i> = Spanned<DeValue<'i>>;
 
 /// Keys whose value is a duration string, in any section (for a hint on
 /// type errors).
-const DURATION_KEYS: [&[&str]; 7] = [
+const DURATION_KEYS: [&[&str]; 8] = [
     daemon::DURATION_KEYS,
     timeouts::DURATION_KEYS,
     service::DURATION_KEYS,
@@ -38,6 +38,7 @@ const DURATION_KEYS: [&[&str]; 7] = [
     service::DAMPING_DURATION_KEYS,
     vrrp::DURATION_KEYS,
     vrrp::SYNC_DURATION_KEYS,
+    ecmp::DURATION_KEYS,
 ];
 
 impl Checker<'_> {

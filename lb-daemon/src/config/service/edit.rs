@@ -16,7 +16,8 @@ use super::super::mac::format_mac;
 use super::check::check_table;
 use super::damping::damping_table;
 use super::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_PRIMARIES, DEFAULT_WEIGHT, OnDown, RealConfig, ServiceConfig,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_HEALTHY, DEFAULT_MIN_PRIMARIES, DEFAULT_WEIGHT, OnDown,
+    RealConfig, ServiceConfig,
 };
 use crate::balancer::model::{Protocol, ServiceAddr};
 use crate::health::spec::CheckSpec;
@@ -187,6 +188,9 @@ fn service_table(service: &ServiceConfig) -> Table {
     }
     if service.min_primaries != DEFAULT_MIN_PRIMARIES {
         table.insert("min_primaries", value(i64::from(service.min_primaries)));
+    }
+    if service.min_healthy != DEFAULT_MIN_HEALTHY {
+        table.insert("min_healthy", value(i64::from(service.min_healthy)));
     }
     if let Some(slow_start) = service.slow_start {
         table.insert("slow_start", value(format_duration(slow_start)));

@@ -1,5 +1,5 @@
 //! A service's health settings besides its checks: `on_down`,
-//! `min_primaries`, `slow_start`, `drain_timeout` and
+//! `min_primaries`, `min_healthy`, `slow_start`, `drain_timeout` and
 //! `fallback`/`fallback_mac`; it also gathers `[service.damping]` and the
 //! service's `[service.check]`.
 
@@ -12,8 +12,8 @@ use super::super::values::Value;
 use super::check::CheckTable;
 use super::read::RawService;
 use super::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_PRIMARIES, DampingConfig, FallbackConfig,
-    MIN_PRIMARIES_RANGE, OnDown, RealConfig,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MIN_HEALTHY, DEFAULT_MIN_PRIMARIES, DampingConfig,
+    FallbackConfig, MIN_HEALTHY_RANGE, MIN_PRIMARIES_RANGE, OnDown, RealConfig,
 };
 use crate::health::spec::CheckSpec;
 
@@ -21,6 +21,7 @@ use crate::health::spec::CheckSpec;
 pub(super) struct Health {
     pub on_down: OnDown,
     pub min_primaries: u32,
+    pub min_healthy: u32,
     pub slow_start: Option<Duration>,
     pub drain_timeout: Duration,
     pub damping: Option<DampingConfig>,
@@ -56,6 +57,14 @@ impl Checker<'_> {
                 MIN_PRIMARIES_RANGE,
             )
         });
+        let min_healthy = raw.min_healthy.as_ref().and_then(|v| {
+            self.int(
+                &format!("{path}.min_healthy"),
+                "min_healthy",
+                v,
+                MIN_HEALTHY_RANGE,
+            )
+        });
         let slow_start = self.duration(&format!("{path}.slow_start"), raw.slow_start.as_ref());
         let drain_timeout =
             self.duration(&format!("{path}.drain_timeout"), raw.drain_timeout.as_ref());
@@ -72,6 +81,7 @@ impl Checker<'_> {
         Health {
             on_down: on_down.unwrap_or_default(),
             min_primaries: min_primaries.unwrap_or(DEFAULT_MIN_PRIMARIES),
+            min_healthy: min_healthy.unwrap_or(DEFAULT_MIN_HEALTHY),
             slow_start,
             drain_timeout: drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT),
             damping,

@@ -35,6 +35,11 @@ pub const TABLE_SIZE_RANGE: RangeInclusive<u32> = 257..=1_000_003;
 /// primary is healthy), and its allowed range.
 pub const DEFAULT_MIN_PRIMARIES: u32 = 1;
 pub const MIN_PRIMARIES_RANGE: RangeInclusive<u32> = 1..=65_535;
+/// A service's `min_healthy` when not given, and its allowed range: with
+/// `[ecmp]`, a director announces a VIP only while each of its services has
+/// at least this many healthy reals (spares and the fallback count).
+pub const DEFAULT_MIN_HEALTHY: u32 = 1;
+pub const MIN_HEALTHY_RANGE: RangeInclusive<u32> = 0..=65_535;
 /// A service's `drain_timeout` when not given.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_mins(5);
 
@@ -62,6 +67,10 @@ pub struct ServiceConfig {
     /// primaries are healthy: 1 (the default) = only when none is.
     /// [`MIN_PRIMARIES_RANGE`].
     pub min_primaries: u32,
+    /// With `[ecmp]`: the VIP is announced only while this service has at
+    /// least this many healthy reals (0: whatever their health).
+    /// [`MIN_HEALTHY_RANGE`].
+    pub min_healthy: u32,
     /// A real that comes up (or is added) ramps its effective weight up over
     /// this long; `None`: it gets its full weight at once. Positive.
     pub slow_start: Option<Duration>,
@@ -87,6 +96,7 @@ impl ServiceConfig {
             check: CheckSpec::default(),
             on_down: OnDown::default(),
             min_primaries: DEFAULT_MIN_PRIMARIES,
+            min_healthy: DEFAULT_MIN_HEALTHY,
             slow_start: None,
             fallback: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -160,6 +170,7 @@ pub(super) fn same_service(a: &ServiceConfig, b: &ServiceConfig) -> bool {
         check,
         on_down,
         min_primaries,
+        min_healthy,
         slow_start,
         fallback,
         drain_timeout,
@@ -171,6 +182,7 @@ pub(super) fn same_service(a: &ServiceConfig, b: &ServiceConfig) -> bool {
         && *check == b.check
         && *on_down == b.on_down
         && *min_primaries == b.min_primaries
+        && *min_healthy == b.min_healthy
         && *slow_start == b.slow_start
         && *fallback == b.fallback
         && *drain_timeout == b.drain_timeout
