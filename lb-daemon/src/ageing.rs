@@ -20,7 +20,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, PROTO_TCP};
+use lb_common::{FLOW_ACTIVE, FLOW_F_LEARNED, FLOW_HALF_OPEN, FlowKey, FlowValue, PROTO_TCP};
 
 /// How long a flow may stay idle before it is forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,9 @@ pub struct AgeingPlan {
 ///
 /// Every surviving flow in [`FLOW_ACTIVE`] state, TCP or UDP, counts 1 toward
 /// its real: that is exactly what the data path would have counted had it
-/// seen every flow end.
+/// seen every flow end. Flows learned from other directors
+/// ([`FLOW_F_LEARNED`]) do not count, as the data path does not count them
+/// until it forwards one.
 pub fn plan(
     now_ns: u64,
     flows: impl IntoIterator<Item = (FlowKey, FlowValue)>,
@@ -148,9 +150,11 @@ impl AgeingPlan {
         if u128::from(idle) > t.for_flow(key.proto, flow.state).as_nanos() {
             return false;
         }
-        match flow.state {
-            FLOW_ACTIVE => *self.active_per_real.entry(flow.real).or_insert(0) += 1,
-            FLOW_HALF_OPEN => *self.inactive_per_real.entry(flow.real).or_insert(0) += 1,
+        // A flow learned from another director (flow sharing) is that
+        // director's to count, until this one forwards a packet of it.
+        match (flow.state, flow.flags & FLOW_F_LEARNED) {
+            (FLOW_ACTIVE, 0) => *self.active_per_real.entry(flow.real).or_insert(0) += 1,
+            (FLOW_HALF_OPEN, 0) => *self.inactive_per_real.entry(flow.real).or_insert(0) += 1,
             _ => {}
         }
         self.reals_in_use.insert(flow.real);
@@ -212,7 +216,7 @@ mod tests {
             real,
             state,
             service: 0,
-            _pad: 0,
+            flags: 0,
             last_seen_ns,
         }
     }
@@ -355,6 +359,33 @@ mod tests {
             [(1, 1), (2, 1), (3, 0)]
         );
         assert!(p.reals_in_use.contains(&3), "a closing flow keeps its real");
+    }
+
+    #[test]
+    fn learned_flows_keep_their_real_but_do_not_count() {
+        let t = Timeouts::default();
+        let learned = |state| FlowValue {
+            flags: FLOW_F_LEARNED,
+            ..flow(4, state, NOW)
+        };
+        let main = [
+            (key(PROTO_TCP, 1), learned(FLOW_ACTIVE)),
+            (key(PROTO_TCP, 2), flow(4, FLOW_ACTIVE, NOW)),
+        ];
+        let half_open = [
+            (key(PROTO_TCP, 3), learned(FLOW_HALF_OPEN)),
+            (key(PROTO_TCP, 4), flow(4, FLOW_HALF_OPEN, NOW)),
+        ];
+        let p = plan_tables(NOW, main, half_open, &t);
+        assert_eq!(p.active_per_real, HashMap::from([(4, 1)]));
+        assert_eq!(p.inactive_per_real, HashMap::from([(4, 1)]));
+        assert!(p.reals_in_use.contains(&4));
+        // Learned flows expire like any other.
+        let old = FlowValue {
+            last_seen_ns: NOW - 901 * SEC,
+            ..learned(FLOW_ACTIVE)
+        };
+        assert_eq!(plan(NOW, [(key(PROTO_TCP, 1), old)], &t).expired.len(), 1);
     }
 
     #[test]

@@ -368,7 +368,7 @@ fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
             real,
             state,
             service: 0,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: now - age,
         };
         h.lb.dataplane_mut()
@@ -380,7 +380,7 @@ fn ageing_expires_idle_flows_by_state_and_repairs_counts() {
             real,
             state: FLOW_HALF_OPEN,
             service: 0,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: now - age,
         };
         h.lb.dataplane_mut()
@@ -445,7 +445,7 @@ fn reading_the_whole_table_returns_every_flow_once() {
             real: i % 7,
             state: FLOW_ACTIVE,
             service: 1,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: u64::from(i),
         };
         h.lb.dataplane_mut().insert_flow(&key, &value).unwrap();
@@ -532,7 +532,7 @@ fn a_flow_sticks_when_its_packets_arrive_on_different_cpus() {
         real: real_id,
         state: FLOW_ACTIVE,
         service: h.lb.service_value(&svc).unwrap().id,
-        _pad: 0,
+        flags: 0,
         last_seen_ns: monotonic_now_ns(),
     };
     h.lb.dataplane_mut()

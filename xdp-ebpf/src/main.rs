@@ -17,6 +17,7 @@ mod lc;
 mod maps;
 mod parse;
 mod schedule;
+mod share;
 mod stats;
 
 use aya_ebpf::{
@@ -255,6 +256,7 @@ fn continue_flow(
     let flags = packet.tcp_flags;
     let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let reused = pure_syn && flow.state == FLOW_CLOSING;
+    share::adopt(flow);
     let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
         if conntrack::is_active(flow) {
             conntrack::connection_closed(flow.real);
@@ -269,6 +271,7 @@ fn continue_flow(
         flow.state = FLOW_CLOSING;
         conntrack::connection_closed(flow.real);
         lc::load_dropped(real);
+        share::report(&packet.key, flow.real, FLOW_CLOSING);
     }
     if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         flow.last_seen_ns = now;
@@ -290,6 +293,7 @@ fn continue_half_open(
     let flags = packet.tcp_flags;
     let pure_syn = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let reused = pure_syn && flow.state == FLOW_CLOSING;
+    share::adopt(flow);
     let half_open = conntrack::is_half_open(flow);
     let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
         if half_open {
@@ -306,6 +310,7 @@ fn continue_half_open(
             flow.state = FLOW_CLOSING;
             conntrack::handshake_ended(flow.real);
             lc::load_dropped(real);
+            share::report(&packet.key, flow.real, FLOW_CLOSING);
         } else if flags & TCP_SYN == 0 {
             return Ok((real, true));
         }
@@ -331,7 +336,7 @@ fn establish(
         real: half.real,
         state: FLOW_ACTIVE,
         service: half.service,
-        _pad: 0,
+        flags: 0,
         last_seen_ns: now,
     };
     if conntrack::insert(key, &flow).is_err() {
@@ -341,6 +346,7 @@ fn establish(
     conntrack::remove_half_open(key);
     conntrack::handshake_completed(flow.real);
     lc::load_rose(real);
+    share::report(key, flow.real, FLOW_ACTIVE);
     forward(
         ctx,
         flow.service,
@@ -396,7 +402,7 @@ fn schedule_flow(
         real: real_id,
         state: FLOW_ACTIVE,
         service: service.id,
-        _pad: 0,
+        flags: 0,
         last_seen_ns: now,
     };
     if opens_connection(packet) {
@@ -424,6 +430,7 @@ fn schedule_flow(
         if held_in == Table::Main {
             conntrack::remove(key);
         }
+        share::report(key, real_id, FLOW_HALF_OPEN);
         return Ok(scheduled);
     }
     if closing {
@@ -438,6 +445,7 @@ fn schedule_flow(
     if held_in == Table::HalfOpen {
         conntrack::remove_half_open(key);
     }
+    share::report(key, real_id, flow.state);
     Ok(scheduled)
 }
 

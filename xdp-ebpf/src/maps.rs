@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use lb_common::{
-    FlowKey, FlowValue, LcHints, LcSet, RealValue, Reason, ServiceKey, ServiceValue, Settings,
-    TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
+    FlowKey, FlowValue, LcHints, LcSet, RealValue, Reason, SHARE_RING_BYTES, ServiceKey,
+    ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
 };
 
 /// (VIP, port, protocol) -> service. Userspace replaces a value as a whole to
@@ -90,3 +90,12 @@ pub static HALF_OPEN: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entr
 /// Slot 0: interfaces and their MACs.
 #[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Flow sharing: records of flows opened, established and closing (see
+/// `share.rs`), read by lbd's sharing thread.
+#[map]
+pub static SHARE_EVENTS: RingBuf = RingBuf::with_byte_size(SHARE_RING_BYTES, 0);
+
+/// Slot 0: records `SHARE_EVENTS` had no room for (per CPU).
+#[map]
+pub static SHARE_DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

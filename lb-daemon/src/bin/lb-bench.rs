@@ -341,7 +341,7 @@ impl Bench {
                     real,
                     state: FLOW_ACTIVE,
                     service: value.id,
-                    _pad: 0,
+                    flags: 0,
                     last_seen_ns: now,
                 },
             )?;

@@ -20,8 +20,9 @@ use aya::{
 };
 use lb_common::{
     ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcHints, LcSet, MAX_IFACES, RealValue, Reason,
-    SETTINGS_F_LOG_EVENTS, ServiceKey, ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk,
-    TrafficStats, VipKey, map_names as names, program_names,
+    SETTINGS_F_LOG_EVENTS, SETTINGS_F_SHARE_FLOWS, SHARE_RING_BYTES, ServiceKey, ServiceValue,
+    Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey, map_names as names,
+    program_names,
 };
 
 pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
@@ -315,6 +316,9 @@ impl Dataplane {
             shape::<FlowKey, FlowValue>(names::CONNTRACK, limits.conntrack_size),
             shape::<FlowKey, FlowValue>(names::HALF_OPEN, limits.half_open_size()),
             shape::<u32, Settings>(names::SETTINGS, 1),
+            // A ring buffer has no key or value; its size is in bytes.
+            shape::<(), ()>(names::SHARE_EVENTS, SHARE_RING_BYTES),
+            shape::<u32, u64>(names::SHARE_DROPPED, 1),
             shape::<u32, RealMeta>(meta::NAME, limits.max_reals),
         ]
     }
@@ -510,6 +514,43 @@ impl Dataplane {
         self.settings
             .set(0, settings, 0)
             .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Switches flow sharing's reports (`SHARE_EVENTS`, see
+    /// `xdp-ebpf/src/share.rs`) on or off.
+    pub fn set_share_flows(&mut self, on: bool) -> Result<(), DataplaneError> {
+        let mut settings = self.settings()?;
+        if on {
+            settings.flags |= SETTINGS_F_SHARE_FLOWS;
+        } else {
+            settings.flags &= !SETTINGS_F_SHARE_FLOWS;
+        }
+        self.settings
+            .set(0, settings, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    /// The flow-sharing ring buffer, taken out of the object (once per
+    /// load; a pinned one is opened from its pin by the sharing thread).
+    pub fn share_events(&mut self) -> Result<aya::maps::RingBuf<MapData>, DataplaneError> {
+        typed(&mut self.ebpf, names::SHARE_EVENTS)
+    }
+
+    /// Records the ring buffer had no room for, summed over CPUs.
+    pub fn share_dropped(&self) -> Result<u64, DataplaneError> {
+        let map: PerCpuArray<&MapData, u64> = self
+            .ebpf
+            .map(names::SHARE_DROPPED)
+            .ok_or(DataplaneError::MissingMap {
+                name: names::SHARE_DROPPED,
+            })?
+            .try_into()
+            .map_err(map_err(names::SHARE_DROPPED))?;
+        Ok(map
+            .get(&0, 0)
+            .map_err(map_err(names::SHARE_DROPPED))?
+            .iter()
+            .sum())
     }
 
     /// Whether the rare-event log is on.

@@ -115,7 +115,7 @@ impl Index {
                 FLOW_ACTIVE
             },
             service: id,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: now_ns.saturating_sub(u64::from(record.idle_ms) * 1_000_000),
         };
         Ok((key, value))

@@ -486,7 +486,7 @@ fn status_while_ageing(daemon: &LabDaemon) -> Result<AgeingFigures> {
             real: 0,
             state: FLOW_ACTIVE,
             service: 0,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: 1,
         };
         table.insert(&key, &value)?;

@@ -43,6 +43,8 @@ pub mod map_names {
     pub const REAL_INACTIVE: &str = "REAL_INACTIVE";
     pub const REAL_LOAD: &str = "REAL_LOAD";
     pub const SETTINGS: &str = "SETTINGS";
+    pub const SHARE_EVENTS: &str = "SHARE_EVENTS";
+    pub const SHARE_DROPPED: &str = "SHARE_DROPPED";
 }
 
 /// Program names in the object file.
@@ -268,7 +270,8 @@ pub struct FlowValue {
     /// The service's id (`ServiceValue::id`), so a packet of a known flow
     /// needs no service lookup.
     pub service: u32,
-    pub _pad: u32,
+    /// [`FLOW_F_LEARNED`], or 0.
+    pub flags: u32,
     /// `CLOCK_MONOTONIC` (coarse) nanoseconds of the last packet, refreshed at
     /// most every [`LAST_SEEN_GRANULARITY_NS`] to keep the hit path cheap.
     pub last_seen_ns: u64,
@@ -285,6 +288,14 @@ pub const FLOW_CLOSING: u32 = 2;
 /// moves it to `CONNTRACK` as [`FLOW_ACTIVE`]; FIN or RST makes it
 /// [`FLOW_CLOSING`] where it is.
 pub const FLOW_HALF_OPEN: u32 = 3;
+/// `FlowValue::flags`: written by flow sharing (`[ecmp.sync]`) from another
+/// director's report, not opened here. A learned flow counts in no real's
+/// active or inactive connections on this director (the director that
+/// forwards it counts it), and the sharing never overwrites a flow without
+/// the flag. The first packet of it this director forwards clears the flag
+/// and counts the flow (the router moved it here): from then on it is this
+/// director's own.
+pub const FLOW_F_LEARNED: u32 = 1;
 /// How stale `last_seen_ns` may get before the data path refreshes it.
 pub const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
 
@@ -319,6 +330,28 @@ pub struct Settings {
 
 /// `Settings::flags`: log rare data-path events (aya-log).
 pub const SETTINGS_F_LOG_EVENTS: u32 = 1;
+/// `Settings::flags`: report flows opened, established and closing into
+/// `SHARE_EVENTS` (flow sharing, `[ecmp.sync]`).
+pub const SETTINGS_F_SHARE_FLOWS: u32 = 2;
+
+/// Bytes of the `SHARE_EVENTS` ring buffer: about 75,000 records (48 bytes
+/// and the kernel's 8-byte header each), 1.5 s of 50,000 new flows a second
+/// with three records each, should the reader stall.
+pub const SHARE_RING_BYTES: u32 = 1 << 22;
+
+/// One record of `SHARE_EVENTS`: the data path opened a flow
+/// ([`FLOW_HALF_OPEN`] for a SYN, [`FLOW_ACTIVE`] or [`FLOW_CLOSING`]
+/// otherwise), completed its handshake ([`FLOW_ACTIVE`]), or saw its FIN or
+/// RST ([`FLOW_CLOSING`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEvent {
+    pub key: FlowKey,
+    /// Index into `REALS`.
+    pub real: u32,
+    /// The flow's state after the event.
+    pub state: u32,
+}
 
 /// IPv4 address as a key word (wire order).
 #[must_use]
@@ -346,8 +379,8 @@ pub const fn port_wire(port: u16) -> u16 {
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        FlowKey, FlowValue, LcHints, LcSet, RealValue, ServiceKey, ServiceValue, Settings,
-        TableChunk, TrafficStats, VipKey,
+        FlowEvent, FlowKey, FlowValue, LcHints, LcSet, RealValue, ServiceKey, ServiceValue,
+        Settings, TableChunk, TrafficStats, VipKey,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and integer
     // arrays, and have explicit padding fields, so every byte is initialised.
@@ -360,6 +393,7 @@ mod pod {
     unsafe impl aya::Pod for LcHints {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowValue {}
+    unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for TableChunk {}
 }
@@ -390,6 +424,7 @@ mod layout_tests {
         assert_eq!(size_of::<LcHints>(), 4 * LC_GROUPS);
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<FlowValue>(), 24);
+        assert_eq!(size_of::<FlowEvent>(), 48);
         // Counts, the hand-over deadline and MAC (8 + 8), the interfaces.
         assert_eq!(size_of::<Settings>(), 8 + 16 + 12 * MAX_IFACES);
     }
