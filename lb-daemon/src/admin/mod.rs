@@ -289,6 +289,48 @@ pub struct SyncStatus {
     pub table_received: bool,
 }
 
+/// Flow sharing among ECMP directors (`[ecmp.sync]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShareStatus {
+    /// The local address:port it listens on.
+    pub listen: String,
+    pub peers: Vec<SharePeerStatus>,
+    /// Every peer has sent its whole table since this lbd started.
+    pub learned: bool,
+    /// Reports read from the data path's ring buffer.
+    pub ringbuf_read: u64,
+    /// Reports the data path dropped (ring buffer full).
+    pub ringbuf_dropped: u64,
+    /// Received flows whose service or real this director does not have.
+    pub flows_unknown: u64,
+    /// Datagrams refused from addresses that are not peers.
+    pub datagrams_rejected_other: u64,
+    pub last_rejection: Option<String>,
+    /// Full sends of this director's own flows (at start, then every
+    /// refresh interval), and the flows in the last one.
+    pub refreshes: u64,
+    pub last_refresh_flows: u64,
+}
+
+/// One peer director of [`ShareStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SharePeerStatus {
+    /// Address:port.
+    pub peer: String,
+    pub records_sent: u64,
+    pub records_received: u64,
+    /// Received records written into this director's tables (the others
+    /// were of flows this director forwards itself, or already known).
+    pub records_applied: u64,
+    pub datagrams_sent: u64,
+    pub datagrams_received: u64,
+    pub datagrams_rejected: u64,
+    /// When its last complete whole table arrived (Unix seconds), and how
+    /// many flows it held.
+    pub last_full_table: Option<f64>,
+    pub last_full_table_flows: u64,
+}
+
 /// A state change of a real (`lbctl health`) or of the VRRP router
 /// (`lbctl vrrp`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

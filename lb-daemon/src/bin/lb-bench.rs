@@ -116,25 +116,23 @@ fn main() -> Result<()> {
         ("new_maglev", 4),
         ("new_maglev_4096", 5),
     ] {
-        let vip = services.v4(index);
-        let singles = b.single(program_names::LB, |c| {
-            tcp4(
-                Ipv4Addr::from(0xc000_0000 + c),
-                1024 + (c % 60_000) as u16,
-                vip,
-                80,
-                TCP_SYN,
-            )
-        })?;
-        let single = median(&singles);
-        results.push(Measurement {
-            case,
-            ns_per_pkt: floor + (single - floor_single),
-            method: "single_delta",
-            single_ns: Some(single),
-            single_p99_ns: Some(percentile(&singles, 0.99)),
-        });
+        results.push(b.new_case(case, services.v4(index), floor, floor_single)?);
     }
+    // Flow sharing on (`[ecmp.sync]`): each new flow also writes a record
+    // into the ring buffer, which is emptied after each case as lbd would.
+    b.lb.dataplane_mut().set_share_flows(true)?;
+    // An object from before flow sharing has no ring: the same cases then
+    // time the program without it, for A/B runs.
+    let mut ring = b.lb.dataplane_mut().share_events().ok();
+    for (case, index) in [("new_rr_share", 0), ("new_lc_4_share", 2)] {
+        results.push(b.new_case(case, services.v4(index), floor, floor_single)?);
+        while let Some(r) = ring.as_mut() {
+            if r.next().is_none() {
+                break;
+            }
+        }
+    }
+    b.lb.dataplane_mut().set_share_flows(false)?;
     b.fill_conntrack(MILLION, &services)?;
     results.push(b.hit_case("hit_tcp4_1m", hit4)?);
 
@@ -277,6 +275,33 @@ impl Bench {
             samples.push(result.duration.as_nanos() as f64);
         }
         Ok(samples)
+    }
+
+    /// A new-flow case: SYNs of new clients to `vip`, timed one by one.
+    fn new_case(
+        &mut self,
+        case: &'static str,
+        vip: Ipv4Addr,
+        floor: f64,
+        floor_single: f64,
+    ) -> Result<Measurement> {
+        let singles = self.single(program_names::LB, |c| {
+            tcp4(
+                Ipv4Addr::from(0xc000_0000 + c),
+                1024 + (c % 60_000) as u16,
+                vip,
+                80,
+                TCP_SYN,
+            )
+        })?;
+        let single = median(&singles);
+        Ok(Measurement {
+            case,
+            ns_per_pkt: floor + (single - floor_single),
+            method: "single_delta",
+            single_ns: Some(single),
+            single_p99_ns: Some(percentile(&singles, 0.99)),
+        })
     }
 
     /// `SINGLE_SAMPLES` runs with `repeat = 1`, each on `frame(n)` for a new

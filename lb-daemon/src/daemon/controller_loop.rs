@@ -51,6 +51,8 @@ pub(super) struct Host {
     pub(super) page: StatusPage,
     /// systemd's notify socket and watchdog (nothing without them).
     pub(super) notify: Notifier,
+    /// Flow sharing with the other ECMP directors (`[ecmp.sync]`).
+    pub(super) share: Option<super::flow_share::ShareHandle>,
 }
 
 impl Host {

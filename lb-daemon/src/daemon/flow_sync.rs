@@ -163,7 +163,7 @@ struct Request {
 /// The records of the dump that ends with `end`: the datagrams numbered
 /// just below it, going down until `records_sent` are counted; `None` if
 /// one is missing.
-fn dump_records(
+pub(super) fn dump_records(
     datagrams: &HashMap<(u64, u64), u64>,
     end: &Header,
     records_sent: u64,

@@ -13,6 +13,7 @@
 //! | `health` | `crate::health` | the checker's probes; transitions go to the controller |
 //! | `table` | [`table_thread`] | walks of the whole connection table: ageing passes and `lbctl flows` |
 //! | `vrrp`, `sync` | [`failover`], [`flow_sync`] | with `[vrrp]`: director failover and connection-table sync |
+//! | `share` | [`flow_share`] | with `[ecmp.sync]`: flows shared with every other director |
 //! | `datapath-log` | [`event_log`] | the data path's rare events (when `log_events` is on) into the log |
 //!
 //! They talk to the controller through one channel of [`Event`]s.
@@ -21,6 +22,7 @@ mod admin_server;
 mod controller_loop;
 mod event_log;
 mod failover;
+pub mod flow_share;
 mod flow_sync;
 mod metrics_http;
 mod neighbours;
@@ -159,7 +161,9 @@ pub fn shutdown_channel() -> (Trigger, Shutdown) {
 /// threads end; (3) the health checker stops; (4) the table thread
 /// finishes the walk at hand; (5) the neighbour thread ends; (6) the admin
 /// socket file is removed, the event reader ends. The data path stays
-/// attached and forwarding (pinned); `lbd teardown` removes it.
+/// attached and forwarding (pinned); `lbd teardown` removes it. With
+/// `[ecmp.sync]`, the flow-sharing thread sends what is pending and ends
+/// at (2).
 pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let started = Instant::now();
     let DaemonConfig { path, config, text } = config;
@@ -207,6 +211,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 
     startup::attach_all(&mut controller, &interfaces, &config)?;
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    let share = startup::start_share(&mut controller, &config, &metrics)?;
     let vip_iface = interfaces[0].1;
     let (events, inbox) = mpsc::channel::<Event>();
     let vips = startup::vip_holder(
@@ -251,6 +256,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         generation: controller.generation(),
         page: status_page::StatusPage::new(),
         notify: notify::Notifier::from_env(),
+        share,
     };
     // The admin thread serves the socket and the controller answers from
     // the next line on: now systemd may consider lbd started.
@@ -290,6 +296,9 @@ fn log_ready(controller: &Controller, path: &Path, apply_ms: f64, started: Insta
     );
 }
 
+/// How long a stop waits for the last flow reports to go out.
+const SHARE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What [`run`] stops once the controller loop has ended.
 struct Parts {
     admin_thread: std::thread::JoinHandle<()>,
@@ -322,8 +331,14 @@ impl Parts {
             waker,
             checker,
             table,
+            share,
             ..
         } = host;
+        // (2a) The flows opened up to now go to the other ECMP directors.
+        if let Some(share) = share {
+            share.flush(SHARE_FLUSH_LIMIT);
+            share.stop();
+        }
         // (2) Hand over to the peer director.
         if let Vips::Vrrp(failover) = vips {
             failover.stop();

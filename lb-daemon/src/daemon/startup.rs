@@ -24,7 +24,7 @@ use crate::{
 };
 
 use super::{
-    Event, Wanted, controller_loop::observe_health, failover, flow_sync, neighbours,
+    Event, Wanted, controller_loop::observe_health, failover, flow_share, flow_sync, neighbours,
     table_thread::TableThread, vips,
 };
 
@@ -196,6 +196,33 @@ fn start_failover(
         "VRRP started: VIPs are held only while master"
     );
     Ok(failover)
+}
+
+/// With `[ecmp]` and `[ecmp.sync]`: switches the data path's flow reports
+/// on and starts the sharing thread. Otherwise switches them off (a
+/// previous lbd may have left them on; the ring would only fill up).
+pub(super) fn start_share(
+    controller: &mut Controller,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<flow_share::ShareHandle>> {
+    let share = config.ecmp.as_ref().and_then(|e| e.sync.as_ref());
+    let dp = controller.balancer_mut().dataplane_mut();
+    dp.set_share_flows(share.is_some())
+        .context("switching the data path's flow reports")?;
+    let Some(share) = share else {
+        return Ok(None);
+    };
+    let pins = dp
+        .pins()
+        .context("flow sharing needs the pinned data path")?;
+    let handle = flow_share::start(share, pins, metrics.clone())?;
+    tracing::info!(
+        peers = ?share.peers,
+        port = share.port,
+        "flow sharing started: asking every peer for its table"
+    );
+    Ok(Some(handle))
 }
 
 /// Index and MAC of every configured interface.

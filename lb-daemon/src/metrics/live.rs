@@ -27,6 +27,7 @@ pub(super) struct Live {
     vrrp_transitions: IntCounterVec,
     sync_flows: IntCounterVec,
     sync_rejected: IntCounterVec,
+    pub(super) share: super::share::ShareMetrics,
 }
 
 impl Live {
@@ -97,6 +98,7 @@ impl Live {
         );
         build_info.with_label_values(&[version]).set(1);
         let (vrrp_state, vrrp_transitions, sync_flows, sync_rejected) = failover_metrics(&registry);
+        let share = super::share::ShareMetrics::new(&registry);
         Self {
             registry,
             probe_duration,
@@ -108,6 +110,7 @@ impl Live {
             vrrp_transitions,
             sync_flows,
             sync_rejected,
+            share,
         }
     }
 
@@ -260,7 +263,7 @@ fn as_map(labels: &[(String, String)]) -> std::collections::HashMap<&str, &str> 
 
 /// Registers `collector` (whose name and labels are fixed, so this cannot
 /// fail but by a programming error) and returns it.
-fn register<C: Collector + Clone + 'static>(
+pub(super) fn register<C: Collector + Clone + 'static>(
     registry: &Registry,
     collector: prometheus::Result<C>,
 ) -> C {

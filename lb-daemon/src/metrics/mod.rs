@@ -14,6 +14,7 @@
 
 mod live;
 mod scrape;
+mod share;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use prometheus::TextEncoder;
 use crate::{balancer::model::RealKey, vrrp::State};
 
 pub use live::HEALTH_CHECK_BUCKETS;
+pub use share::ShareMetrics;
 pub use snapshot::{REAL_STATES, RealSample, ServiceSample, Snapshot, XdpSample, state_label};
 
 /// The Content-Type of [`Metrics::render`]'s output (text format 0.0.4).
@@ -87,6 +89,12 @@ impl Metrics {
     /// `received` or `applied`.
     pub fn count_sync(&self, direction: &str, flows: u64) {
         self.live.count_sync(direction, flows);
+    }
+
+    /// Flow sharing's counters (`[ecmp.sync]`).
+    #[must_use]
+    pub fn share(&self) -> &ShareMetrics {
+        &self.live.share
     }
 
     /// A sync datagram or flow not applied, with a short reason label.

@@ -21,6 +21,7 @@
 //! [`wire`] is the pure format; [`socket`] is the small UDP socket it travels
 //! over; [`table`] turns connection-table entries into records and back.
 
+pub mod learn;
 pub mod socket;
 pub mod table;
 pub mod wire;

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
 use lb_common::{
-    FLOW_ACTIVE, FLOW_CLOSING, FlowKey, FlowValue, ServiceKey, ServiceValue, map_names as names,
+    FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, FlowValue, ServiceKey, ServiceValue, map_names as names,
 };
 
 use super::wire::FlowRecord;
@@ -84,6 +84,7 @@ impl Index {
             protocol: key.proto,
             real,
             closing: value.state == FLOW_CLOSING,
+            half_open: value.state == FLOW_HALF_OPEN,
             idle_ms: u32::try_from(idle).unwrap_or(u32::MAX),
         })
     }
@@ -109,11 +110,7 @@ impl Index {
         };
         let value = FlowValue {
             real: slot,
-            state: if record.closing {
-                FLOW_CLOSING
-            } else {
-                FLOW_ACTIVE
-            },
+            state: record.state(),
             service: id,
             flags: 0,
             last_seen_ns: now_ns.saturating_sub(u64::from(record.idle_ms) * 1_000_000),
@@ -317,6 +314,7 @@ pub fn family_of(addr: SocketAddr) -> &'static str {
 mod tests {
     use super::*;
     use crate::dataplane::META_RETIRED;
+    use lb_common::FLOW_ACTIVE;
 
     const NOW: u64 = 1_000_000_000_000;
 
@@ -360,6 +358,7 @@ mod tests {
             protocol: 6,
             real: sa(real),
             closing: false,
+            half_open: false,
             idle_ms: 250,
         }
     }
@@ -422,6 +421,7 @@ mod tests {
             protocol: 6,
             real: sa("[fd00::100]:80"),
             closing: true,
+            half_open: false,
             idle_ms: 0,
         };
         let (key, value) = index.entry(&rec, NOW).unwrap();

@@ -22,7 +22,9 @@
 //! offset  len  field
 //!      0    1  address family of all three addresses: 4 or 6
 //!      1    1  protocol: 6 (tcp) or 17 (udp)
-//!      2    1  flags: bit 0 = closing (FIN/RST seen); other bits zero
+//!      2    1  flags: bit 0 = closing (FIN/RST seen), bit 1 = half-open
+//!              (handshake not complete; sent by flow sharing only); other
+//!              bits zero
 //!      3    4  idle milliseconds (saturating)
 //!      7    A  client address, then its port (2)
 //!       …   A  VIP, then its port (2)
@@ -87,6 +89,9 @@ const TYPE_FLOWS: u8 = 1;
 const TYPE_DUMP_REQUEST: u8 = 2;
 const TYPE_DUMP_END: u8 = 3;
 const FLAG_CLOSING: u8 = 1;
+/// Added with flow sharing (`[ecmp.sync]`), which alone sends it: a VRRP
+/// pair never sees it, so mixed releases of a pair still sync.
+const FLAG_HALF_OPEN: u8 = 2;
 
 /// The shared secret of the two directors, ready for HMAC-SHA256.
 #[derive(Clone)]
@@ -143,12 +148,28 @@ pub struct FlowRecord {
     pub real: SocketAddr,
     /// FIN or RST seen (`FLOW_CLOSING`) rather than active.
     pub closing: bool,
+    /// The handshake is not complete (`FLOW_HALF_OPEN`: a SYN seen, the
+    /// flow is in the sender's half-open table). Closing wins over it.
+    pub half_open: bool,
     /// How long ago the sender last saw a packet of the flow, saturating (see
     /// [`idle_ms_saturating`]).
     pub idle_ms: u32,
 }
 
 impl FlowRecord {
+    /// The connection-table state the record stands for: `FLOW_CLOSING`,
+    /// `FLOW_HALF_OPEN` or `FLOW_ACTIVE`.
+    #[must_use]
+    pub fn state(&self) -> u32 {
+        if self.closing {
+            lb_common::FLOW_CLOSING
+        } else if self.half_open {
+            lb_common::FLOW_HALF_OPEN
+        } else {
+            lb_common::FLOW_ACTIVE
+        }
+    }
+
     /// `FAMILY_V4` or `FAMILY_V6` if all three addresses are of that family,
     /// `None` for a mix (which the wire format cannot carry).
     #[must_use]
@@ -323,6 +344,8 @@ impl Sequencer {
 #[derive(Debug)]
 pub struct ReplayGuard {
     own_sender: u64,
+    /// Senders remembered at most.
+    capacity: usize,
     senders: Vec<TrackedSender>,
     /// Logical clock for evicting the least recently heard sender.
     clock: u64,
@@ -340,9 +363,19 @@ impl ReplayGuard {
     /// back (or the peer is misconfigured as ourselves) and is refused.
     #[must_use]
     pub fn new(own_sender: u64) -> Self {
+        Self::with_capacity(own_sender, MAX_TRACKED_SENDERS)
+    }
+
+    /// A guard remembering up to `senders` sender ids (at least
+    /// [`MAX_TRACKED_SENDERS`]): flow sharing hears from every peer, and
+    /// each peer's restart adds an id.
+    #[must_use]
+    pub fn with_capacity(own_sender: u64, senders: usize) -> Self {
+        let capacity = senders.max(MAX_TRACKED_SENDERS);
         Self {
             own_sender,
-            senders: Vec::with_capacity(MAX_TRACKED_SENDERS),
+            capacity,
+            senders: Vec::with_capacity(capacity),
             clock: 0,
         }
     }
@@ -368,7 +401,7 @@ impl ReplayGuard {
             t.last_heard = self.clock;
             return Ok(());
         }
-        if self.senders.len() >= MAX_TRACKED_SENDERS
+        if self.senders.len() >= self.capacity
             && let Some(oldest) = self
                 .senders
                 .iter()
@@ -572,7 +605,9 @@ fn put_record(out: &mut Vec<u8>, r: &FlowRecord) {
     let family = r.family().expect("caller checked is_encodable");
     out.push(family);
     out.push(r.protocol);
-    out.push(if r.closing { FLAG_CLOSING } else { 0 });
+    out.push(
+        if r.closing { FLAG_CLOSING } else { 0 } | if r.half_open { FLAG_HALF_OPEN } else { 0 },
+    );
     out.extend_from_slice(&r.idle_ms.to_be_bytes());
     for addr in [r.client, r.vip, r.real] {
         match addr.ip() {
@@ -593,7 +628,7 @@ fn read_record(r: &mut Reader<'_>) -> Result<FlowRecord, WireError> {
         return Err(WireError::BadProtocol(protocol));
     }
     let flags = r.u8("a flow record")?;
-    if flags & !FLAG_CLOSING != 0 {
+    if flags & !(FLAG_CLOSING | FLAG_HALF_OPEN) != 0 {
         return Err(WireError::BadFlags(flags));
     }
     let idle_ms = r.u32("a flow record")?;
@@ -618,6 +653,7 @@ fn read_record(r: &mut Reader<'_>) -> Result<FlowRecord, WireError> {
         protocol,
         real,
         closing: flags & FLAG_CLOSING != 0,
+        half_open: flags & FLAG_HALF_OPEN != 0,
         idle_ms,
     })
 }
@@ -676,6 +712,7 @@ mod tests {
             protocol: PROTO_TCP,
             real: SocketAddr::from(([10, 1, 0, (i % 7) as u8 + 1], 8443)),
             closing: i.is_multiple_of(3),
+            half_open: i % 3 == 1,
             idle_ms: i * 1000,
         }
     }
@@ -691,6 +728,7 @@ mod tests {
                 53,
             )),
             closing: false,
+            half_open: i.is_multiple_of(2),
             idle_ms: u32::MAX - i,
         }
     }
@@ -1038,7 +1076,7 @@ mod tests {
         let rec = HEADER_LEN + 2;
         assert_eq!(patched(rec, 5), Err(WireError::BadFamily(5)));
         assert_eq!(patched(rec + 1, 1), Err(WireError::BadProtocol(1)));
-        assert_eq!(patched(rec + 2, 3), Err(WireError::BadFlags(3)));
+        assert_eq!(patched(rec + 2, 4), Err(WireError::BadFlags(4)));
         // Family 6 makes the record longer than the bytes that follow.
         assert!(matches!(
             patched(rec, FAMILY_V6),
