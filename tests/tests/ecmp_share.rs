@@ -184,10 +184,10 @@ fn flows_opened_at_one_director_are_known_at_the_others() {
         long_at_d2.as_millis(),
         short_at_d2.as_millis()
     );
-    let log = d2.log();
+    let d2_log = d2.log();
     assert!(
-        log.matches("a peer's whole table has arrived").count() == 2,
-        "director 2 received both peers' tables:\n{log}"
+        d2_log.matches("a peer's whole table has arrived").count() == 2,
+        "director 2 received both peers' tables:\n{d2_log}"
     );
     assert!(
         download.is_running(),
