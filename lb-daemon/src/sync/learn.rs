@@ -14,22 +14,31 @@
 //! learned copy is never made to look older than it is: its last-seen
 //! time only moves forward.
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapError};
+use aya::maps::{HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
 use lb_common::{
     FLOW_CLOSING, FLOW_F_LEARNED, FLOW_HALF_OPEN, FlowKey, FlowValue, map_names as names,
 };
 
 use super::table::{Applied, Index, Unknown};
 use super::wire::FlowRecord;
-use crate::dataplane::{DataplaneError, PinDir};
+use crate::dataplane::{DataplaneError, PinDir, batch_unsupported, update_entries};
 
 /// One of the two flow tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
     /// `CONNTRACK`.
-    Main,
+    Main = 0,
     /// `HALF_OPEN`.
-    HalfOpen,
+    HalfOpen = 1,
+}
+
+impl Table {
+    fn other(self) -> Self {
+        match self {
+            Self::Main => Self::HalfOpen,
+            Self::HalfOpen => Self::Main,
+        }
+    }
 }
 
 /// What to do with one received record.
@@ -89,6 +98,16 @@ pub fn plan(value: FlowValue, main: Option<FlowValue>, half: Option<FlowValue>) 
     }
 }
 
+// Lookups: a record is checked against both tables only when the one it
+// belongs in has no learned copy. With a learned copy there, the other
+// table holds the 5-tuple only if this director opened the same 5-tuple
+// anew meanwhile (a SYN reusing it); the data path looks `CONNTRACK` up
+// first, so that rare case is decided by the copy already there, whatever
+// the record does. Syscalls per record: one lookup for a flow already
+// known (refreshes, a closing flow), two lookups and a delete for a
+// handshake completed at the sender; the writes of a datagram's records
+// are one batch per table.
+
 /// Handles on the pinned flow tables for learning.
 pub struct LearnTables {
     conntrack: BpfHashMap<MapData, FlowKey, FlowValue>,
@@ -145,6 +164,10 @@ impl LearnTables {
         now_ns: u64,
     ) -> Result<Applied, DataplaneError> {
         let mut applied = Applied::default();
+        // Writes go in one batch per table (deletes, rare, one by one):
+        // a record then costs its lookups and a share of one syscall.
+        let mut writes: [Vec<(FlowKey, FlowValue)>; 2] = [Vec::new(), Vec::new()];
+        let mut removes: Vec<(Table, FlowKey)> = Vec::new();
         for record in records {
             let (key, value) = match index.entry(record, now_ns) {
                 Ok(entry) => entry,
@@ -157,8 +180,24 @@ impl LearnTables {
                     continue;
                 }
             };
-            let main = self.get(Table::Main, &key)?;
-            let half = self.get(Table::HalfOpen, &key)?;
+            // The table the record belongs in first: when it holds a
+            // learned copy, the other is not looked at (one syscall less
+            // for most records; see `lookups`).
+            let (main, half) = if value.state == FLOW_HALF_OPEN {
+                let half = self.get(Table::HalfOpen, &key)?;
+                let main = match half {
+                    Some(h) if learned(&h) => None,
+                    _ => self.get(Table::Main, &key)?,
+                };
+                (main, half)
+            } else {
+                let main = self.get(Table::Main, &key)?;
+                let half = match main {
+                    Some(m) if learned(&m) => None,
+                    _ => self.get(Table::HalfOpen, &key)?,
+                };
+                (main, half)
+            };
             let Plan::Write {
                 table,
                 value,
@@ -168,25 +207,52 @@ impl LearnTables {
                 applied.kept += 1;
                 continue;
             };
-            let (map, name) = match table {
-                Table::Main => (&mut self.conntrack, names::CONNTRACK),
-                Table::HalfOpen => (&mut self.half_open, names::HALF_OPEN),
-            };
-            map.insert(key, value, 0).map_err(|e| DataplaneError::Map {
-                name,
-                source: Box::new(e),
-            })?;
+            writes[table as usize].push((key, value));
             if remove_other {
-                let other = match table {
-                    Table::Main => &mut self.half_open,
-                    Table::HalfOpen => &mut self.conntrack,
-                };
-                // Gone meanwhile (the data path, an LRU eviction) is fine.
-                let _ = other.remove(&key);
+                removes.push((table.other(), key));
             }
             applied.written += 1;
         }
+        for table in [Table::Main, Table::HalfOpen] {
+            self.write(table, &writes[table as usize])?;
+        }
+        for (table, key) in removes {
+            let map = match table {
+                Table::Main => &mut self.conntrack,
+                Table::HalfOpen => &mut self.half_open,
+            };
+            // Gone meanwhile (the data path, an LRU eviction) is fine.
+            let _ = map.remove(&key);
+        }
         Ok(applied)
+    }
+
+    /// Writes `entries` into `table`, in one batch where the kernel can.
+    fn write(
+        &mut self,
+        table: Table,
+        entries: &[(FlowKey, FlowValue)],
+    ) -> Result<(), DataplaneError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (map, name) = match table {
+            Table::Main => (&mut self.conntrack, names::CONNTRACK),
+            Table::HalfOpen => (&mut self.half_open, names::HALF_OPEN),
+        };
+        match update_entries(IterableMap::map(map), entries) {
+            Ok(()) => Ok(()),
+            Err(e) if batch_unsupported(&e) => {
+                for (key, value) in entries {
+                    map.insert(key, value, 0).map_err(|e| DataplaneError::Map {
+                        name,
+                        source: Box::new(e),
+                    })?;
+                }
+                Ok(())
+            }
+            Err(source) => Err(DataplaneError::Batch { name, source }),
+        }
     }
 }
 
