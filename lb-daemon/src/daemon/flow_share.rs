@@ -73,7 +73,8 @@ use super::flow_sync::dump_records;
 const RECV_BUFFER: usize = 2048;
 /// A peer that has not sent its whole table is asked again this often.
 pub const REQUEST_AGAIN: Duration = Duration::from_secs(2);
-/// At most one whole-table dump per peer this often.
+/// A peer's requests within this long after its dump ended are ignored
+/// (sent while it was on its way).
 const DUMP_GAP: Duration = Duration::from_secs(1);
 /// The slot index is re-read before use when older than this.
 const INDEX_AGE: Duration = Duration::from_millis(500);
@@ -81,11 +82,14 @@ const INDEX_AGE: Duration = Duration::from_millis(500);
 /// with ring reads and received datagrams handled between slices.
 const SLICE_RECORDS: usize = 8 * RECORDS_PER_DATAGRAM_V4;
 /// Pause between slices: about 200,000 records a second, what a receiver
-/// writes into its tables (a lookup and a write per record, ~2 µs) with
-/// room to spare for the reports of new flows. Faster, and a whole table
+/// writes into its tables (about a lookup per record, 1.5 to 3 µs here)
+/// with room to spare for the reports of new flows. Faster, and a whole table
 /// would overflow the receiver's socket buffer (the VRRP sync writes a
 /// datagram with one batch call and can be sent 3 million a second).
 const SLICE_GAP: Duration = Duration::from_millis(2);
+/// Datagrams of a peer counted while its table is awaited, at most (about
+/// 50 million flows' worth); beyond, the count starts again.
+const MAX_COUNTED_DATAGRAMS: usize = 1 << 20;
 /// The data path's drop counter is read this often.
 const DROPPED_EVERY: Duration = Duration::from_secs(1);
 /// Records read from the ring per pass at most (then datagrams are sent
@@ -115,6 +119,8 @@ impl Default for Options {
 enum Command {
     /// Send what the ring holds now, then answer.
     Flush(mpsc::Sender<()>),
+    /// Send every own flow to every peer now (as every `refresh`).
+    Refresh,
     Stop,
 }
 
@@ -148,6 +154,15 @@ impl ShareHandle {
         if self.commands.send(Command::Flush(done)).is_ok() {
             let _ = self.wake.send(&[1]);
             let _ = wait.recv_timeout(limit);
+        }
+    }
+
+    /// Sends every flow this director carries to every peer now, as it
+    /// does every [`Options::refresh`] (e.g. before it starts to announce
+    /// its VIPs again after a drain).
+    pub fn refresh(&self) {
+        if self.commands.send(Command::Refresh).is_ok() {
+            let _ = self.wake.send(&[1]);
         }
     }
 
@@ -240,6 +255,7 @@ pub fn start_with(
         pending: Vec::new(),
         pending_since: None,
         jobs: VecDeque::new(),
+        next_slice: Instant::now(),
         status: status.clone(),
         learned: learned.clone(),
         metrics,
@@ -325,6 +341,8 @@ struct FlowShare {
     pending: Vec<FlowRecord>,
     pending_since: Option<Instant>,
     jobs: VecDeque<Job>,
+    /// When the next slice of the first job may go.
+    next_slice: Instant,
     status: Arc<Mutex<ShareStatus>>,
     learned: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -343,7 +361,7 @@ impl FlowShare {
                 deadline = deadline.min(since + self.options.linger);
             }
             if !self.jobs.is_empty() {
-                deadline = deadline.min(now + SLICE_GAP);
+                deadline = deadline.min(self.next_slice);
             }
             for peer in &self.peers {
                 if !peer.table_received {
@@ -367,6 +385,7 @@ impl FlowShare {
                         self.send_pending(true);
                         let _ = done.send(());
                     }
+                    Command::Refresh => self.queue_refresh(),
                     Command::Stop => return,
                 }
             }
@@ -507,9 +526,20 @@ impl FlowShare {
                     .as_ref()
                     .is_none_or(|r| now.duration_since(r.sent_at) >= REQUEST_AGAIN);
             if due {
+                // What arrived for the previous request stays: a large
+                // table takes longer than REQUEST_AGAIN to come (the peer
+                // ignores requests while it sends one).
+                let mut datagrams = self.peers[i]
+                    .request
+                    .take()
+                    .map(|r| r.datagrams)
+                    .unwrap_or_default();
+                if datagrams.len() > MAX_COUNTED_DATAGRAMS {
+                    datagrams.clear();
+                }
                 self.peers[i].request = Some(Request {
                     sent_at: now,
-                    datagrams: HashMap::new(),
+                    datagrams,
                 });
                 self.send_message(i, &Message::DumpRequest, false);
             }
@@ -557,11 +587,22 @@ impl FlowShare {
             .collect()
     }
 
-    /// One slice of the first queued job.
+    /// One slice of the first queued job, when its time has come. A dump
+    /// goes slower by the number of peers: all of them may be sending
+    /// theirs to the same director (it asks all at once).
     fn send_slice(&mut self) {
+        let now = Instant::now();
+        if now < self.next_slice {
+            return;
+        }
         let Some(job) = self.jobs.front_mut() else {
             return;
         };
+        let gap = match job.dump_for {
+            None => SLICE_GAP,
+            Some(_) => SLICE_GAP * u32::try_from(self.peers.len()).unwrap_or(u32::MAX),
+        };
+        self.next_slice = now + gap;
         let end = (job.sent + SLICE_RECORDS).min(job.records.len());
         let slice: Vec<FlowRecord> = job.records[job.sent..end].to_vec();
         job.sent = end;
@@ -586,6 +627,8 @@ impl FlowShare {
                     },
                     true,
                 );
+                // Requests sent before this one arrived are answered.
+                self.peers[i].last_dump_sent = Some(Instant::now());
                 tracing::info!(peer = %self.peers[i].addr, flows = total, "sharing: sent the whole table");
             }
         }
@@ -652,7 +695,6 @@ impl FlowShare {
                     .is_some_and(|t| now.duration_since(t) < DUMP_GAP);
                 let queued = self.jobs.iter().any(|j| j.dump_for == Some(i));
                 if !recent && !queued {
-                    self.peers[i].last_dump_sent = Some(now);
                     let records = self.table_records(true);
                     self.jobs.push_back(Job {
                         dump_for: Some(i),
