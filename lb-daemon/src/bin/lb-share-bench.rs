@@ -317,19 +317,18 @@ fn new_flows(directors: &mut [Director], rate: u64, seconds: u64) -> Result<()> 
     Ok(())
 }
 
-/// `count` own flows in director 0: its refresh, then the whole-table
-/// dumps a restarted director 1 asks of it and of director 2.
-fn full_table(directors: &mut [Director], count: u32) -> Result<()> {
+/// Writes `count` established flows of this director's own into its table.
+fn fill_own(director: &Director, count: u32) -> Result<()> {
     let filled = Instant::now();
-    let mut flows = FlowTable::open(&directors[0].pins)?;
-    let real = directors[0]
+    let mut flows = FlowTable::open(&director.pins)?;
+    let real = director
         .lb
         .real_id(&lb_daemon::balancer::model::RealKey::new(
             service().addr,
             SocketAddr::from(([10, 0, 1, 1], 80)),
         ))
         .context("real slot")?;
-    let service_id = directors[0]
+    let service_id = director
         .lb
         .service_value(&service().addr)
         .context("service")?
@@ -360,6 +359,13 @@ fn full_table(directors: &mut [Director], count: u32) -> Result<()> {
         "\n== {count} more own flows in director 0 (written in {:.1} s)",
         filled.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `count` own flows in director 0: its refresh, then the whole-table
+/// dumps a restarted director 1 asks of it and of director 2.
+fn full_table(directors: &mut [Director], count: u32) -> Result<()> {
+    fill_own(&directors[0], count)?;
     let n = u64::from(count);
     let cpu0: Vec<f64> = directors.iter().map(|d| cpu(d.tid)).collect();
     let sent0 = sent(&status(&directors[0]));
