@@ -168,3 +168,28 @@ fn a_learned_flow_counts_here_only_once_this_director_forwards_it() {
     let records: Vec<u32> = drain(&mut ring).iter().map(|e| e.state).collect();
     assert_eq!(records, [FLOW_CLOSING]);
 }
+
+/// Load (verifier) time of the program: `cargo test --release --test
+/// share_events -- --ignored --nocapture`, with `LB_BENCH_OBJECT` naming
+/// another build to compare.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn load_time() {
+    let object = match std::env::var_os("LB_BENCH_OBJECT") {
+        Some(path) => std::fs::read(path).expect("LB_BENCH_OBJECT"),
+        None => lb_daemon::dataplane::xdp_object().unwrap().to_vec(),
+    };
+    let mut times = Vec::new();
+    for _ in 0..7 {
+        let started = std::time::Instant::now();
+        let dp = lb_daemon::dataplane::Dataplane::load_object(
+            &object,
+            lb_daemon::dataplane::DataplaneLimits::default(),
+        )
+        .expect("load");
+        times.push(started.elapsed().as_secs_f64());
+        drop(dp);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("load times (s): {times:.3?}; median {:.3}", times[3]);
+}
