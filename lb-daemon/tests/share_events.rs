@@ -193,3 +193,90 @@ fn load_time() {
     times.sort_by(f64::total_cmp);
     println!("load times (s): {times:.3?}; median {:.3}", times[3]);
 }
+
+/// Received records through the real maps (`sync::learn`): a flow's SYN
+/// and ACK records in one datagram leave one learned copy, in
+/// `CONNTRACK`; a flow this director forwards is never overwritten.
+#[test]
+fn received_records_are_learned_and_never_overwrite_own_flows() {
+    use lb_daemon::{
+        dataplane::{Dataplane, DataplaneLimits, PinDir, xdp_object},
+        sync::{FlowRecord, learn::LearnTables, table::PinnedTables},
+    };
+    let pins = PinDir::new(format!("/sys/fs/bpf/lb-learn-test-{}", std::process::id()));
+    let limits = DataplaneLimits {
+        conntrack_size: 4096,
+        max_reals: 64,
+        max_services: 8,
+        sched_table_size: 1 << 16,
+        lc_sets: 8,
+    };
+    let result = std::panic::catch_unwind(|| {
+        let dp = Dataplane::open_object(xdp_object().unwrap(), limits, Some(&pins)).unwrap();
+        let mut lb = lb_daemon::balancer::Balancer::new(dp);
+        let reals: Vec<(IpAddr, u32)> = vec![("10.0.1.1".parse().unwrap(), 1)];
+        lb.apply(&common::service_spec(
+            VIP.into(),
+            80,
+            Protocol::Tcp,
+            Scheduler::RoundRobin,
+            &reals,
+        ))
+        .unwrap();
+        let index = PinnedTables::open(&pins).unwrap().index().unwrap();
+        let mut learn = LearnTables::open(&pins).unwrap();
+        let record = |port: u16, half_open: bool, closing: bool| FlowRecord {
+            client: std::net::SocketAddr::from((CLIENT, port)),
+            vip: std::net::SocketAddr::from((VIP, 80)),
+            protocol: 6,
+            real: "10.0.1.1:80".parse().unwrap(),
+            closing,
+            half_open,
+            idle_ms: 0,
+        };
+        let now = monotonic_now_ns();
+        let applied = learn
+            .apply(
+                &index,
+                &[record(42000, true, false), record(42000, false, false)],
+                now,
+            )
+            .unwrap();
+        assert_eq!(applied.written, 2);
+        let dp = lb.dataplane();
+        let main = dp.flow(&key(42000, 80, 6)).unwrap().expect("in CONNTRACK");
+        assert_eq!((main.state, main.flags), (FLOW_ACTIVE, FLOW_F_LEARNED));
+        assert_eq!(dp.half_open_flow(&key(42000, 80, 6)).unwrap(), None);
+        learn
+            .apply(&index, &[record(42000, false, true)], now)
+            .unwrap();
+        assert_eq!(
+            lb.dataplane()
+                .flow(&key(42000, 80, 6))
+                .unwrap()
+                .unwrap()
+                .state,
+            FLOW_CLOSING
+        );
+        // An own flow (no flag) stays as it is.
+        let own = FlowValue {
+            real: main.real,
+            state: FLOW_ACTIVE,
+            service: main.service,
+            flags: 0,
+            last_seen_ns: now,
+        };
+        lb.dataplane_mut()
+            .insert_flow(&key(42001, 80, 6), &own)
+            .unwrap();
+        let applied = learn
+            .apply(&index, &[record(42001, false, true)], now + 1)
+            .unwrap();
+        assert_eq!((applied.written, applied.kept), (0, 1));
+        assert_eq!(lb.dataplane().flow(&key(42001, 80, 6)).unwrap(), Some(own));
+    });
+    let _ = pins.remove_all();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

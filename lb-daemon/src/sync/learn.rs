@@ -14,6 +14,8 @@
 //! learned copy is never made to look older than it is: its last-seen
 //! time only moves forward.
 
+use std::collections::HashMap;
+
 use aya::maps::{HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
 use lb_common::{
     FLOW_CLOSING, FLOW_F_LEARNED, FLOW_HALF_OPEN, FlowKey, FlowValue, map_names as names,
@@ -108,6 +110,10 @@ pub fn plan(value: FlowValue, main: Option<FlowValue>, half: Option<FlowValue>) 
 // handshake completed at the sender; the writes of a datagram's records
 // are one batch per table.
 
+/// What one `apply` call did to a 5-tuple, per table (`Table as usize`):
+/// `Some(Some(v))` written, `Some(None)` deleted, `None` untouched.
+type Pending = [Option<Option<FlowValue>>; 2];
+
 /// Handles on the pinned flow tables for learning.
 pub struct LearnTables {
     conntrack: BpfHashMap<MapData, FlowKey, FlowValue>,
@@ -165,9 +171,11 @@ impl LearnTables {
     ) -> Result<Applied, DataplaneError> {
         let mut applied = Applied::default();
         // Writes go in one batch per table (deletes, rare, one by one):
-        // a record then costs its lookups and a share of one syscall.
-        let mut writes: [Vec<(FlowKey, FlowValue)>; 2] = [Vec::new(), Vec::new()];
-        let mut removes: Vec<(Table, FlowKey)> = Vec::new();
+        // a record then costs its lookups and a share of one syscall. Until
+        // then, `batch` holds what this call did to each 5-tuple, so a
+        // later record of the same flow (its SYN and its ACK often share a
+        // datagram) sees the earlier one's effect.
+        let mut batch: HashMap<FlowKey, Pending> = HashMap::new();
         for record in records {
             let (key, value) = match index.entry(record, now_ns) {
                 Ok(entry) => entry,
@@ -182,21 +190,20 @@ impl LearnTables {
             };
             // The table the record belongs in first: when it holds a
             // learned copy, the other is not looked at (one syscall less
-            // for most records; see `lookups`).
-            let (main, half) = if value.state == FLOW_HALF_OPEN {
-                let half = self.get(Table::HalfOpen, &key)?;
-                let main = match half {
-                    Some(h) if learned(&h) => None,
-                    _ => self.get(Table::Main, &key)?,
-                };
-                (main, half)
+            // for most records; see above).
+            let first = if value.state == FLOW_HALF_OPEN {
+                Table::HalfOpen
             } else {
-                let main = self.get(Table::Main, &key)?;
-                let half = match main {
-                    Some(m) if learned(&m) => None,
-                    _ => self.get(Table::HalfOpen, &key)?,
-                };
-                (main, half)
+                Table::Main
+            };
+            let here = self.lookup(&batch, first, &key)?;
+            let there = match here {
+                Some(v) if learned(&v) => None,
+                _ => self.lookup(&batch, first.other(), &key)?,
+            };
+            let (main, half) = match first {
+                Table::Main => (here, there),
+                Table::HalfOpen => (there, here),
             };
             let Plan::Write {
                 table,
@@ -207,24 +214,47 @@ impl LearnTables {
                 applied.kept += 1;
                 continue;
             };
-            writes[table as usize].push((key, value));
+            let pending = batch.entry(key).or_default();
+            pending[table as usize] = Some(Some(value));
             if remove_other {
-                removes.push((table.other(), key));
+                pending[table.other() as usize] = Some(None);
             }
             applied.written += 1;
         }
         for table in [Table::Main, Table::HalfOpen] {
-            self.write(table, &writes[table as usize])?;
+            let writes: Vec<(FlowKey, FlowValue)> = batch
+                .iter()
+                .filter_map(|(k, p)| p[table as usize].flatten().map(|v| (*k, v)))
+                .collect();
+            self.write(table, &writes)?;
         }
-        for (table, key) in removes {
-            let map = match table {
-                Table::Main => &mut self.conntrack,
-                Table::HalfOpen => &mut self.half_open,
-            };
-            // Gone meanwhile (the data path, an LRU eviction) is fine.
-            let _ = map.remove(&key);
+        for (key, pending) in &batch {
+            for table in [Table::Main, Table::HalfOpen] {
+                if pending[table as usize] == Some(None) {
+                    let map = match table {
+                        Table::Main => &mut self.conntrack,
+                        Table::HalfOpen => &mut self.half_open,
+                    };
+                    // Gone meanwhile (the data path, an LRU eviction) is fine.
+                    let _ = map.remove(key);
+                }
+            }
         }
         Ok(applied)
+    }
+
+    /// `key` in `table` as this call left it so far, else as the map has
+    /// it.
+    fn lookup(
+        &self,
+        batch: &HashMap<FlowKey, Pending>,
+        table: Table,
+        key: &FlowKey,
+    ) -> Result<Option<FlowValue>, DataplaneError> {
+        match batch.get(key).and_then(|p| p[table as usize]) {
+            Some(done) => Ok(done),
+            None => self.get(table, key),
+        }
     }
 
     /// Writes `entries` into `table`, in one batch where the kernel can.
