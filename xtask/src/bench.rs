@@ -1,8 +1,9 @@
 //! `cargo xtask bench [--json] [ARGS]`: builds the eBPF object, then runs the
 //! `lb-bench` binary of `lb-daemon` (release) with `LB_XDP_OBJECT` set, then
 //! `lbd-scale` of `lb-lab`: the real `lbd` (with the object embedded) with
-//! 100 services and 1000 reals, for its memory and config apply time; and
-//! the health checker's CPU with 10,000 reals (an ignored test, release).
+//! 100 services and 1000 reals, for its memory and config apply time; the
+//! health checker's CPU with 10,000 reals (an ignored test, release); and
+//! `lb-share-bench`, the CPU and bandwidth of flow sharing.
 
 use std::ffi::OsString;
 
@@ -78,6 +79,16 @@ pub(crate) fn run(json: bool, args: &[OsString]) -> Result<()> {
     }
     if let Err(e) = run_command(&mut checker) {
         eprintln!("xtask: the checker CPU measurement failed: {e:#}");
+    }
+    // Flow sharing ([ecmp.sync]): three directors' sharing threads at
+    // 50,000 new flows/s, and a million-flow refresh and whole-table
+    // dump (built above with the other lb-daemon binaries).
+    let mut share = std::process::Command::new(cargo_target_dir().join("release/lb-share-bench"));
+    if json {
+        share.stdout(std::process::Stdio::from(std::io::stderr()));
+    }
+    if let Err(e) = run_command(&mut share) {
+        eprintln!("xtask: the flow-sharing measurement failed: {e:#}");
     }
     Ok(())
 }
