@@ -460,6 +460,9 @@ fn goal(case: &str, ratio: f64, ns: f64, results: &[Measurement]) -> String {
             let r = ns / of("new_maglev");
             format!("{r:.2}x new_maglev, <= 1.2x: {}", verdict(r <= 1.2))
         }
+        // Flow sharing's record per new flow, against the same case without.
+        "new_rr_share" => format!("{:+.0} ns vs new_rr", ns - of("new_rr")),
+        "new_lc_4_share" => format!("{:+.0} ns vs new_lc_4", ns - of("new_lc_4")),
         _ => String::new(),
     }
 }
