@@ -27,6 +27,15 @@ pub struct RealInput {
     pub up_for: Option<Duration>,
 }
 
+impl RealInput {
+    /// It could take new connections: MAC known, not down, not drained,
+    /// weight above 0 (a spare too, whether spares serve now or not).
+    #[must_use]
+    pub fn serving(&self) -> bool {
+        self.resolved && !self.down && !self.draining && self.weight > 0
+    }
+}
+
 /// The service's rules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
@@ -48,13 +57,12 @@ pub struct Effective {
 /// One `Effective` per input, same order; and whether the spares serve.
 #[must_use]
 pub fn effective(reals: &[RealInput], policy: Policy) -> (Vec<Effective>, bool) {
-    let serving = |r: &RealInput| r.resolved && !r.down && !r.draining && r.weight > 0;
-    let healthy_primaries = reals.iter().filter(|r| !r.backup && serving(r)).count();
+    let healthy_primaries = reals.iter().filter(|r| !r.backup && r.serving()).count();
     let spares_serve = healthy_primaries < policy.min_primaries as usize;
     let out = reals
         .iter()
         .map(|r| {
-            let weight = if !serving(r) || (r.backup && !spares_serve) {
+            let weight = if !r.serving() || (r.backup && !spares_serve) {
                 0
             } else {
                 ramp(r.weight, r.up_for, policy.slow_start)

@@ -278,22 +278,7 @@ impl Controller {
     pub fn spec(&self, service: &ServiceConfig) -> ServiceSpec {
         let resolved =
             |addr: IpAddr, mac: Option<[u8; 6]>| mac.or_else(|| self.macs.get(&addr).copied());
-        let inputs: Vec<effective::RealInput> = service
-            .reals
-            .iter()
-            .map(|r| {
-                let key = RealKey::new(service.addr, r.socket());
-                let health = self.real_health(&key);
-                effective::RealInput {
-                    weight: r.weight,
-                    backup: r.backup,
-                    resolved: resolved(r.addr, r.mac).is_some(),
-                    down: health.is_some_and(|h| h.down),
-                    draining: self.is_draining(&key),
-                    up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
-                }
-            })
-            .collect();
+        let inputs = self.real_inputs(service);
         let policy = effective::Policy {
             min_primaries: service.min_primaries,
             slow_start: service.slow_start,
@@ -324,6 +309,44 @@ impl Controller {
                 reroute: false,
             }),
         }
+    }
+
+    /// The scheduling facts of each of `service`'s reals, in config order.
+    fn real_inputs(&self, service: &ServiceConfig) -> Vec<effective::RealInput> {
+        service
+            .reals
+            .iter()
+            .map(|r| {
+                let key = RealKey::new(service.addr, r.socket());
+                let health = self.real_health(&key);
+                effective::RealInput {
+                    weight: r.weight,
+                    backup: r.backup,
+                    resolved: r.mac.or_else(|| self.macs.get(&r.addr).copied()).is_some(),
+                    down: health.is_some_and(|h| h.down),
+                    draining: self.is_draining(&key),
+                    up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
+                }
+            })
+            .collect()
+    }
+
+    /// Each service's healthy reals and `min_healthy`, for `[ecmp]`.
+    #[must_use]
+    pub fn service_health(&self) -> Vec<crate::ecmp::ServiceHealth> {
+        self.config
+            .services
+            .iter()
+            .map(|service| crate::ecmp::ServiceHealth {
+                service: service.addr,
+                healthy: self
+                    .real_inputs(service)
+                    .iter()
+                    .filter(|r| r.serving())
+                    .count() as u32,
+                min_healthy: service.min_healthy,
+            })
+            .collect()
     }
 
     /// Re-reads the config file and applies the difference.

@@ -11,7 +11,9 @@ use std::{
 use tokio::sync::oneshot;
 
 use crate::{
-    admin::{RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds},
+    admin::{
+        EcmpStatus, RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds,
+    },
     config,
     control::{ControlError, Controller},
     health::{
@@ -58,8 +60,53 @@ impl Host {
     fn vrrp_status(&self) -> VrrpStatus {
         match &self.vips {
             Vips::Vrrp(failover) => failover.status(),
-            Vips::Direct(_) => VrrpStatus::default(),
+            Vips::Direct(_) | Vips::Ecmp(_) => VrrpStatus::default(),
         }
+    }
+
+    /// What `lbctl director` shows (disabled without `[ecmp]`).
+    fn ecmp_status(&self) -> EcmpStatus {
+        match &self.vips {
+            Vips::Ecmp(announcer) => announcer.status(),
+            Vips::Direct(_) | Vips::Vrrp(_) => EcmpStatus::default(),
+        }
+    }
+
+    /// With `[ecmp]`: announces or withdraws VIPs as health, config and
+    /// the director's own state say (cheap when nothing changed).
+    fn announce(&mut self, controller: &Controller) {
+        if let Vips::Ecmp(announcer) = &mut self.vips {
+            announcer.update(&mut self.netlink, &controller.service_health());
+        }
+    }
+
+    /// When the loop must wake for the announcer (the learn delay's end).
+    fn announce_deadline(&self) -> Option<Instant> {
+        match &self.vips {
+            Vips::Ecmp(announcer) => announcer.deadline(),
+            Vips::Direct(_) | Vips::Vrrp(_) => None,
+        }
+    }
+
+    /// `lbctl director drain|undrain`.
+    fn drain_director(&mut self, controller: &Controller, drain: bool) -> Response {
+        let Vips::Ecmp(announcer) = &mut self.vips else {
+            return Response::failure(
+                "this director has no [ecmp] table: it holds its VIPs itself (or by VRRP),                  there is nothing to withdraw",
+            );
+        };
+        announcer.set_drained(drain);
+        announcer.update(&mut self.netlink, &controller.service_health());
+        let summary = if drain {
+            "director drained: every VIP withdrawn from the router; flows that still arrive              are forwarded"
+        } else {
+            "director undrained: VIPs are announced again where their services are healthy"
+        };
+        tracing::info!(drain, "{summary}");
+        Response::success(crate::admin::ChangeResult {
+            summary: summary.to_owned(),
+            ..Default::default()
+        })
     }
 
     /// Brings VIPs, neighbour targets, health targets and metric series in
@@ -87,6 +134,8 @@ impl Host {
                 }
             }
             Vips::Vrrp(failover) => failover.set_vips(vips),
+            // Decided after every event, in `announce`.
+            Vips::Ecmp(_) => {}
         }
         self.metrics.retain_reals(&controller.configured_reals());
         self.checker.set_damping(controller.damping());
@@ -109,6 +158,9 @@ pub(super) fn controller_loop(
         // controller stuck in one event stops feeding it.
         host.notify.ping_if_due();
         let mut wake_at = next_ageing.min(next_ramp).min(host.page.next_sample);
+        if let Some(deadline) = host.announce_deadline() {
+            wake_at = wake_at.min(deadline);
+        }
         if let Some(ping) = host.notify.next_ping() {
             wake_at = wake_at.min(ping);
         }
@@ -125,6 +177,9 @@ pub(super) fn controller_loop(
                     next_ramp = Instant::now() + RAMP_STEP;
                 }
                 if Instant::now() >= next_ageing {
+                    if let Vips::Ecmp(announcer) = &mut host.vips {
+                        announcer.audit(&mut host.netlink);
+                    }
                     let (timeouts, context) = controller.ageing_job();
                     host.table.age(timeouts, context);
                     next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
@@ -138,6 +193,7 @@ pub(super) fn controller_loop(
             host.page.sample(controller);
         }
         host.sync(controller);
+        host.announce(controller);
     }
 }
 
@@ -348,7 +404,7 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
 /// Answers one admin request, logging changes (reads are not logged).
 fn answer(
     controller: &mut Controller,
-    host: &Host,
+    host: &mut Host,
     request: Request,
     reply: oneshot::Sender<Response>,
 ) {
@@ -381,7 +437,7 @@ fn answer(
 /// `flows` by the table thread (which then replies itself: `None` here).
 fn dispatch(
     controller: &mut Controller,
-    host: &Host,
+    host: &mut Host,
     request: Request,
     reply: oneshot::Sender<Response>,
 ) -> Option<(Result<Response, ControlError>, oneshot::Sender<Response>)> {
@@ -407,6 +463,8 @@ fn dispatch(
             .map(Response::success),
         Request::Health => Ok(Response::success(health_report(&host.checker))),
         Request::Vrrp => Ok(Response::success(host.vrrp_status())),
+        Request::Director => Ok(Response::success(host.ecmp_status())),
+        Request::DirectorDrain { drain } => Ok(host.drain_director(controller, drain)),
         Request::Reload => controller.reload_request().map(Response::success),
         Request::AddService {
             service,

@@ -18,6 +18,7 @@
 //! They talk to the controller through one channel of [`Event`]s.
 
 mod admin_server;
+mod announcer;
 mod controller_loop;
 mod event_log;
 mod failover;
@@ -322,11 +323,15 @@ impl Parts {
             waker,
             checker,
             table,
+            mut netlink,
             ..
         } = host;
-        // (2) Hand over to the peer director.
-        if let Vips::Vrrp(failover) = vips {
-            failover.stop();
+        // (2) Hand over to the peer director, or withdraw the VIPs from
+        // the router (the data path keeps forwarding what still arrives).
+        match vips {
+            Vips::Vrrp(failover) => failover.stop(),
+            Vips::Ecmp(mut announcer) => announcer.withdraw_all(&mut netlink),
+            Vips::Direct(_) => {}
         }
         // (3) No more probes.
         drop(checker);

@@ -89,6 +89,9 @@ pub(super) enum Vips {
     Direct(BTreeSet<IpAddr>),
     /// The VRRP thread, while master.
     Vrrp(failover::Failover),
+    /// `[ecmp]`: not held but announced as routes (boxed: it is large next
+    /// to the others).
+    Ecmp(Box<super::announcer::Announcer>),
 }
 
 /// Holds the VIPs now (no `[vrrp]`), or starts the VRRP thread that holds
@@ -101,6 +104,14 @@ pub(super) fn vip_holder(
     previous_vips: &BTreeSet<IpAddr>,
     (metrics, events): (&Arc<Metrics>, &mpsc::Sender<Event>),
 ) -> anyhow::Result<Vips> {
+    if let Some(ecmp) = &config.ecmp {
+        // Held by a previous lbd without [ecmp]: the router, not ARP,
+        // brings the clients' packets now.
+        vips::sync(netlink, interfaces[0].1, previous_vips, &BTreeSet::new());
+        let announcer =
+            super::announcer::Announcer::start(ecmp, netlink, None, Arc::clone(metrics))?;
+        return Ok(Vips::Ecmp(Box::new(announcer)));
+    }
     Ok(match &config.vrrp {
         None => Vips::Direct(vips::sync(
             netlink,

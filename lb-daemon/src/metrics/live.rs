@@ -27,6 +27,7 @@ pub(super) struct Live {
     vrrp_transitions: IntCounterVec,
     sync_flows: IntCounterVec,
     sync_rejected: IntCounterVec,
+    vip_announced: IntGaugeVec,
 }
 
 impl Live {
@@ -97,6 +98,16 @@ impl Live {
         );
         build_info.with_label_values(&[version]).set(1);
         let (vrrp_state, vrrp_transitions, sync_flows, sync_rejected) = failover_metrics(&registry);
+        let vip_announced = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "lb_vip_announced",
+                    "With [ecmp]: 1 while this director announces the VIP to the router (its route is in lbd's table), 0 while it is withdrawn.",
+                ),
+                &["vip"],
+            ),
+        );
         Self {
             registry,
             probe_duration,
@@ -108,6 +119,19 @@ impl Live {
             vrrp_transitions,
             sync_flows,
             sync_rejected,
+            vip_announced,
+        }
+    }
+
+    pub(super) fn set_vip_announced(&self, vip: &str, announced: Option<bool>) {
+        match announced {
+            Some(on) => self
+                .vip_announced
+                .with_label_values(&[vip])
+                .set(i64::from(on)),
+            None => {
+                let _ = self.vip_announced.remove_label_values(&[vip]);
+            }
         }
     }
 

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status, Transition, VrrpStatus, unix_seconds};
+use lb_daemon::admin::{
+    EcmpStatus, FlowEntry, RealHealthStatus, Status, Transition, VrrpStatus, unix_seconds,
+};
 
 /// `ipvsadm -Ln --stats`-like listing.
 pub fn status(status: &Status) -> String {
@@ -132,6 +134,52 @@ pub fn vrrp_summary(v: &VrrpStatus) -> Option<String> {
                 .unwrap_or_default()
         )
     })
+}
+
+/// One line for `lbctl status` with `[ecmp]`.
+pub fn ecmp_summary(e: &EcmpStatus) -> Option<String> {
+    e.enabled.then(|| {
+        let announced = e.vips.iter().filter(|v| v.announced).count();
+        format!(
+            "ECMP: {announced} of {} VIPs announced{}",
+            e.vips.len(),
+            if e.drained { " (director drained)" } else { "" }
+        )
+    })
+}
+
+/// `lbctl director`: each VIP's announcement and why.
+pub fn director(e: &EcmpStatus) -> String {
+    if !e.enabled {
+        return "ECMP is not configured: this director holds its VIPs itself (or by VRRP).\n"
+            .into();
+    }
+    let mut out = format!(
+        "ECMP: routes in table {}; {}; {}\n",
+        e.table,
+        if e.drained { "DRAINED" } else { "not drained" },
+        if e.learned {
+            "peers' flows learned"
+        } else {
+            "waiting for the peers' flows"
+        }
+    );
+    let width = e.vips.iter().map(|v| v.vip.len()).max().unwrap_or(3).max(3);
+    let _ = writeln!(out, "  {:<width$}  {:>8}  STATE", "VIP", "FOR");
+    for v in &e.vips {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>7.1}s  {}",
+            v.vip, v.for_seconds, v.state
+        );
+    }
+    if !e.history.is_empty() {
+        out.push_str("  recent changes:\n");
+        for t in &e.history {
+            let _ = writeln!(out, "    {:.3}  {}  {}", t.at, t.vip, t.state);
+        }
+    }
+    out
 }
 
 /// Director failover, like keepalived's data dump in a few lines.
