@@ -98,7 +98,8 @@ impl Host {
         announcer.set_drained(drain);
         announcer.update(&mut self.netlink, &controller.service_health());
         let summary = if drain {
-            "director drained: every VIP withdrawn from the router; flows that still arrive              are forwarded"
+            "director drained: every VIP withdrawn from the router; flows that still arrive \
+             are forwarded"
         } else {
             "director undrained: VIPs are announced again where their services are healthy"
         };

@@ -175,8 +175,15 @@ pub fn director(e: &EcmpStatus) -> String {
     }
     if !e.history.is_empty() {
         out.push_str("  recent changes:\n");
+        let now = unix_seconds(std::time::SystemTime::now());
         for t in &e.history {
-            let _ = writeln!(out, "    {:.3}  {}  {}", t.at, t.vip, t.state);
+            let _ = writeln!(
+                out,
+                "    {:>6.1} s ago: {} {}",
+                (now - t.at).max(0.0),
+                t.vip,
+                t.state
+            );
         }
     }
     out
@@ -319,6 +326,47 @@ mod tests {
         assert_eq!(
             vrrp_summary(&master).as_deref(),
             Some("VRRP vrid 51: MASTER (priority 100)")
+        );
+    }
+
+    #[test]
+    fn director_lists_each_vip_with_its_reason() {
+        let off = EcmpStatus::default();
+        assert!(director(&off).contains("not configured"));
+        assert_eq!(ecmp_summary(&off), None);
+        let on = EcmpStatus {
+            enabled: true,
+            table: 4242,
+            drained: false,
+            learned: true,
+            vips: vec![
+                lb_daemon::admin::VipAnnouncement {
+                    vip: "192.0.2.1".into(),
+                    announced: true,
+                    state: "announced".into(),
+                    for_seconds: 12.0,
+                },
+                lb_daemon::admin::VipAnnouncement {
+                    vip: "192.0.2.2".into(),
+                    announced: false,
+                    state: "withdrawn: 192.0.2.2:80/tcp has 0 healthy reals (min_healthy 1)".into(),
+                    for_seconds: 3.5,
+                },
+            ],
+            history: vec![],
+        };
+        let text = director(&on);
+        assert!(
+            text.starts_with("ECMP: routes in table 4242; not drained;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("192.0.2.2        3.5s  withdrawn: 192.0.2.2:80/tcp has 0"),
+            "{text}"
+        );
+        assert_eq!(
+            ecmp_summary(&on).as_deref(),
+            Some("ECMP: 1 of 2 VIPs announced")
         );
     }
 }
