@@ -361,7 +361,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("192.0.2.2        3.5s  withdrawn: 192.0.2.2:80/tcp has 0"),
+            text.contains("192.0.2.2      3.5s  withdrawn: 192.0.2.2:80/tcp has 0"),
             "{text}"
         );
         assert_eq!(
