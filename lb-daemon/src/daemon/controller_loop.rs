@@ -352,7 +352,7 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
         Event::StatusPage { since, reply } => {
             let json = host
                 .page
-                .answer(controller, &host.vrrp_status(), since)
+                .answer(controller, &host.vrrp_status(), &host.ecmp_status(), since)
                 .map_err(|e| e.to_string());
             let _ = reply.send(json);
         }
