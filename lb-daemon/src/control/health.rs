@@ -1,18 +1,58 @@
 //! The controller's side of health checking: which reals the checker
 //! probes, what a probe result changes, and how health shows in `spec`.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use super::{ControlError, Controller};
 use crate::{
     balancer::model::{RealKey, ServiceAddr},
-    config::DampingConfig,
+    config::{Config, DampingConfig},
     health::{
         damping::Damping,
         scheduler::{HealthEvent, Target},
         state::Health,
     },
 };
+
+/// The checker's form of a service's `[service.damping]`.
+#[must_use]
+pub fn damping(d: DampingConfig) -> Damping {
+    Damping {
+        penalty_per_flap: f64::from(d.penalty),
+        suppress: f64::from(d.suppress),
+        reuse: f64::from(d.reuse),
+        half_life: d.half_life,
+        max_suppress: d.max_suppress,
+    }
+}
+
+/// Every real of `config` the checker should probe, with its check and its
+/// service's flap damping. Reals start up (as with keepalived): a
+/// restarted lbd keeps serving, and a real added with lbctl takes
+/// connections at once; a dead one is out within the detection time.
+#[must_use]
+pub fn health_targets(config: &Config, health: &HashMap<RealKey, RealHealth>) -> Vec<Target> {
+    config
+        .services
+        .iter()
+        .flat_map(|service| {
+            service.reals.iter().map(move |real| {
+                let key = RealKey::new(service.addr, real.socket());
+                let down = health.get(&key).is_some_and(|h| h.down);
+                Target {
+                    key,
+                    addr: key.real,
+                    spec: service.check_for(real).clone(),
+                    initial: if down { Health::Down } else { Health::Up },
+                    damping: service.damping.map(damping),
+                }
+            })
+        })
+        .collect()
+}
 
 /// What the controller knows about one real's health.
 #[derive(Clone, Debug, Default)]
@@ -25,45 +65,10 @@ pub struct RealHealth {
 }
 
 impl Controller {
-    /// Every real the checker should probe, with its check. Reals start up
-    /// (as with keepalived): a restarted lbd keeps serving, and a real added
-    /// with lbctl takes connections at once; a dead one is out within the
-    /// detection time.
+    /// Every real the checker should probe ([`health_targets`]).
     #[must_use]
     pub fn health_targets(&self) -> Vec<Target> {
-        self.config
-            .services
-            .iter()
-            .flat_map(|service| {
-                service.reals.iter().map(move |real| {
-                    let key = RealKey::new(service.addr, real.socket());
-                    let down = self.health.get(&key).is_some_and(|h| h.down);
-                    Target {
-                        key,
-                        addr: key.real,
-                        spec: service.check_for(real).clone(),
-                        initial: if down { Health::Down } else { Health::Up },
-                    }
-                })
-            })
-            .collect()
-    }
-
-    /// The checker's flap damping: the first service's `[service.damping]`
-    /// (the checker applies one setting to every real).
-    #[must_use]
-    pub fn damping(&self) -> Option<Damping> {
-        self.config
-            .services
-            .iter()
-            .find_map(|s| s.damping)
-            .map(|d: DampingConfig| Damping {
-                penalty_per_flap: f64::from(d.penalty),
-                suppress: f64::from(d.suppress),
-                reuse: f64::from(d.reuse),
-                half_life: d.half_life,
-                max_suppress: d.max_suppress,
-            })
+        health_targets(&self.config, &self.health)
     }
 
     /// A probe result. Reprograms the real's service when its health
@@ -138,5 +143,41 @@ impl Controller {
     pub fn forget_unused_health(&mut self) {
         let keys = self.configured_reals();
         self.health.retain(|k, _| keys.contains(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::tests::ok, health::scheduler::Target};
+
+    /// Two services: `web` with flap damping (the defaults), `api` without.
+    const TWO_SERVICES: &str = "\
+[[service]]
+vip = \"192.0.2.10\"
+port = 80
+[service.damping]
+[[service.real]]
+address = \"10.0.0.1\"
+
+[[service]]
+vip = \"192.0.2.11\"
+port = 80
+[[service.real]]
+address = \"10.0.0.2\"
+";
+
+    fn targets() -> Vec<Target> {
+        let text = format!("{}{TWO_SERVICES}", crate::config::tests::MINIMAL);
+        health_targets(&ok(&text), &HashMap::new())
+    }
+
+    #[test]
+    fn each_real_gets_its_own_services_damping() {
+        let targets = targets();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].damping, Some(damping(DampingConfig::default())));
+        assert_eq!(targets[0].damping, Some(Damping::default()));
+        assert_eq!(targets[1].damping, None);
     }
 }

@@ -89,7 +89,6 @@ impl Host {
             Vips::Vrrp(failover) => failover.set_vips(vips),
         }
         self.metrics.retain_reals(&controller.configured_reals());
-        self.checker.set_damping(controller.damping());
         self.checker.set_targets(controller.health_targets());
     }
 }

@@ -75,7 +75,6 @@ pub(super) fn start_checker(
             }
         },
     );
-    checker.set_damping(controller.damping());
     checker.set_targets(controller.health_targets());
     Ok((runtime, checker))
 }
