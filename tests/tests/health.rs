@@ -571,3 +571,84 @@ fn a_hung_real_is_out_within_3s_under_load() {
         "out by timeouts:\n{log}"
     );
 }
+
+/// `start_down = true` (keepalived's `alpha`): a real added with `lbctl`
+/// whose server does not answer yet takes no new connection (and no client
+/// request fails) until `rise` checks pass; then it joins.
+#[test]
+fn with_start_down_a_new_real_takes_no_traffic_before_rise_passes() {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(3)
+        .build()
+        .unwrap();
+    let text = LabDaemon::config_text(&lab, 0, &[])
+        + &service_with_spares(&lab, "rr", &[0, 1], &[])
+        + "\n[service.check]\nstart_down = true\n";
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    // A fresh data path: these started down too, and rose.
+    for i in 0..2 {
+        wait_state(&lbd, &real(&lab, i), "up", PATIENCE);
+    }
+    // Real 2's server is not running yet when it is added.
+    lab.real_stop(2).unwrap();
+    let vip = SocketAddr::from((VIP_V4, 80));
+    let clients = Clients::open_loop(lab.client_ns(0), vip, 100, Duration::from_secs(5)).unwrap();
+    clients
+        .wait_answer_after(std::time::Instant::now(), PATIENCE)
+        .unwrap();
+    let added = std::time::Instant::now();
+    let out = lbd
+        .lbctl_ok(&[
+            "real",
+            "add",
+            &service_name(),
+            &lab.real_addr_v4(2).to_string(),
+        ])
+        .unwrap();
+    println!("{}", out.trim());
+    let new = lbd.real(&service_name(), &real(&lab, 2)).unwrap();
+    assert_eq!(new.state, "down", "{new:?}");
+    assert!(
+        new.health_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("start_down")),
+        "{new:?}"
+    );
+    // Two seconds of load (rr would give it a third): nothing for it.
+    std::thread::sleep(Duration::from_secs(2));
+    let waiting = lbd.real(&service_name(), &real(&lab, 2)).unwrap();
+    let served: u64 = (0..2)
+        .map(|i| {
+            lbd.real_connections(&service_name(), &real(&lab, i))
+                .unwrap()
+        })
+        .sum();
+    println!(
+        "added real, not answering, after 2 s: state {}, {} new connections (the others: {served} \
+         in all)",
+        waiting.state, waiting.connections
+    );
+    assert_eq!(waiting.state, "down");
+    assert_eq!(
+        waiting.connections, 0,
+        "no traffic before rise: {waiting:?}"
+    );
+    // Its server starts: it joins after `rise` passing checks.
+    let started = std::time::Instant::now();
+    lab.real_start(2).unwrap();
+    let up = wait_state(&lbd, &real(&lab, 2), "up", PATIENCE);
+    lbd.wait_connections(&service_name(), &real(&lab, 2), 10, PATIENCE)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let records = clients.finish();
+    let end = std::time::Instant::now();
+    let before = lb_lab::requests::summarize(&records, added, started);
+    let after = lb_lab::requests::summarize(&records, started, end);
+    println!(
+        "up {} ms after its server started; requests while it waited: {before}; after: {after}",
+        up.as_millis()
+    );
+    assert!(before.clean(), "{before}\n{}", lbd.log());
+}

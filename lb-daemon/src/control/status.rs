@@ -8,7 +8,7 @@ use std::{
 
 use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, TrafficStats};
 
-use super::{ControlError, Controller};
+use super::{ControlError, Controller, health::RealHealth};
 use crate::{
     admin::{
         FlowEntry, RealState, RealStatus, ServiceStatus, Status, XdpCounter, parse_real,
@@ -51,7 +51,7 @@ impl Controller {
                 // In the order `RealState` lists its variants.
                 let real_state = if self.is_draining(&key) {
                     RealState::Draining
-                } else if health.is_some_and(|h| h.down) {
+                } else if health.is_some_and(RealHealth::out) {
                     RealState::Down
                 } else if mac.is_none() {
                     RealState::Unresolved
