@@ -120,6 +120,30 @@ impl Controller {
         health_targets(&self.config, &self.health)
     }
 
+    /// Each configured real's slot in the data path (those that have one),
+    /// for the evidence poller.
+    #[must_use]
+    pub fn real_slots_in_use(&self) -> Vec<(u32, RealKey)> {
+        self.configured_reals()
+            .into_iter()
+            .filter_map(|key| Some((self.lb.real_id(&key)?, key)))
+            .collect()
+    }
+
+    /// A real's half-open connections now and retransmitted SYNs so far
+    /// (zeros for a real without a slot, or if the maps cannot be read).
+    #[must_use]
+    pub fn handshake_evidence(&self, key: &RealKey) -> (u64, u64) {
+        let Some(slot) = self.lb.real_id(key) else {
+            return (0, 0);
+        };
+        let dp = self.lb.dataplane();
+        (
+            dp.real_inactive(slot).unwrap_or(0),
+            dp.real_syn_retransmits(slot).unwrap_or(0),
+        )
+    }
+
     /// A probe result. Reprograms the real's service when its health
     /// changed; returns that service.
     pub fn on_health(&mut self, event: &HealthEvent) -> Result<Option<ServiceAddr>, ControlError> {

@@ -20,6 +20,7 @@
 mod admin_server;
 mod controller_loop;
 mod event_log;
+mod evidence;
 mod failover;
 mod flow_sync;
 mod metrics_http;
@@ -239,6 +240,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     metrics.observe_reload(true, unix_now());
     let (health_runtime, checker) = startup::start_checker(&controller, &events, &metrics)?;
     let table = startup::start_table(&controller, &events)?;
+    let evidence = startup::start_evidence(&controller, &checker)?;
     let mut host = Host {
         table,
         netlink,
@@ -251,6 +253,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         generation: controller.generation(),
         page: status_page::StatusPage::new(),
         notify: notify::Notifier::from_env(),
+        evidence,
     };
     // The admin thread serves the socket and the controller answers from
     // the next line on: now systemd may consider lbd started.
@@ -322,13 +325,15 @@ impl Parts {
             waker,
             checker,
             table,
+            evidence,
             ..
         } = host;
         // (2) Hand over to the peer director.
         if let Vips::Vrrp(failover) = vips {
             failover.stop();
         }
-        // (3) No more probes.
+        // (3) No more probes (nor evidence asking for them).
+        evidence.stop();
         drop(checker);
         health_runtime.shutdown_background();
         // (4) The table thread finishes the walk at hand.

@@ -20,7 +20,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use tokio::{runtime::Handle, sync::Semaphore, task::AbortHandle};
+use tokio::{
+    runtime::Handle,
+    sync::{Notify, Semaphore},
+    task::AbortHandle,
+};
 
 pub use crate::balancer::model::RealKey;
 
@@ -96,12 +100,40 @@ pub struct TargetStatus {
     pub last: Option<LastProbe>,
     /// The last transitions, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Probes started early because the data path saw the real's
+    /// handshakes fail ([`ProbeTrigger::probe_now`]).
+    pub early_probes: u64,
 }
 
 /// Runs the checks of a set of reals.
 pub struct Checker {
     ctx: Arc<Context>,
-    targets: Mutex<HashMap<RealKey, Slot>>,
+    targets: Arc<Mutex<HashMap<RealKey, Slot>>>,
+}
+
+/// Asks for a real to be probed now, from any thread (see
+/// [`Checker::trigger`]).
+#[derive(Clone)]
+pub struct ProbeTrigger {
+    targets: Arc<Mutex<HashMap<RealKey, Slot>>>,
+}
+
+impl ProbeTrigger {
+    /// Evidence against `key` (its clients retransmit SYNs): its next probe
+    /// starts now, unless one is in flight. The probe's result counts like
+    /// any other: evidence alone never takes a real down. False for a real
+    /// not checked.
+    #[must_use = "false: the real is not checked"]
+    pub fn probe_now(&self, key: &RealKey) -> bool {
+        let map = lock(&self.targets);
+        match map.get(key) {
+            Some(slot) if slot.task.is_some() => {
+                slot.kick.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What the probe tasks share.
@@ -117,6 +149,8 @@ struct Slot {
     spec: CheckSpec,
     shared: Arc<Mutex<Shared>>,
     task: Option<AbortHandle>,
+    /// Wakes the probe task for an early probe.
+    kick: Arc<Notify>,
 }
 
 /// A real's state, updated by its task and read by `states`.
@@ -132,6 +166,8 @@ struct Shared {
     last: Option<LastProbe>,
     /// The real's flap damping (its service's), read at every probe.
     damping_config: Option<Damping>,
+    /// Probes brought forward by evidence.
+    early_probes: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,7 +190,15 @@ impl Checker {
                 tls,
                 sink: Box::new(sink),
             }),
-            targets: Mutex::new(HashMap::new()),
+            targets: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A handle that asks for early probes from another thread.
+    #[must_use]
+    pub fn trigger(&self) -> ProbeTrigger {
+        ProbeTrigger {
+            targets: self.targets.clone(),
         }
     }
 
@@ -198,6 +242,7 @@ impl Checker {
                         spec: target.spec,
                         shared: Arc::new(Mutex::new(Shared::new(target.initial, target.damping))),
                         task: None,
+                        kick: Arc::new(Notify::new()),
                     };
                     self.start(&target.key, &mut slot, 0, &mut events);
                     map.insert(target.key, slot);
@@ -245,7 +290,7 @@ impl Checker {
             *key,
             slot.addr,
             slot.spec.clone(),
-            slot.shared.clone(),
+            (slot.shared.clone(), slot.kick.clone()),
             generation,
         ));
         slot.task = Some(task.abort_handle());
@@ -289,6 +334,7 @@ impl Checker {
                     penalty: shared.damping.as_ref().map_or(0.0, |d| d.penalty(now)),
                     last: shared.last.clone(),
                     history: shared.history.to_vec(),
+                    early_probes: shared.early_probes,
                 }
             })
             .collect();
@@ -318,6 +364,7 @@ impl Shared {
             history: History::default(),
             last: None,
             damping_config: damping,
+            early_probes: 0,
         }
     }
 
@@ -511,7 +558,7 @@ async fn run(
     key: RealKey,
     addr: SocketAddr,
     spec: CheckSpec,
-    shared: Arc<Mutex<Shared>>,
+    (shared, kick): (Arc<Mutex<Shared>>, Arc<Notify>),
     generation: u64,
 ) {
     let first = tokio::time::Instant::now() + first_offset(&key, spec.interval);
@@ -528,6 +575,11 @@ async fn run(
             pacer.due(&shared.state, &spec)
         };
         tokio::select! {
+            () = kick.notified() => {
+                if pacer.hurry(tokio::time::Instant::now()) {
+                    lock(&shared).early_probes += 1;
+                }
+            }
             () = sleep_until(due) => {
                 let Some(due) = due else { continue };
                 let seq = pacer.start(due, tokio::time::Instant::now(), &spec);
