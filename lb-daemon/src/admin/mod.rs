@@ -188,6 +188,11 @@ pub struct RealStatus {
     /// `InActConn` counts these, and closing ones).
     #[serde(default)]
     pub inactive_connections: u64,
+    /// SYNs of its half-open flows that clients sent again (it did not
+    /// answer the first): the data path's evidence that it stopped
+    /// completing handshakes.
+    #[serde(default)]
+    pub syn_retransmits: u64,
     pub connections: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -252,6 +257,16 @@ pub struct RealHealthStatus {
     pub last_probe: Option<String>,
     /// Recent transitions, oldest first.
     pub history: Vec<Transition>,
+    /// The data path's evidence: half-open connections of the real now
+    /// (as in `lbctl status`)...
+    #[serde(default)]
+    pub inactive_connections: u64,
+    /// ...and retransmitted SYNs of its half-open flows so far.
+    #[serde(default)]
+    pub syn_retransmits: u64,
+    /// Probes started at once because its retransmitted SYNs rose.
+    #[serde(default)]
+    pub early_probes: u64,
 }
 
 /// `Vrrp` data. `enabled` is false (and the rest empty) without `[vrrp]`.

@@ -20,6 +20,11 @@ pub struct RealInput {
     pub resolved: bool,
     /// The health checker (or damping) holds it down.
     pub down: bool,
+    /// Added with `start_down` and no `rise` checks passed yet: no new
+    /// connections, but (unlike `down`) its flows are never moved: it
+    /// failed nothing, and a real adopted with flows is never in this
+    /// state.
+    pub unproven: bool,
     /// Being drained: no new connections.
     pub draining: bool,
     /// Time since it came (back) up, while that is shorter than the slow
@@ -28,11 +33,12 @@ pub struct RealInput {
 }
 
 impl RealInput {
-    /// It could take new connections: MAC known, not down, not drained,
-    /// weight above 0 (a spare too, whether spares serve now or not).
+    /// It could take new connections: MAC known, not down, not waiting for
+    /// its first `rise` (`start_down`), not drained, weight above 0 (a spare
+    /// too, whether spares serve now or not).
     #[must_use]
     pub fn serving(&self) -> bool {
-        self.resolved && !self.down && !self.draining && self.weight > 0
+        self.resolved && !self.down && !self.unproven && !self.draining && self.weight > 0
     }
 }
 
@@ -155,6 +161,32 @@ mod tests {
             effective(&reals, keep).0.iter().all(|e| !e.reroute),
             "on_down = keep"
         );
+    }
+
+    /// `start_down`: a real that has not passed `rise` checks yet gets no
+    /// new connections, but its flows are never moved (it failed nothing),
+    /// and a spare stands in for it.
+    #[test]
+    fn an_unproven_real_gets_no_new_connections_and_keeps_its_flows() {
+        let unproven = RealInput {
+            unproven: true,
+            ..up(3)
+        };
+        let (out, spares) = effective(&[unproven, spare(1)], POLICY);
+        assert_eq!(
+            out,
+            [
+                Effective {
+                    weight: 0,
+                    reroute: false
+                },
+                Effective {
+                    weight: 1,
+                    reroute: false
+                }
+            ]
+        );
+        assert!(spares, "no primary serves yet");
     }
 
     #[test]

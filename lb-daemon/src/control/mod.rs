@@ -121,6 +121,13 @@ impl Controller {
         mut last_known: BTreeMap<IpAddr, [u8; 6]>,
     ) -> Self {
         last_known.retain(|ip, _| !resolved.contains_key(ip));
+        let mut health = std::collections::HashMap::new();
+        // Reals the adopted data path already has (a restart) are not new:
+        // they keep serving while their checks start.
+        health::admit_new_reals(&mut health, &config, |key| {
+            lb.real_slots(&key.service)
+                .is_some_and(|slots| slots.contains_key(&key.real))
+        });
         Self {
             lb,
             config,
@@ -132,7 +139,7 @@ impl Controller {
             flow_count: None,
             half_open_count: None,
             generation: 0,
-            health: std::collections::HashMap::new(),
+            health,
             drains: std::collections::HashMap::new(),
         }
     }
@@ -324,6 +331,7 @@ impl Controller {
                     backup: r.backup,
                     resolved: r.mac.or_else(|| self.macs.get(&r.addr).copied()).is_some(),
                     down: health.is_some_and(|h| h.down),
+                    unproven: health.is_some_and(|h| h.awaiting_rise),
                     draining: self.is_draining(&key),
                     up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
                 }
@@ -369,6 +377,7 @@ impl Controller {
             return Err(ControlError::RestartRequired(diff.restart_required));
         }
         let old = self.config.clone();
+        health::admit_new_reals(&mut self.health, new, |_| false);
         let mut undo: Vec<Undo> = Vec::new();
         let result = (|| -> Result<(), BalancerError> {
             if let Some(on) = diff.event_log {

@@ -25,8 +25,8 @@ use crate::{
 };
 
 use super::{
-    Event, Wanted, failover::Handover, notify::Notifier, startup::Vips, status_page::StatusPage,
-    table_thread::TableThread, vips,
+    Event, Wanted, evidence::Evidence, failover::Handover, notify::Notifier, startup::Vips,
+    status_page::StatusPage, table_thread::TableThread, vips,
 };
 use crate::balancer::monotonic_now_ns;
 
@@ -53,6 +53,8 @@ pub(super) struct Host {
     pub(super) page: StatusPage,
     /// systemd's notify socket and watchdog (nothing without them).
     pub(super) notify: Notifier,
+    /// Probes reals whose clients retransmit SYNs.
+    pub(super) evidence: Evidence,
 }
 
 impl Host {
@@ -139,8 +141,8 @@ impl Host {
             Vips::Ecmp(_) => {}
         }
         self.metrics.retain_reals(&controller.configured_reals());
-        self.checker.set_damping(controller.damping());
         self.checker.set_targets(controller.health_targets());
+        self.evidence.set_reals(controller.real_slots_in_use());
     }
 }
 
@@ -209,35 +211,42 @@ fn step(controller: &mut Controller) {
     }
 }
 
-/// What `lbctl health` shows.
-fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
+/// What `lbctl health` shows: the checker's view, with the data path's
+/// evidence about each real.
+fn health_report(checker: &Checker, controller: &Controller) -> Vec<RealHealthStatus> {
     let mut states = checker.states();
     // By text, as `lbctl health` always listed them.
     states.sort_by_cached_key(|s| (s.key.service.to_string(), s.key.real.to_string()));
     states
         .into_iter()
-        .map(|s| RealHealthStatus {
-            service: s.key.service.to_string(),
-            real: s.key.real.to_string(),
-            check: s.check,
-            health: s.health.label().into(),
-            checks: s.checks.label().into(),
-            streak: s.streak,
-            held_for_seconds: s.held_for.map(|d| d.as_secs_f64()),
-            damping_penalty: s.penalty,
-            last_probe: s.last.map(|p| match p.result {
-                Ok(took) => format!("ok ({:.1} ms)", took.as_secs_f64() * 1e3),
-                Err(failure) => failure.to_string(),
-            }),
-            history: s
-                .history
-                .into_iter()
-                .map(|h| Transition {
-                    at: unix_seconds(h.at),
-                    to: h.transition.to.label().into(),
-                    reason: h.reason,
-                })
-                .collect(),
+        .map(|s| {
+            let (inactive_connections, syn_retransmits) = controller.handshake_evidence(&s.key);
+            RealHealthStatus {
+                inactive_connections,
+                syn_retransmits,
+                early_probes: s.early_probes,
+                service: s.key.service.to_string(),
+                real: s.key.real.to_string(),
+                check: s.check,
+                health: s.health.label().into(),
+                checks: s.checks.label().into(),
+                streak: s.streak,
+                held_for_seconds: s.held_for.map(|d| d.as_secs_f64()),
+                damping_penalty: s.penalty,
+                last_probe: s.last.map(|p| match p.result {
+                    Ok(took) => format!("ok ({:.1} ms)", took.as_secs_f64() * 1e3),
+                    Err(failure) => failure.to_string(),
+                }),
+                history: s
+                    .history
+                    .into_iter()
+                    .map(|h| Transition {
+                        at: unix_seconds(h.at),
+                        to: h.transition.to.label().into(),
+                        reason: h.reason,
+                    })
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -462,7 +471,7 @@ fn dispatch(
         } => controller
             .trace(&protocol, &client, &service)
             .map(Response::success),
-        Request::Health => Ok(Response::success(health_report(&host.checker))),
+        Request::Health => Ok(Response::success(health_report(&host.checker, controller))),
         Request::Vrrp => Ok(Response::success(host.vrrp_status())),
         Request::Director => Ok(Response::success(host.ecmp_status())),
         Request::DirectorDrain { drain } => Ok(host.drain_director(controller, drain)),

@@ -21,6 +21,7 @@ mod admin_server;
 mod announcer;
 mod controller_loop;
 mod event_log;
+mod evidence;
 mod failover;
 mod flow_sync;
 mod metrics_http;
@@ -240,6 +241,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     metrics.observe_reload(true, unix_now());
     let (health_runtime, checker) = startup::start_checker(&controller, &events, &metrics)?;
     let table = startup::start_table(&controller, &events)?;
+    let evidence = startup::start_evidence(&controller, &checker)?;
     let mut host = Host {
         table,
         netlink,
@@ -252,6 +254,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         generation: controller.generation(),
         page: status_page::StatusPage::new(),
         notify: notify::Notifier::from_env(),
+        evidence,
     };
     // The admin thread serves the socket and the controller answers from
     // the next line on: now systemd may consider lbd started.
@@ -324,6 +327,7 @@ impl Parts {
             checker,
             table,
             mut netlink,
+            evidence,
             ..
         } = host;
         // (2) Hand over to the peer director, or withdraw the VIPs from
@@ -333,7 +337,8 @@ impl Parts {
             Vips::Ecmp(mut announcer) => announcer.withdraw_all(&mut netlink),
             Vips::Direct(_) => {}
         }
-        // (3) No more probes.
+        // (3) No more probes (nor evidence asking for them).
+        evidence.stop();
         drop(checker);
         health_runtime.shutdown_background();
         // (4) The table thread finishes the walk at hand.

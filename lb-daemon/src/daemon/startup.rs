@@ -75,9 +75,26 @@ pub(super) fn start_checker(
             }
         },
     );
-    checker.set_damping(controller.damping());
     checker.set_targets(controller.health_targets());
     Ok((runtime, checker))
+}
+
+/// The thread that has reals probed at once when their clients retransmit
+/// SYNs (see `evidence`).
+pub(super) fn start_evidence(
+    controller: &Controller,
+    checker: &Checker,
+) -> anyhow::Result<super::evidence::Evidence> {
+    let reader = controller
+        .balancer()
+        .dataplane()
+        .syn_retransmit_reader()
+        .context("the retransmitted-SYN counts")?;
+    Ok(super::evidence::Evidence::start(
+        reader,
+        checker.trigger(),
+        controller.real_slots_in_use(),
+    )?)
 }
 
 /// Probes in flight at most.

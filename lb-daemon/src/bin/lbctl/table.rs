@@ -106,6 +106,11 @@ pub fn health(reals: &[RealHealthStatus]) -> String {
         if !r.check.is_empty() {
             let _ = writeln!(out, "    check: {}", r.check);
         }
+        let _ = writeln!(
+            out,
+            "    data path: {} half-open, {} retransmitted SYNs ({} early probes)",
+            r.inactive_connections, r.syn_retransmits, r.early_probes
+        );
         if let Some(held) = r.held_for_seconds {
             let _ = writeln!(
                 out,
