@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod ecmp;
 pub mod health;
 pub mod metrics;
 pub mod netlink;

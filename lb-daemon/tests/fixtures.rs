@@ -1037,6 +1037,56 @@ fn half_open_flows_through_their_states() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The data path's evidence that a real stopped answering handshakes: a
+/// SYN sent again for a flow still half-open counts in that real's
+/// `REAL_SYN_RETRANS`; a first SYN, a SYN of an established flow, or one
+/// reusing a closed tuple does not.
+#[test]
+fn retransmitted_syns_of_half_open_flows_are_counted_for_their_real() {
+    let mut h = harness();
+    let key = |sport: u16| FlowKey {
+        src: lb_common::addr_words_v4(CLIENT4.octets()),
+        dst: lb_common::addr_words_v4(VIP4.octets()),
+        src_port: sport.to_be(),
+        dst_port: 80u16.to_be(),
+        proto: 6,
+        family: 4,
+        _pad: [0; 2],
+    };
+    let total = |h: &Harness| -> u64 {
+        let dp = h.lb.dataplane();
+        (0..dp.limits().max_reals)
+            .map(|id| dp.real_syn_retransmits(id).unwrap())
+            .sum()
+    };
+    #[rustfmt::skip]
+    let steps: [(&str, u16, u8, u64); 8] = [
+        ("first SYN", 42000, TCP_SYN, 0),
+        ("retransmitted SYN", 42000, TCP_SYN, 1),
+        ("retransmitted again", 42000, TCP_SYN, 2),
+        ("another flow's first SYN", 42001, TCP_SYN, 2),
+        ("the handshake's ACK", 42000, TCP_ACK, 2),
+        ("a late SYN of the established flow", 42000, TCP_SYN, 2),
+        ("RST of the other half-open flow", 42001, TCP_RST, 2),
+        ("a SYN reusing its tuple: a new flow", 42001, TCP_SYN, 2),
+    ];
+    let mut failures = Vec::new();
+    for (description, sport, flags, want) in steps {
+        h.run(&tcp4(CLIENT4, sport, VIP4, 80, flags));
+        let got = total(&h);
+        if got != want {
+            failures.push(format!(
+                "{description}: {got} counted in all, expected {want}"
+            ));
+        }
+    }
+    // All of it on the first flow's real.
+    let dp = h.lb.dataplane();
+    let real = dp.flow(&key(42000)).unwrap().expect("established").real;
+    assert_eq!(dp.real_syn_retransmits(real).unwrap(), 2);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn nothing_is_ever_aborted_on_random_bytes() {
     // A cheap fuzz pass over prefixes and bit flips of valid frames: every

@@ -541,6 +541,7 @@ fn target(service: &str, addr: SocketAddr, spec: CheckSpec, initial: Health) -> 
         addr,
         spec,
         initial,
+        damping: None,
     }
 }
 
@@ -784,6 +785,7 @@ fn cpu_run(kind: &CheckKind, reals: usize, workers: usize, measure: Duration) {
                     ..CheckSpec::default()
                 },
                 initial: Health::Up,
+                damping: None,
             }
         })
         .collect();

@@ -86,6 +86,11 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
     }
     drop(first);
 
+    // As if the first daemon were an lbd from before REAL_SYN_RETRANS: no
+    // such pin. It is created next to the adopted maps (an upgrade needs
+    // no teardown), and counts from then on.
+    std::fs::remove_file(pins.0.map(lb_common::map_names::REAL_SYN_RETRANS)).expect("unpin");
+
     // Second daemon: adopts, re-applies the config with the reals in another
     // order (a different rr table), and every flow stays where it was.
     let dp = open(&pins.0, LIMITS).expect("open pinned");
@@ -106,6 +111,13 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
             Some(ids_before[i])
         );
     }
+    let (_, out) = second.run(&packets::tcp4(client, 40_000, vip, 80, packets::TCP_SYN));
+    assert_eq!(Harness::real_of(&out), placed[0].1, "a retransmitted SYN");
+    let retransmits: u64 = ids_before
+        .iter()
+        .map(|&id| second.lb.dataplane().real_syn_retransmits(id).unwrap())
+        .sum();
+    assert_eq!(retransmits, 1);
     for &(port, real) in &placed {
         let (action, out) = second.run(&packets::tcp4(client, port, vip, 80, packets::TCP_ACK));
         assert_eq!(action, Action::Tx);

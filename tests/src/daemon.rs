@@ -384,6 +384,35 @@ impl LabDaemon {
         text
     }
 
+    /// An `[ecmp]` section (table [`crate::bird::LAB_ROUTE_TABLE`],
+    /// `learn_delay`) for a lab director, with `[ecmp.sync]` to the
+    /// directors `peers` (indexes) when there are any.
+    #[must_use]
+    pub fn ecmp_text(lab: &Lab, director: usize, peers: &[usize], learn_delay: &str) -> String {
+        let mut text = format!(
+            "\n[ecmp]\ntable = {}\nlearn_delay = \"{learn_delay}\"\n",
+            crate::bird::LAB_ROUTE_TABLE
+        );
+        if !peers.is_empty() {
+            let list: Vec<String> = peers
+                .iter()
+                .map(|&p| format!("\"{}\"", lab.director_addr_v4(p)))
+                .collect();
+            let _ = write!(
+                text,
+                "\n[ecmp.sync]\npeers = [{}]\nlisten = \"{}\"\nkey = \"lab-sync-key-0123456789\"\n",
+                list.join(", "),
+                lab.director_addr_v4(director)
+            );
+        }
+        text
+    }
+
+    /// `lbctl director --json`: the VIPs' announcement.
+    pub fn director_status(&self) -> Result<lb_daemon::admin::EcmpStatus> {
+        Ok(serde_json::from_value(self.lbctl_json(&["director"])?)?)
+    }
+
     /// New connections a real of a service has received.
     pub fn real_connections(&self, service: &str, real: &str) -> Result<u64> {
         Ok(self.real(service, real)?.connections)

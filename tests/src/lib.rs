@@ -44,6 +44,7 @@
 //! [`cleanup_stale`] (run by every [`LabBuilder::build`]) removes what a
 //! killed process left behind.
 
+pub mod bird;
 pub mod browser;
 pub mod daemon;
 pub mod director;

@@ -571,3 +571,184 @@ fn a_hung_real_is_out_within_3s_under_load() {
         "out by timeouts:\n{log}"
     );
 }
+
+/// `start_down = true` (keepalived's `alpha`): a real added with `lbctl`
+/// whose server does not answer yet takes no new connection (and no client
+/// request fails) until `rise` checks pass; then it joins.
+#[test]
+fn with_start_down_a_new_real_takes_no_traffic_before_rise_passes() {
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(3)
+        .build()
+        .unwrap();
+    let text = LabDaemon::config_text(&lab, 0, &[])
+        + &service_with_spares(&lab, "rr", &[0, 1], &[])
+        + "\n[service.check]\nstart_down = true\n";
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    // A fresh data path: these started down too, and rose.
+    for i in 0..2 {
+        wait_state(&lbd, &real(&lab, i), "up", PATIENCE);
+    }
+    // Real 2's server is not running yet when it is added.
+    lab.real_stop(2).unwrap();
+    let vip = SocketAddr::from((VIP_V4, 80));
+    let clients = Clients::open_loop(lab.client_ns(0), vip, 100, Duration::from_secs(5)).unwrap();
+    clients
+        .wait_answer_after(std::time::Instant::now(), PATIENCE)
+        .unwrap();
+    let added = std::time::Instant::now();
+    let out = lbd
+        .lbctl_ok(&[
+            "real",
+            "add",
+            &service_name(),
+            &lab.real_addr_v4(2).to_string(),
+        ])
+        .unwrap();
+    println!("{}", out.trim());
+    let new = lbd.real(&service_name(), &real(&lab, 2)).unwrap();
+    assert_eq!(new.state, "down", "{new:?}");
+    assert!(
+        new.health_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("start_down")),
+        "{new:?}"
+    );
+    // Two seconds of load (rr would give it a third): nothing for it.
+    std::thread::sleep(Duration::from_secs(2));
+    let waiting = lbd.real(&service_name(), &real(&lab, 2)).unwrap();
+    let served: u64 = (0..2)
+        .map(|i| {
+            lbd.real_connections(&service_name(), &real(&lab, i))
+                .unwrap()
+        })
+        .sum();
+    println!(
+        "added real, not answering, after 2 s: state {}, {} new connections (the others: {served} \
+         in all)",
+        waiting.state, waiting.connections
+    );
+    assert_eq!(waiting.state, "down");
+    assert_eq!(
+        waiting.connections, 0,
+        "no traffic before rise: {waiting:?}"
+    );
+    // Its server starts: it joins after `rise` passing checks.
+    let started = std::time::Instant::now();
+    lab.real_start(2).unwrap();
+    let up = wait_state(&lbd, &real(&lab, 2), "up", PATIENCE);
+    lbd.wait_connections(&service_name(), &real(&lab, 2), 10, PATIENCE)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let records = clients.finish();
+    let end = std::time::Instant::now();
+    let before = lb_lab::requests::summarize(&records, added, started);
+    let after = lb_lab::requests::summarize(&records, started, end);
+    println!(
+        "up {} ms after its server started; requests while it waited: {before}; after: {after}",
+        up.as_millis()
+    );
+    assert!(before.clean(), "{before}\n{}", lbd.log());
+}
+
+/// The data path's evidence: a hung real whose kernel drops SYNs (its
+/// accept queue is full) makes its clients retransmit them; the director
+/// sees the retransmissions and has the real probed at once instead of at
+/// its next turn. With `interval = "20s"` and the pause right after a
+/// probe, the first failed probe comes seconds after the pause, not 20 s.
+#[test]
+fn retransmitted_syns_have_a_hung_real_probed_at_once() {
+    const INTERVAL: Duration = Duration::from_secs(20);
+    let mut lab = Lab::builder()
+        .clients(1)
+        .directors(1)
+        .reals(3)
+        .build()
+        .unwrap();
+    // Real 0 listens with a tiny accept queue: paused, it is full after a
+    // few connections and its kernel drops further SYNs.
+    lab.real_stop(0).unwrap();
+    lb_lab::exec_ok(lab.real_ns(0), &["sysctl", "-qw", "net.core.somaxconn=4"]).unwrap();
+    lab.real_start(0).unwrap();
+    let text = LabDaemon::config_text(&lab, 0, &[])
+        + &service_with_spares(&lab, "rr", &[0, 1, 2], &[])
+        + "\n[service.check]\nkind = \"http\"\ninterval = \"20s\"\n";
+    let lbd = LabDaemon::start_with_config(&mut lab, 0, &text).expect("start lbd");
+    let name = service_name();
+    let hung = real(&lab, 0);
+    let health = || -> anyhow::Result<lb_daemon::admin::RealHealthStatus> {
+        let all: Vec<lb_daemon::admin::RealHealthStatus> =
+            serde_json::from_value(lbd.lbctl_json(&["health"])?)?;
+        all.into_iter()
+            .find(|r| r.service == name && r.real == hung)
+            .ok_or_else(|| anyhow::anyhow!("{hung} not in lbctl health"))
+    };
+    let vip = SocketAddr::from((VIP_V4, 80));
+    let clients = Clients::open_loop(lab.client_ns(0), vip, 100, Duration::from_secs(5)).unwrap();
+    clients
+        .wait_answer_after(std::time::Instant::now(), PATIENCE)
+        .unwrap();
+    // Its first probe (somewhere in the first interval) passes: the next
+    // one is due an interval later.
+    lb_lab::wait_for(
+        INTERVAL + PATIENCE,
+        "the first probe of real 0",
+        || match health()?.last_probe {
+            Some(p) if p.starts_with("ok") => Ok(()),
+            other => anyhow::bail!("last probe {other:?}"),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    let paused = std::time::Instant::now();
+    lab.real_pause(0).unwrap();
+    let failed = lb_lab::wait_for(INTERVAL * 2, "a failed probe of the hung real", || {
+        let h = health()?;
+        match &h.last_probe {
+            Some(p) if !p.starts_with("ok") => Ok((paused.elapsed(), h)),
+            other => anyhow::bail!("last probe {other:?}"),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lbd.log()));
+    let (first_failure, seen) = failed;
+    let out = lbd
+        .wait_state(&name, &hung, "down", INTERVAL * 2)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let out = out + first_failure;
+    lab.real_resume(0).unwrap();
+    let records = clients.finish();
+    println!(
+        "paused right after a probe (interval {} s): first failed probe after {} ms, out of \
+         rotation after about {} ms; {} retransmitted SYNs and {} half-open connections seen \
+         then, {} early probe(s)",
+        INTERVAL.as_secs(),
+        first_failure.as_millis(),
+        out.as_millis(),
+        seen.syn_retransmits,
+        seen.inactive_connections,
+        seen.early_probes
+    );
+    println!(
+        "requests: {}",
+        lb_lab::requests::summarize(&records, paused, std::time::Instant::now())
+    );
+    let report = lbd.lbctl_ok(&["health"]).unwrap();
+    println!("{report}");
+    assert!(seen.syn_retransmits > 0, "{seen:?}");
+    assert!(seen.early_probes > 0, "{seen:?}");
+    // Without the evidence the next probe is due 20 s after the last one;
+    // with it, one comes about 1 s after the first SYN is dropped (the
+    // client's retransmission timeout) plus the probe's timeout: expect
+    // ~2-3 s, allow up to half the interval.
+    assert!(
+        first_failure < INTERVAL / 2,
+        "first failed probe {} ms after the pause\n{}",
+        first_failure.as_millis(),
+        lbd.log()
+    );
+    assert!(
+        report.contains("retransmitted SYNs"),
+        "lbctl health shows the evidence:\n{report}"
+    );
+}

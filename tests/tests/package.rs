@@ -144,6 +144,8 @@ fn the_package_holds_what_a_debian_user_expects() {
         ("usr/share/doc/lbd/copyright", 0o644),
         ("usr/share/doc/lbd/LICENSE-MIT", 0o644),
         ("usr/share/doc/lbd/LICENSE-APACHE", 0o644),
+        ("usr/share/doc/lbd/examples/bird/director.conf", 0o644),
+        ("usr/share/doc/lbd/examples/bird/router.conf", 0o644),
     ] {
         assert_eq!(mode(&root.join(path)), want, "mode of /{path}");
     }

@@ -365,8 +365,9 @@ fn establish(
 /// A SYN's flow may already be in `HALF_OPEN` (a retransmission; `process`
 /// does not look SYNs up there, which saves a lookup for every new flow):
 /// then its insert fails and the flow goes on as [`continue_half_open`]
-/// says, to its own real, or to the real just picked when its own is gone.
-/// A retransmitted SYN thus costs a pick (an rr position, an lc pick) that
+/// says, to its own real (counted in its `REAL_SYN_RETRANS`: the evidence
+/// that the real does not answer), or to the real just picked when its own
+/// is gone. A retransmitted SYN thus costs a pick (an rr position, an lc pick) that
 /// is not used; an lc group's hint then counted a flow that did not come,
 /// so that group may look busier than it is until its next pick.
 #[inline(always)]
@@ -412,6 +413,7 @@ fn schedule_flow(
                 let existing = unsafe { &mut *existing };
                 match continue_half_open(existing, packet, now) {
                     Ok((real, _)) => {
+                        stats::count_syn_retransmit(existing.real);
                         return Ok(Scheduled {
                             service: existing.service,
                             real_id: existing.real,

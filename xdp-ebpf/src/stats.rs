@@ -1,6 +1,7 @@
-//! Per-CPU counters: by reason (global), per service, per real.
+//! Per-CPU counters: by reason (global), per service, per real, and the
+//! retransmitted SYNs of each real's half-open flows.
 
-use crate::maps::{GLOBAL_STATS, REAL_STATS, SERVICE_STATS};
+use crate::maps::{GLOBAL_STATS, REAL_STATS, REAL_SYN_RETRANS, SERVICE_STATS};
 use lb_common::Reason;
 
 #[inline(always)]
@@ -26,5 +27,15 @@ pub fn count_forward(service: u32, real: u32, bytes: u64, new_flow: bool) {
         r.packets += 1;
         r.bytes += bytes;
         r.new_flows += new;
+    }
+}
+
+/// A client sent the SYN of a half-open flow of `real` again (the real did
+/// not answer the first): evidence the daemon polls to probe that real at
+/// once. Only on that rare path, never per packet of other flows.
+#[inline(always)]
+pub fn count_syn_retransmit(real: u32) {
+    if let Some(count) = REAL_SYN_RETRANS.get_ptr_mut(real) {
+        unsafe { *count += 1 };
     }
 }

@@ -38,6 +38,8 @@ const PACKAGES: &[&str] = &[
     "apache2-utils",
     "prometheus",
     "keepalived",
+    // [ecmp]: the router's and the directors' BGP + BFD daemon.
+    "bird2",
     "bpftool",
     "tcpdump",
     "iproute2",

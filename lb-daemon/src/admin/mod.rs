@@ -67,6 +67,13 @@ pub enum Request {
     /// Director failover: VRRP state, peer, recent transitions and the
     /// connection-table sync.
     Vrrp,
+    /// `[ecmp]`: which VIPs this director announces, and why not.
+    Director,
+    /// `[ecmp]`: withdraw every VIP and keep forwarding the flows that
+    /// still arrive (`drain: true`), or announce again (`false`).
+    DirectorDrain {
+        drain: bool,
+    },
 }
 
 impl Request {
@@ -76,7 +83,12 @@ impl Request {
     pub fn is_change(&self) -> bool {
         !matches!(
             self,
-            Self::Status | Self::Flows { .. } | Self::Trace { .. } | Self::Health | Self::Vrrp
+            Self::Status
+                | Self::Flows { .. }
+                | Self::Trace { .. }
+                | Self::Health
+                | Self::Vrrp
+                | Self::Director
         )
     }
 }
@@ -176,6 +188,11 @@ pub struct RealStatus {
     /// `InActConn` counts these, and closing ones).
     #[serde(default)]
     pub inactive_connections: u64,
+    /// SYNs of its half-open flows that clients sent again (it did not
+    /// answer the first): the data path's evidence that it stopped
+    /// completing handshakes.
+    #[serde(default)]
+    pub syn_retransmits: u64,
     pub connections: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -240,6 +257,16 @@ pub struct RealHealthStatus {
     pub last_probe: Option<String>,
     /// Recent transitions, oldest first.
     pub history: Vec<Transition>,
+    /// The data path's evidence: half-open connections of the real now
+    /// (as in `lbctl status`)...
+    #[serde(default)]
+    pub inactive_connections: u64,
+    /// ...and retransmitted SYNs of its half-open flows so far.
+    #[serde(default)]
+    pub syn_retransmits: u64,
+    /// Probes started at once because its retransmitted SYNs rose.
+    #[serde(default)]
+    pub early_probes: u64,
 }
 
 /// `Vrrp` data. `enabled` is false (and the rest empty) without `[vrrp]`.
@@ -272,6 +299,39 @@ pub struct VrrpStatus {
     /// Recent transitions, oldest first.
     pub history: Vec<Transition>,
     pub sync: Option<SyncStatus>,
+}
+
+/// `Director` data. `enabled` is false (and the rest empty) without
+/// `[ecmp]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EcmpStatus {
+    pub enabled: bool,
+    /// The kernel routing table the VIP routes go in.
+    pub table: u32,
+    pub drained: bool,
+    /// The peers' flows have arrived (or `learn_delay` passed).
+    pub learned: bool,
+    pub vips: Vec<VipAnnouncement>,
+    /// Recent announcement changes, oldest first.
+    pub history: Vec<VipTransition>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VipAnnouncement {
+    pub vip: String,
+    pub announced: bool,
+    /// `announced`, or `withdrawn: <why>`.
+    pub state: String,
+    /// Seconds since it last changed.
+    pub for_seconds: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VipTransition {
+    /// Unix seconds.
+    pub at: f64,
+    pub vip: String,
+    pub state: String,
 }
 
 /// The connection-table sync with the peer director.

@@ -84,6 +84,23 @@ pub enum Command {
     /// Director failover: VRRP state, master, peers, recent transitions and
     /// the connection-table sync.
     Vrrp,
+    /// Several active directors ([ecmp]): which VIPs this director
+    /// announces to the router, and why the others are withdrawn; drain or
+    /// undrain it.
+    Director {
+        #[command(subcommand)]
+        action: Option<DirectorCommand>,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+pub enum DirectorCommand {
+    /// Withdraw every VIP from the router (the routing daemon stops
+    /// announcing them) and keep forwarding the flows that still arrive:
+    /// before maintenance, wait until they stop, then stop lbd.
+    Drain,
+    /// Announce the VIPs again (each where its services are healthy).
+    Undrain,
 }
 
 #[derive(Subcommand)]

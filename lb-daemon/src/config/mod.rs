@@ -110,4 +110,4 @@ pub fn load(path: &Path, env: &dyn Environment) -> Result<(Config, String), Conf
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

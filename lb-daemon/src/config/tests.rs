@@ -20,7 +20,7 @@ impl Environment for FakeEnv {
     }
 }
 
-pub(super) fn ok(text: &str) -> Config {
+pub(crate) fn ok(text: &str) -> Config {
     match parse(text, "test.toml", &FakeEnv) {
         Ok(c) => c,
         Err(e) => panic!("unexpected errors:\n{e}"),
@@ -33,7 +33,7 @@ pub(super) fn errors(text: &str) -> Vec<ConfigError> {
         .0
 }
 
-pub(super) const MINIMAL: &str = "[dataplane]\ninterfaces = [\"eth0\"]\n";
+pub(crate) const MINIMAL: &str = "[dataplane]\ninterfaces = [\"eth0\"]\n";
 
 #[test]
 fn minimal_file_gets_every_default() {

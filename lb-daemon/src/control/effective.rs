@@ -20,11 +20,26 @@ pub struct RealInput {
     pub resolved: bool,
     /// The health checker (or damping) holds it down.
     pub down: bool,
+    /// Added with `start_down` and no `rise` checks passed yet: no new
+    /// connections, but (unlike `down`) its flows are never moved: it
+    /// failed nothing, and a real adopted with flows is never in this
+    /// state.
+    pub unproven: bool,
     /// Being drained: no new connections.
     pub draining: bool,
     /// Time since it came (back) up, while that is shorter than the slow
     /// start; `None`: steady.
     pub up_for: Option<Duration>,
+}
+
+impl RealInput {
+    /// It could take new connections: MAC known, not down, not waiting for
+    /// its first `rise` (`start_down`), not drained, weight above 0 (a spare
+    /// too, whether spares serve now or not).
+    #[must_use]
+    pub fn serving(&self) -> bool {
+        self.resolved && !self.down && !self.unproven && !self.draining && self.weight > 0
+    }
 }
 
 /// The service's rules.
@@ -48,13 +63,12 @@ pub struct Effective {
 /// One `Effective` per input, same order; and whether the spares serve.
 #[must_use]
 pub fn effective(reals: &[RealInput], policy: Policy) -> (Vec<Effective>, bool) {
-    let serving = |r: &RealInput| r.resolved && !r.down && !r.draining && r.weight > 0;
-    let healthy_primaries = reals.iter().filter(|r| !r.backup && serving(r)).count();
+    let healthy_primaries = reals.iter().filter(|r| !r.backup && r.serving()).count();
     let spares_serve = healthy_primaries < policy.min_primaries as usize;
     let out = reals
         .iter()
         .map(|r| {
-            let weight = if !serving(r) || (r.backup && !spares_serve) {
+            let weight = if !r.serving() || (r.backup && !spares_serve) {
                 0
             } else {
                 ramp(r.weight, r.up_for, policy.slow_start)
@@ -147,6 +161,32 @@ mod tests {
             effective(&reals, keep).0.iter().all(|e| !e.reroute),
             "on_down = keep"
         );
+    }
+
+    /// `start_down`: a real that has not passed `rise` checks yet gets no
+    /// new connections, but its flows are never moved (it failed nothing),
+    /// and a spare stands in for it.
+    #[test]
+    fn an_unproven_real_gets_no_new_connections_and_keeps_its_flows() {
+        let unproven = RealInput {
+            unproven: true,
+            ..up(3)
+        };
+        let (out, spares) = effective(&[unproven, spare(1)], POLICY);
+        assert_eq!(
+            out,
+            [
+                Effective {
+                    weight: 0,
+                    reroute: false
+                },
+                Effective {
+                    weight: 1,
+                    reroute: false
+                }
+            ]
+        );
+        assert!(spares, "no primary serves yet");
     }
 
     #[test]

@@ -33,6 +33,7 @@ impl Controller {
                     connections: real.connections,
                     active: real.active_connections,
                     inactive: real.inactive_connections,
+                    syn_retransmits: real.syn_retransmits,
                     weight: real.effective_weight,
                     state,
                 });

@@ -121,6 +121,13 @@ impl Controller {
         mut last_known: BTreeMap<IpAddr, [u8; 6]>,
     ) -> Self {
         last_known.retain(|ip, _| !resolved.contains_key(ip));
+        let mut health = std::collections::HashMap::new();
+        // Reals the adopted data path already has (a restart) are not new:
+        // they keep serving while their checks start.
+        health::admit_new_reals(&mut health, &config, |key| {
+            lb.real_slots(&key.service)
+                .is_some_and(|slots| slots.contains_key(&key.real))
+        });
         Self {
             lb,
             config,
@@ -132,7 +139,7 @@ impl Controller {
             flow_count: None,
             half_open_count: None,
             generation: 0,
-            health: std::collections::HashMap::new(),
+            health,
             drains: std::collections::HashMap::new(),
         }
     }
@@ -278,22 +285,7 @@ impl Controller {
     pub fn spec(&self, service: &ServiceConfig) -> ServiceSpec {
         let resolved =
             |addr: IpAddr, mac: Option<[u8; 6]>| mac.or_else(|| self.macs.get(&addr).copied());
-        let inputs: Vec<effective::RealInput> = service
-            .reals
-            .iter()
-            .map(|r| {
-                let key = RealKey::new(service.addr, r.socket());
-                let health = self.real_health(&key);
-                effective::RealInput {
-                    weight: r.weight,
-                    backup: r.backup,
-                    resolved: resolved(r.addr, r.mac).is_some(),
-                    down: health.is_some_and(|h| h.down),
-                    draining: self.is_draining(&key),
-                    up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
-                }
-            })
-            .collect();
+        let inputs = self.real_inputs(service);
         let policy = effective::Policy {
             min_primaries: service.min_primaries,
             slow_start: service.slow_start,
@@ -326,6 +318,45 @@ impl Controller {
         }
     }
 
+    /// The scheduling facts of each of `service`'s reals, in config order.
+    fn real_inputs(&self, service: &ServiceConfig) -> Vec<effective::RealInput> {
+        service
+            .reals
+            .iter()
+            .map(|r| {
+                let key = RealKey::new(service.addr, r.socket());
+                let health = self.real_health(&key);
+                effective::RealInput {
+                    weight: r.weight,
+                    backup: r.backup,
+                    resolved: r.mac.or_else(|| self.macs.get(&r.addr).copied()).is_some(),
+                    down: health.is_some_and(|h| h.down),
+                    unproven: health.is_some_and(|h| h.awaiting_rise),
+                    draining: self.is_draining(&key),
+                    up_for: health.and_then(|h| h.up_since).map(|t| t.elapsed()),
+                }
+            })
+            .collect()
+    }
+
+    /// Each service's healthy reals and `min_healthy`, for `[ecmp]`.
+    #[must_use]
+    pub fn service_health(&self) -> Vec<crate::ecmp::ServiceHealth> {
+        self.config
+            .services
+            .iter()
+            .map(|service| crate::ecmp::ServiceHealth {
+                service: service.addr,
+                healthy: self
+                    .real_inputs(service)
+                    .iter()
+                    .filter(|r| r.serving())
+                    .count() as u32,
+                min_healthy: service.min_healthy,
+            })
+            .collect()
+    }
+
     /// Re-reads the config file and applies the difference.
     pub fn reload(&mut self) -> Result<ConfigDiff, ControlError> {
         let (config, text) =
@@ -346,6 +377,7 @@ impl Controller {
             return Err(ControlError::RestartRequired(diff.restart_required));
         }
         let old = self.config.clone();
+        health::admit_new_reals(&mut self.health, new, |_| false);
         let mut undo: Vec<Undo> = Vec::new();
         let result = (|| -> Result<(), BalancerError> {
             if let Some(on) = diff.event_log {

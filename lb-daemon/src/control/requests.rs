@@ -101,7 +101,8 @@ impl Controller {
         ))
     }
 
-    /// `lbctl real add`: in rotation as soon as its MAC is known.
+    /// `lbctl real add`: in rotation as soon as its MAC is known (with
+    /// `start_down`, once `rise` checks passed too).
     pub fn add_real(
         &mut self,
         service: &str,
@@ -126,7 +127,10 @@ impl Controller {
         };
         let name = config.name();
         self.change(|doc| doc.add_real(&addr, &config))?;
-        let note = if self.mac_known(&addr, ip) {
+        let key = RealKey::new(addr, config.socket());
+        let note = if self.real_health(&key).is_some_and(|h| h.awaiting_rise) {
+            " (start_down: it joins once its checks pass)"
+        } else if self.mac_known(&addr, ip) {
             ""
         } else {
             " (its MAC is not resolved yet: it joins once it is)"

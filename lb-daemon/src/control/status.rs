@@ -8,7 +8,7 @@ use std::{
 
 use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, TrafficStats};
 
-use super::{ControlError, Controller};
+use super::{ControlError, Controller, health::RealHealth};
 use crate::{
     admin::{
         FlowEntry, RealState, RealStatus, ServiceStatus, Status, XdpCounter, parse_real,
@@ -51,7 +51,7 @@ impl Controller {
                 // In the order `RealState` lists its variants.
                 let real_state = if self.is_draining(&key) {
                     RealState::Draining
-                } else if health.is_some_and(|h| h.down) {
+                } else if health.is_some_and(RealHealth::out) {
                     RealState::Down
                 } else if mac.is_none() {
                     RealState::Unresolved
@@ -138,13 +138,14 @@ impl Controller {
     ) -> Result<RealStatus, ControlError> {
         let dp = self.lb.dataplane();
         let dp_err = |e: DataplaneError| ControlError::Balancer(e.into());
-        let (active, inactive, traffic) = match slot {
+        let (active, inactive, traffic, syn_retransmits) = match slot {
             Some(slot) => (
                 dp.real_connections(slot).map_err(dp_err)?,
                 dp.real_inactive(slot).map_err(dp_err)?,
                 dp.real_stats(slot).map_err(dp_err)?,
+                dp.real_syn_retransmits(slot).map_err(dp_err)?,
             ),
-            None => (0, 0, TrafficStats::default()),
+            None => (0, 0, TrafficStats::default(), 0),
         };
         Ok(RealStatus {
             real,
@@ -156,6 +157,7 @@ impl Controller {
             mac: mac.map(crate::config::format_mac),
             active_connections: active,
             inactive_connections: inactive,
+            syn_retransmits,
             connections: traffic.new_flows,
             packets: traffic.packets,
             bytes: traffic.bytes,

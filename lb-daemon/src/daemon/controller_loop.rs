@@ -11,7 +11,9 @@ use std::{
 use tokio::sync::oneshot;
 
 use crate::{
-    admin::{RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds},
+    admin::{
+        EcmpStatus, RealHealthStatus, Request, Response, Transition, VrrpStatus, unix_seconds,
+    },
     config,
     control::{ControlError, Controller},
     health::{
@@ -23,8 +25,8 @@ use crate::{
 };
 
 use super::{
-    Event, Wanted, failover::Handover, notify::Notifier, startup::Vips, status_page::StatusPage,
-    table_thread::TableThread, vips,
+    Event, Wanted, evidence::Evidence, failover::Handover, notify::Notifier, startup::Vips,
+    status_page::StatusPage, table_thread::TableThread, vips,
 };
 use crate::balancer::monotonic_now_ns;
 
@@ -51,6 +53,8 @@ pub(super) struct Host {
     pub(super) page: StatusPage,
     /// systemd's notify socket and watchdog (nothing without them).
     pub(super) notify: Notifier,
+    /// Probes reals whose clients retransmit SYNs.
+    pub(super) evidence: Evidence,
     /// Flow sharing with the other ECMP directors (`[ecmp.sync]`).
     pub(super) share: Option<super::flow_share::ShareHandle>,
 }
@@ -60,8 +64,54 @@ impl Host {
     fn vrrp_status(&self) -> VrrpStatus {
         match &self.vips {
             Vips::Vrrp(failover) => failover.status(),
-            Vips::Direct(_) => VrrpStatus::default(),
+            Vips::Direct(_) | Vips::Ecmp(_) => VrrpStatus::default(),
         }
+    }
+
+    /// What `lbctl director` shows (disabled without `[ecmp]`).
+    fn ecmp_status(&self) -> EcmpStatus {
+        match &self.vips {
+            Vips::Ecmp(announcer) => announcer.status(),
+            Vips::Direct(_) | Vips::Vrrp(_) => EcmpStatus::default(),
+        }
+    }
+
+    /// With `[ecmp]`: announces or withdraws VIPs as health, config and
+    /// the director's own state say (cheap when nothing changed).
+    fn announce(&mut self, controller: &Controller) {
+        if let Vips::Ecmp(announcer) = &mut self.vips {
+            announcer.update(&mut self.netlink, &controller.service_health());
+        }
+    }
+
+    /// When the loop must wake for the announcer (the learn delay's end).
+    fn announce_deadline(&self) -> Option<Instant> {
+        match &self.vips {
+            Vips::Ecmp(announcer) => announcer.deadline(),
+            Vips::Direct(_) | Vips::Vrrp(_) => None,
+        }
+    }
+
+    /// `lbctl director drain|undrain`.
+    fn drain_director(&mut self, controller: &Controller, drain: bool) -> Response {
+        let Vips::Ecmp(announcer) = &mut self.vips else {
+            return Response::failure(
+                "this director has no [ecmp] table: it holds its VIPs itself (or by VRRP),                  there is nothing to withdraw",
+            );
+        };
+        announcer.set_drained(drain);
+        announcer.update(&mut self.netlink, &controller.service_health());
+        let summary = if drain {
+            "director drained: every VIP withdrawn from the router; flows that still arrive \
+             are forwarded"
+        } else {
+            "director undrained: VIPs are announced again where their services are healthy"
+        };
+        tracing::info!(drain, "{summary}");
+        Response::success(crate::admin::ChangeResult {
+            summary: summary.to_owned(),
+            ..Default::default()
+        })
     }
 
     /// Brings VIPs, neighbour targets, health targets and metric series in
@@ -89,10 +139,12 @@ impl Host {
                 }
             }
             Vips::Vrrp(failover) => failover.set_vips(vips),
+            // Decided after every event, in `announce`.
+            Vips::Ecmp(_) => {}
         }
         self.metrics.retain_reals(&controller.configured_reals());
-        self.checker.set_damping(controller.damping());
         self.checker.set_targets(controller.health_targets());
+        self.evidence.set_reals(controller.real_slots_in_use());
     }
 }
 
@@ -111,6 +163,9 @@ pub(super) fn controller_loop(
         // controller stuck in one event stops feeding it.
         host.notify.ping_if_due();
         let mut wake_at = next_ageing.min(next_ramp).min(host.page.next_sample);
+        if let Some(deadline) = host.announce_deadline() {
+            wake_at = wake_at.min(deadline);
+        }
         if let Some(ping) = host.notify.next_ping() {
             wake_at = wake_at.min(ping);
         }
@@ -127,6 +182,9 @@ pub(super) fn controller_loop(
                     next_ramp = Instant::now() + RAMP_STEP;
                 }
                 if Instant::now() >= next_ageing {
+                    if let Vips::Ecmp(announcer) = &mut host.vips {
+                        announcer.audit(&mut host.netlink);
+                    }
                     let (timeouts, context) = controller.ageing_job();
                     host.table.age(timeouts, context);
                     next_ageing = Instant::now() + controller.config().timeouts.ageing_interval;
@@ -140,6 +198,7 @@ pub(super) fn controller_loop(
             host.page.sample(controller);
         }
         host.sync(controller);
+        host.announce(controller);
     }
 }
 
@@ -154,35 +213,42 @@ fn step(controller: &mut Controller) {
     }
 }
 
-/// What `lbctl health` shows.
-fn health_report(checker: &Checker) -> Vec<RealHealthStatus> {
+/// What `lbctl health` shows: the checker's view, with the data path's
+/// evidence about each real.
+fn health_report(checker: &Checker, controller: &Controller) -> Vec<RealHealthStatus> {
     let mut states = checker.states();
     // By text, as `lbctl health` always listed them.
     states.sort_by_cached_key(|s| (s.key.service.to_string(), s.key.real.to_string()));
     states
         .into_iter()
-        .map(|s| RealHealthStatus {
-            service: s.key.service.to_string(),
-            real: s.key.real.to_string(),
-            check: s.check,
-            health: s.health.label().into(),
-            checks: s.checks.label().into(),
-            streak: s.streak,
-            held_for_seconds: s.held_for.map(|d| d.as_secs_f64()),
-            damping_penalty: s.penalty,
-            last_probe: s.last.map(|p| match p.result {
-                Ok(took) => format!("ok ({:.1} ms)", took.as_secs_f64() * 1e3),
-                Err(failure) => failure.to_string(),
-            }),
-            history: s
-                .history
-                .into_iter()
-                .map(|h| Transition {
-                    at: unix_seconds(h.at),
-                    to: h.transition.to.label().into(),
-                    reason: h.reason,
-                })
-                .collect(),
+        .map(|s| {
+            let (inactive_connections, syn_retransmits) = controller.handshake_evidence(&s.key);
+            RealHealthStatus {
+                inactive_connections,
+                syn_retransmits,
+                early_probes: s.early_probes,
+                service: s.key.service.to_string(),
+                real: s.key.real.to_string(),
+                check: s.check,
+                health: s.health.label().into(),
+                checks: s.checks.label().into(),
+                streak: s.streak,
+                held_for_seconds: s.held_for.map(|d| d.as_secs_f64()),
+                damping_penalty: s.penalty,
+                last_probe: s.last.map(|p| match p.result {
+                    Ok(took) => format!("ok ({:.1} ms)", took.as_secs_f64() * 1e3),
+                    Err(failure) => failure.to_string(),
+                }),
+                history: s
+                    .history
+                    .into_iter()
+                    .map(|h| Transition {
+                        at: unix_seconds(h.at),
+                        to: h.transition.to.label().into(),
+                        reason: h.reason,
+                    })
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -297,7 +363,7 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
         Event::StatusPage { since, reply } => {
             let json = host
                 .page
-                .answer(controller, &host.vrrp_status(), since)
+                .answer(controller, &host.vrrp_status(), &host.ecmp_status(), since)
                 .map_err(|e| e.to_string());
             let _ = reply.send(json);
         }
@@ -350,7 +416,7 @@ fn handle(controller: &mut Controller, host: &mut Host, event: Event) -> bool {
 /// Answers one admin request, logging changes (reads are not logged).
 fn answer(
     controller: &mut Controller,
-    host: &Host,
+    host: &mut Host,
     request: Request,
     reply: oneshot::Sender<Response>,
 ) {
@@ -383,7 +449,7 @@ fn answer(
 /// `flows` by the table thread (which then replies itself: `None` here).
 fn dispatch(
     controller: &mut Controller,
-    host: &Host,
+    host: &mut Host,
     request: Request,
     reply: oneshot::Sender<Response>,
 ) -> Option<(Result<Response, ControlError>, oneshot::Sender<Response>)> {
@@ -407,8 +473,10 @@ fn dispatch(
         } => controller
             .trace(&protocol, &client, &service)
             .map(Response::success),
-        Request::Health => Ok(Response::success(health_report(&host.checker))),
+        Request::Health => Ok(Response::success(health_report(&host.checker, controller))),
         Request::Vrrp => Ok(Response::success(host.vrrp_status())),
+        Request::Director => Ok(Response::success(host.ecmp_status())),
+        Request::DirectorDrain { drain } => Ok(host.drain_director(controller, drain)),
         Request::Reload => controller.reload_request().map(Response::success),
         Request::AddService {
             service,

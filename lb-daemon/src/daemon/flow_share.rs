@@ -141,6 +141,13 @@ impl ShareHandle {
         self.learned.load(Ordering::Relaxed)
     }
 
+    /// The flag behind [`ShareHandle::learned`], for a thread that only
+    /// reads it.
+    #[must_use]
+    pub fn learned_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.learned)
+    }
+
     /// Counters for `lbctl` and the status page.
     #[must_use]
     pub fn status(&self) -> ShareStatus {

@@ -19,8 +19,10 @@
 //! They talk to the controller through one channel of [`Event`]s.
 
 mod admin_server;
+mod announcer;
 mod controller_loop;
 mod event_log;
+mod evidence;
 mod failover;
 pub mod flow_share;
 mod flow_sync;
@@ -221,6 +223,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         &controller,
         &previous_vips,
         (&metrics, &events),
+        share.as_ref(),
     )?;
     log_ready(&controller, &path, apply_ms, started);
 
@@ -244,6 +247,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     metrics.observe_reload(true, unix_now());
     let (health_runtime, checker) = startup::start_checker(&controller, &events, &metrics)?;
     let table = startup::start_table(&controller, &events)?;
+    let evidence = startup::start_evidence(&controller, &checker)?;
     let mut host = Host {
         table,
         netlink,
@@ -256,6 +260,7 @@ pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         generation: controller.generation(),
         page: status_page::StatusPage::new(),
         notify: notify::Notifier::from_env(),
+        evidence,
         share,
     };
     // The admin thread serves the socket and the controller answers from
@@ -331,19 +336,26 @@ impl Parts {
             waker,
             checker,
             table,
+            mut netlink,
+            evidence,
             share,
             ..
         } = host;
-        // (2a) The flows opened up to now go to the other ECMP directors.
+        // (2a) The flows opened up to now go to the other ECMP directors
+        // (before the VIPs are withdrawn: the router then moves them).
         if let Some(share) = share {
             share.flush(SHARE_FLUSH_LIMIT);
             share.stop();
         }
-        // (2) Hand over to the peer director.
-        if let Vips::Vrrp(failover) = vips {
-            failover.stop();
+        // (2) Hand over to the peer director, or withdraw the VIPs from
+        // the router (the data path keeps forwarding what still arrives).
+        match vips {
+            Vips::Vrrp(failover) => failover.stop(),
+            Vips::Ecmp(mut announcer) => announcer.withdraw_all(&mut netlink),
+            Vips::Direct(_) => {}
         }
-        // (3) No more probes.
+        // (3) No more probes (nor evidence asking for them).
+        evidence.stop();
         drop(checker);
         health_runtime.shutdown_background();
         // (4) The table thread finishes the walk at hand.

@@ -75,9 +75,26 @@ pub(super) fn start_checker(
             }
         },
     );
-    checker.set_damping(controller.damping());
     checker.set_targets(controller.health_targets());
     Ok((runtime, checker))
+}
+
+/// The thread that has reals probed at once when their clients retransmit
+/// SYNs (see `evidence`).
+pub(super) fn start_evidence(
+    controller: &Controller,
+    checker: &Checker,
+) -> anyhow::Result<super::evidence::Evidence> {
+    let reader = controller
+        .balancer()
+        .dataplane()
+        .syn_retransmit_reader()
+        .context("the retransmitted-SYN counts")?;
+    Ok(super::evidence::Evidence::start(
+        reader,
+        checker.trigger(),
+        controller.real_slots_in_use(),
+    )?)
 }
 
 /// Probes in flight at most.
@@ -89,6 +106,9 @@ pub(super) enum Vips {
     Direct(BTreeSet<IpAddr>),
     /// The VRRP thread, while master.
     Vrrp(failover::Failover),
+    /// `[ecmp]`: not held but announced as routes (boxed: it is large next
+    /// to the others).
+    Ecmp(Box<super::announcer::Announcer>),
 }
 
 /// Holds the VIPs now (no `[vrrp]`), or starts the VRRP thread that holds
@@ -100,7 +120,21 @@ pub(super) fn vip_holder(
     controller: &Controller,
     previous_vips: &BTreeSet<IpAddr>,
     (metrics, events): (&Arc<Metrics>, &mpsc::Sender<Event>),
+    share: Option<&flow_share::ShareHandle>,
 ) -> anyhow::Result<Vips> {
+    if let Some(ecmp) = &config.ecmp {
+        // Held by a previous lbd without [ecmp]: the router, not ARP,
+        // brings the clients' packets now.
+        vips::sync(netlink, interfaces[0].1, previous_vips, &BTreeSet::new());
+        let announcer = super::announcer::Announcer::start(
+            ecmp,
+            netlink,
+            // With [ecmp.sync]: every peer's table has arrived.
+            share.map(flow_share::ShareHandle::learned_flag),
+            Arc::clone(metrics),
+        )?;
+        return Ok(Vips::Ecmp(Box::new(announcer)));
+    }
     Ok(match &config.vrrp {
         None => Vips::Direct(vips::sync(
             netlink,

@@ -1,4 +1,6 @@
-//! `lbd teardown`: remove the data path and the VIP addresses.
+//! `lbd teardown`: remove the data path and the VIP addresses (with
+//! `[ecmp]`: the VIP routes first, so the router stops sending traffic
+//! before the program is detached).
 
 use std::{collections::BTreeSet, net::IpAddr, path::Path};
 
@@ -14,6 +16,18 @@ use crate::daemon::vips;
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let (config, _) = config::load(path, &SystemEnvironment).map_err(|e| anyhow!("{e}"))?;
     crate::daemon::admin_server::refuse_if_running(&config.daemon.admin_socket)?;
+    if let Some(ecmp) = &config.ecmp {
+        let mut netlink = Netlink::open()?;
+        let routes = netlink
+            .routes_in_table(ecmp.table)
+            .with_context(|| format!("reading routing table {}", ecmp.table))?;
+        for route in routes {
+            netlink
+                .remove_table_route(ecmp.table, route.destination, route.prefix_len)
+                .with_context(|| format!("withdrawing {}", route.destination))?;
+            tracing::info!(vip = %route.destination, table = ecmp.table, "withdrew the VIP's route");
+        }
+    }
     let pins = PinDir::new(&config.daemon.pin_path);
     let detached = pins
         .remove_all()

@@ -148,6 +148,43 @@ pub(crate) fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<
     }
 }
 
+/// Entries `0..count` of a per-CPU array of `u64` with one
+/// `BPF_MAP_LOOKUP_BATCH`, each summed over the `cpus` possible CPUs (the
+/// kernel gives one 8-byte value per possible CPU and entry).
+pub(crate) fn lookup_per_cpu_u64(map: &MapData, count: u32, cpus: usize) -> io::Result<Vec<u64>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut keys = vec![0u32; count as usize];
+    let mut values = vec![0u64; count as usize * cpus];
+    // The cursor of an array is an index: 4 bytes (8 reserved).
+    let mut token_out = [0u8; 8];
+    let mut attr = BatchAttr {
+        out_batch: token_out.as_mut_ptr() as u64,
+        keys: keys.as_mut_ptr() as u64,
+        values: values.as_mut_ptr() as u64,
+        count,
+        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        ..BatchAttr::default()
+    };
+    // SAFETY: room for `count` u32 keys and `count` per-CPU u64 values;
+    // the kernel writes at most `count` entries and reports how many.
+    let err = unsafe { batch_call(BPF_MAP_LOOKUP_BATCH, &mut attr) }.err();
+    if let Some(e) = err
+        && e.raw_os_error() != Some(libc::ENOENT)
+    {
+        return Err(e);
+    }
+    let got = (attr.count as usize).min(count as usize);
+    let mut sums = vec![0u64; count as usize];
+    for (key, per_cpu) in keys.iter().zip(values.chunks(cpus)).take(got) {
+        if let Some(sum) = sums.get_mut(*key as usize) {
+            *sum = per_cpu.iter().sum();
+        }
+    }
+    Ok(sums)
+}
+
 /// Whether a batch call failed because this kernel or map type has no batch
 /// operations (before Linux 5.6): the caller falls back to one entry per
 /// syscall.

@@ -30,6 +30,7 @@ pub use flow_table::FlowTable;
 pub use meta::{META_ACTIVE, META_FREE, META_RETIRED, NAME as REAL_META_NAME, RealMeta};
 pub use object::xdp_object;
 pub use pin::{PinDir, ShapeMismatch};
+use std::os::fd::AsFd as _;
 
 /// Sizes of the maps, fixed when the program is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +176,7 @@ pub struct Dataplane {
     real_inactive: Array<MapData, u64>,
     real_load: Array<MapData, u64>,
     real_stats: PerCpuArray<MapData, TrafficStats>,
+    real_syn_retrans: PerCpuArray<MapData, u64>,
     service_stats: PerCpuArray<MapData, TrafficStats>,
     global_stats: PerCpuArray<MapData, u64>,
     sched_table: Array<MapData, TableChunk>,
@@ -270,6 +272,7 @@ impl Dataplane {
             real_inactive: typed(&mut ebpf, names::REAL_INACTIVE)?,
             real_load: typed(&mut ebpf, names::REAL_LOAD)?,
             real_stats: typed(&mut ebpf, names::REAL_STATS)?,
+            real_syn_retrans: typed(&mut ebpf, names::REAL_SYN_RETRANS)?,
             service_stats: typed(&mut ebpf, names::SERVICE_STATS)?,
             global_stats: typed(&mut ebpf, names::GLOBAL_STATS)?,
             lc_sets: typed(&mut ebpf, names::LC_SETS)?,
@@ -307,6 +310,7 @@ impl Dataplane {
             shape::<u32, u64>(names::REAL_INACTIVE, limits.max_reals),
             shape::<u32, u64>(names::REAL_LOAD, limits.max_reals),
             shape::<u32, TrafficStats>(names::REAL_STATS, limits.max_reals),
+            shape::<u32, u64>(names::REAL_SYN_RETRANS, limits.max_reals),
             shape::<u32, TrafficStats>(names::SERVICE_STATS, limits.max_services),
             shape::<u32, u64>(names::GLOBAL_STATS, Reason::COUNT),
             shape::<u32, TableChunk>(names::SCHED_TABLE, limits.sched_table_chunks()),
@@ -791,7 +795,39 @@ impl Dataplane {
         let zeros = per_cpu(self.cpus, TrafficStats::default());
         self.real_stats
             .set(id, zeros, 0)
-            .map_err(map_err(names::REAL_STATS))
+            .map_err(map_err(names::REAL_STATS))?;
+        self.real_syn_retrans
+            .set(id, per_cpu(self.cpus, 0u64), 0)
+            .map_err(map_err(names::REAL_SYN_RETRANS))
+    }
+
+    /// Retransmitted SYNs of a real's half-open flows, summed over CPUs.
+    pub fn real_syn_retransmits(&self, id: u32) -> Result<u64, DataplaneError> {
+        Ok(self
+            .real_syn_retrans
+            .get(&id, 0)
+            .map_err(map_err(names::REAL_SYN_RETRANS))?
+            .iter()
+            .sum())
+    }
+
+    /// A reader of every real's retransmitted-SYN count with a map handle
+    /// of its own, for a thread that polls it (see [`SynRetransmits`]).
+    pub fn syn_retransmit_reader(&self) -> Result<SynRetransmits, DataplaneError> {
+        let fd = IterableMap::map(&self.real_syn_retrans)
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| DataplaneError::Batch {
+                name: names::REAL_SYN_RETRANS,
+                source: e,
+            })?;
+        let data = MapData::from_fd(fd).map_err(map_err(names::REAL_SYN_RETRANS))?;
+        Ok(SynRetransmits {
+            map: PerCpuArray::try_from(Map::PerCpuArray(data))
+                .map_err(map_err(names::REAL_SYN_RETRANS))?,
+            cpus: self.cpus,
+        })
     }
 
     /// Zeroes a service's counters (a reused service id starts afresh).
@@ -905,6 +941,38 @@ impl Dataplane {
                 index: u64::from(index),
                 limit: u64::from(limit),
             })
+        }
+    }
+}
+
+/// Every real's retransmitted-SYN count (`REAL_SYN_RETRANS`), read from a
+/// thread of its own: one `BPF_MAP_LOOKUP_BATCH` for all the slots in use
+/// (entry by entry on kernels without it).
+pub struct SynRetransmits {
+    map: PerCpuArray<MapData, u64>,
+    cpus: usize,
+}
+
+impl SynRetransmits {
+    /// The counts of real slots `0..slots`, summed over CPUs.
+    pub fn read(&self, slots: u32) -> Result<Vec<u64>, DataplaneError> {
+        let slots = slots.min(self.map.len());
+        match batch::lookup_per_cpu_u64(IterableMap::map(&self.map), slots, self.cpus) {
+            Ok(counts) => Ok(counts),
+            Err(e) if batch::unsupported(&e) => (0..slots)
+                .map(|id| {
+                    Ok(self
+                        .map
+                        .get(&id, 0)
+                        .map_err(map_err(names::REAL_SYN_RETRANS))?
+                        .iter()
+                        .sum())
+                })
+                .collect(),
+            Err(source) => Err(DataplaneError::Batch {
+                name: names::REAL_SYN_RETRANS,
+                source,
+            }),
         }
     }
 }

@@ -20,7 +20,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use tokio::{runtime::Handle, sync::Semaphore, task::AbortHandle};
+use tokio::{
+    runtime::Handle,
+    sync::{Notify, Semaphore},
+    task::AbortHandle,
+};
 
 pub use crate::balancer::model::RealKey;
 
@@ -33,7 +37,7 @@ use super::{
 };
 
 /// A real to check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Target {
     pub key: RealKey,
     /// The real's address (the check's `port` overrides the port).
@@ -41,6 +45,9 @@ pub struct Target {
     pub spec: CheckSpec,
     /// Its health until the checks say otherwise (only for a new key).
     pub initial: Health,
+    /// Flap damping of its service (`None`: a flapping real is not held
+    /// down). A change applies at once, without restarting its probes.
+    pub damping: Option<Damping>,
 }
 
 /// The result of one probe, or a change of health without a probe.
@@ -62,7 +69,7 @@ pub struct HealthEvent {
 }
 
 /// Receives every [`HealthEvent`], on the runtime's worker threads (or on
-/// the thread calling [`Checker::set_targets`]/[`Checker::set_damping`]).
+/// the thread calling [`Checker::set_targets`]).
 /// It must not block and must not call back into the checker.
 pub type EventSink = Box<dyn Fn(HealthEvent) + Send + Sync>;
 
@@ -93,12 +100,40 @@ pub struct TargetStatus {
     pub last: Option<LastProbe>,
     /// The last transitions, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Probes started early because the data path saw the real's
+    /// handshakes fail ([`ProbeTrigger::probe_now`]).
+    pub early_probes: u64,
 }
 
 /// Runs the checks of a set of reals.
 pub struct Checker {
     ctx: Arc<Context>,
-    targets: Mutex<HashMap<RealKey, Slot>>,
+    targets: Arc<Mutex<HashMap<RealKey, Slot>>>,
+}
+
+/// Asks for a real to be probed now, from any thread (see
+/// [`Checker::trigger`]).
+#[derive(Clone)]
+pub struct ProbeTrigger {
+    targets: Arc<Mutex<HashMap<RealKey, Slot>>>,
+}
+
+impl ProbeTrigger {
+    /// Evidence against `key` (its clients retransmit SYNs): its next probe
+    /// starts now, unless one is in flight. The probe's result counts like
+    /// any other: evidence alone never takes a real down. False for a real
+    /// not checked.
+    #[must_use = "false: the real is not checked"]
+    pub fn probe_now(&self, key: &RealKey) -> bool {
+        let map = lock(&self.targets);
+        match map.get(key) {
+            Some(slot) if slot.task.is_some() => {
+                slot.kick.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What the probe tasks share.
@@ -107,7 +142,6 @@ struct Context {
     semaphore: Semaphore,
     tls: TlsConfigs,
     sink: EventSink,
-    damping: Mutex<Option<Damping>>,
 }
 
 struct Slot {
@@ -115,6 +149,8 @@ struct Slot {
     spec: CheckSpec,
     shared: Arc<Mutex<Shared>>,
     task: Option<AbortHandle>,
+    /// Wakes the probe task for an early probe.
+    kick: Arc<Notify>,
 }
 
 /// A real's state, updated by its task and read by `states`.
@@ -128,6 +164,10 @@ struct Shared {
     damping: Option<DampingState>,
     history: History,
     last: Option<LastProbe>,
+    /// The real's flap damping (its service's), read at every probe.
+    damping_config: Option<Damping>,
+    /// Probes brought forward by evidence.
+    early_probes: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,9 +189,16 @@ impl Checker {
                 semaphore: Semaphore::new(max_concurrent.clamp(1, Semaphore::MAX_PERMITS)),
                 tls,
                 sink: Box::new(sink),
-                damping: Mutex::new(None),
             }),
-            targets: Mutex::new(HashMap::new()),
+            targets: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A handle that asks for early probes from another thread.
+    #[must_use]
+    pub fn trigger(&self) -> ProbeTrigger {
+        ProbeTrigger {
+            targets: self.targets.clone(),
         }
     }
 
@@ -159,7 +206,9 @@ impl Checker {
     /// are unchanged keeps its state and schedule; a changed one restarts
     /// its probing (keeping its health); a new one starts with `initial`;
     /// a missing one stops (an event already under way may still arrive).
-    /// Reals with `CheckKind::None` are not probed and are up.
+    /// Reals with `CheckKind::None` are not probed and are up. A real whose
+    /// flap damping changed starts its damping afresh (a held real is
+    /// released if its checks pass) without restarting its probes.
     pub fn set_targets(&self, targets: Vec<Target>) {
         let mut events = Vec::new();
         {
@@ -168,6 +217,10 @@ impl Checker {
             for target in targets {
                 seen.insert(target.key);
                 if let Some(slot) = map.get_mut(&target.key) {
+                    if let Some(event) = lock(&slot.shared).set_damping(&target.key, target.damping)
+                    {
+                        events.push(event);
+                    }
                     if slot.addr == target.addr && slot.spec == target.spec {
                         continue;
                     }
@@ -187,8 +240,9 @@ impl Checker {
                     let mut slot = Slot {
                         addr: target.addr,
                         spec: target.spec,
-                        shared: Arc::new(Mutex::new(Shared::new(target.initial))),
+                        shared: Arc::new(Mutex::new(Shared::new(target.initial, target.damping))),
                         task: None,
+                        kick: Arc::new(Notify::new()),
                     };
                     self.start(&target.key, &mut slot, 0, &mut events);
                     map.insert(target.key, slot);
@@ -236,38 +290,10 @@ impl Checker {
             *key,
             slot.addr,
             slot.spec.clone(),
-            slot.shared.clone(),
+            (slot.shared.clone(), slot.kick.clone()),
             generation,
         ));
         slot.task = Some(task.abort_handle());
-    }
-
-    /// Turns flap damping on (for every real) or off. Turning it off
-    /// releases held reals at once.
-    pub fn set_damping(&self, damping: Option<Damping>) {
-        *lock(&self.ctx.damping) = damping;
-        if damping.is_some() {
-            return;
-        }
-        let mut events = Vec::new();
-        {
-            let map = lock(&self.targets);
-            for (key, slot) in map.iter() {
-                let mut shared = lock(&slot.shared);
-                shared.damping = None;
-                if let Some(event) = shared.reevaluate(
-                    key,
-                    Instant::now(),
-                    SystemTime::now(),
-                    "flap damping turned off",
-                ) {
-                    events.push(event);
-                }
-            }
-        }
-        for event in events {
-            (self.ctx.sink)(event);
-        }
     }
 
     /// The health of one real, if it is checked.
@@ -308,6 +334,7 @@ impl Checker {
                     penalty: shared.damping.as_ref().map_or(0.0, |d| d.penalty(now)),
                     last: shared.last.clone(),
                     history: shared.history.to_vec(),
+                    early_probes: shared.early_probes,
                 }
             })
             .collect();
@@ -328,7 +355,7 @@ impl Drop for Checker {
 }
 
 impl Shared {
-    fn new(initial: Health) -> Self {
+    fn new(initial: Health, damping: Option<Damping>) -> Self {
         Self {
             generation: 0,
             state: HealthState::new(initial),
@@ -336,11 +363,30 @@ impl Shared {
             damping: None,
             history: History::default(),
             last: None,
+            damping_config: damping,
+            early_probes: 0,
         }
     }
 
+    /// Sets the real's flap damping. A change starts it afresh: without
+    /// damping, or with new parameters, a real held down by the old ones is
+    /// released if its checks pass (the event says so).
+    fn set_damping(&mut self, key: &RealKey, damping: Option<Damping>) -> Option<HealthEvent> {
+        if self.damping_config == damping {
+            return None;
+        }
+        self.damping_config = damping;
+        self.damping = None;
+        let why = if damping.is_some() {
+            "flap damping changed"
+        } else {
+            "flap damping turned off"
+        };
+        self.reevaluate(key, Instant::now(), SystemTime::now(), why)
+    }
+
     /// Takes a probe result: the event to report and the period until the
-    /// next probe.
+    /// next probe. Flap damping is the real's own (`damping_config`).
     fn apply(
         &mut self,
         key: &RealKey,
@@ -348,10 +394,9 @@ impl Shared {
         result: Result<Duration, ProbeFailure>,
         now: Instant,
         wall: SystemTime,
-        damping: Option<Damping>,
     ) -> (HealthEvent, Duration) {
         let raw = self.state.record(result.is_ok(), spec.rise, spec.fall);
-        match damping {
+        match self.damping_config {
             Some(config) => {
                 let state = self
                     .damping
@@ -513,7 +558,7 @@ async fn run(
     key: RealKey,
     addr: SocketAddr,
     spec: CheckSpec,
-    shared: Arc<Mutex<Shared>>,
+    (shared, kick): (Arc<Mutex<Shared>>, Arc<Notify>),
     generation: u64,
 ) {
     let first = tokio::time::Instant::now() + first_offset(&key, spec.interval);
@@ -530,6 +575,11 @@ async fn run(
             pacer.due(&shared.state, &spec)
         };
         tokio::select! {
+            () = kick.notified() => {
+                if pacer.hurry(tokio::time::Instant::now()) {
+                    lock(&shared).early_probes += 1;
+                }
+            }
             () = sleep_until(due) => {
                 let Some(due) = due else { continue };
                 let seq = pacer.start(due, tokio::time::Instant::now(), &spec);
@@ -550,7 +600,6 @@ async fn run(
                     return;
                 };
                 for (result, took, finished) in pacer.finish(seq, outcome) {
-                    let damping = *lock(&ctx.damping);
                     let mut event = {
                         let mut shared = lock(&shared);
                         if shared.generation != generation {
@@ -563,7 +612,6 @@ async fn run(
                             result,
                             finished.into_std(),
                             SystemTime::now(),
-                            damping,
                         );
                         if ok && !shared.state.pending() {
                             pacer.calm();
@@ -622,13 +670,13 @@ mod tests {
             ..CheckSpec::default()
         };
         let k = key(1);
-        let mut s = Shared::new(Health::Up);
+        let mut s = Shared::new(Health::Up, None);
         let t0 = Instant::now();
         let wall = SystemTime::UNIX_EPOCH;
-        let (e, next) = s.apply(&k, &spec, fail(), t0, wall, None);
+        let (e, next) = s.apply(&k, &spec, fail(), t0, wall);
         assert_eq!(e.transition, None);
         assert_eq!(next, spec.fast_interval);
-        let (e, next) = s.apply(&k, &spec, fail(), t0, wall, None);
+        let (e, next) = s.apply(&k, &spec, fail(), t0, wall);
         assert_eq!(
             e.transition,
             Some(Transition {
@@ -638,8 +686,8 @@ mod tests {
         );
         assert_eq!(e.reason.as_deref(), Some("connect: connection refused"));
         assert_eq!(next, spec.interval);
-        s.apply(&k, &spec, Ok(Duration::ZERO), t0, wall, None);
-        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), t0, wall, None);
+        s.apply(&k, &spec, Ok(Duration::ZERO), t0, wall);
+        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), t0, wall);
         assert_eq!(e.health, Health::Up);
         assert_eq!(e.reason.as_deref(), Some("2 consecutive checks passed"));
         assert_eq!(s.history.len(), 2);
@@ -653,16 +701,15 @@ mod tests {
             ..CheckSpec::default()
         };
         let k = key(1);
-        let mut s = Shared::new(Health::Up);
+        let mut s = Shared::new(Health::Up, Some(Damping::default()));
         let t0 = Instant::now();
         let wall = SystemTime::UNIX_EPOCH;
-        let damping = Some(Damping::default());
         let mut ups = 0;
         for i in 0..6 {
             let at = t0 + Duration::from_secs(i);
-            let (e, _) = s.apply(&k, &spec, fail(), at, wall, damping);
+            let (e, _) = s.apply(&k, &spec, fail(), at, wall);
             assert_eq!(e.health, Health::Down);
-            let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), at, wall, damping);
+            let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), at, wall);
             if e.health == Health::Up {
                 ups += 1;
             }
@@ -684,8 +731,84 @@ mod tests {
         );
         // Passing checks after the hold bring it up.
         let later = t0 + Duration::from_mins(10);
-        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), later, wall, damping);
+        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), later, wall);
         assert_eq!(e.health, Health::Up);
         assert_eq!(e.reason.as_deref(), Some("flap damping hold ended"));
+    }
+
+    /// A real of each of two services, flapping (down after a failed
+    /// probe, up after a passing one, once a second for ten seconds):
+    /// the one whose service has damping ends held down with its checks
+    /// passing; the other follows its checks.
+    #[test]
+    fn each_real_is_damped_by_its_own_service() {
+        let spec = CheckSpec {
+            rise: 1,
+            fall: 1,
+            ..CheckSpec::default()
+        };
+        let target = |i, damping| Target {
+            key: key(i),
+            addr: key(i).real,
+            spec: spec.clone(),
+            initial: Health::Up,
+            damping,
+        };
+        let damped = target(1, Some(Damping::default()));
+        let undamped = target(2, None);
+        let t0 = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH;
+        let mut ups = Vec::new();
+        for t in [&damped, &undamped] {
+            let mut s = Shared::new(t.initial, t.damping);
+            let mut up = 0;
+            for i in 0..10 {
+                let at = t0 + Duration::from_secs(i);
+                s.apply(&t.key, &t.spec, fail(), at, wall);
+                let (e, _) = s.apply(&t.key, &t.spec, Ok(Duration::ZERO), at, wall);
+                up += u32::from(e.health == Health::Up);
+            }
+            assert_eq!(s.state.health(), Health::Up, "its checks pass");
+            ups.push((up, s.health));
+        }
+        assert_eq!(ups[0], (2, Health::Down), "held down from the third flap");
+        assert_eq!(ups[1], (10, Health::Up), "no damping: never held");
+    }
+
+    /// Damping changed by a reload (or lbctl): turned off, a held real
+    /// whose checks pass comes up at once; a new setting starts afresh.
+    #[test]
+    fn a_damping_change_applies_to_the_real_at_once() {
+        let spec = CheckSpec {
+            rise: 1,
+            fall: 1,
+            ..CheckSpec::default()
+        };
+        let k = key(1);
+        let mut s = Shared::new(Health::Up, Some(Damping::default()));
+        let now = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH;
+        for _ in 0..3 {
+            s.apply(&k, &spec, fail(), now, wall);
+            s.apply(&k, &spec, Ok(Duration::ZERO), now, wall);
+        }
+        assert_eq!(s.health, Health::Down, "held");
+        assert_eq!(s.set_damping(&k, Some(Damping::default())), None);
+        let e = s.set_damping(&k, None).expect("released");
+        assert_eq!(e.health, Health::Up);
+        assert_eq!(e.reason.as_deref(), Some("flap damping turned off"));
+        let stricter = Damping {
+            suppress: 900.0,
+            reuse: 500.0,
+            ..Damping::default()
+        };
+        assert_eq!(s.set_damping(&k, Some(stricter)), None, "nothing held yet");
+        s.apply(&k, &spec, fail(), now, wall);
+        let (e, _) = s.apply(&k, &spec, Ok(Duration::ZERO), now, wall);
+        assert_eq!(
+            e.health,
+            Health::Down,
+            "held after one flap by the new setting"
+        );
     }
 }

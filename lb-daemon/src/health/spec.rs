@@ -129,6 +129,11 @@ pub struct CheckSpec {
     pub rise: u32,
     /// Consecutive failures to go down.
     pub fall: u32,
+    /// A real added (in the config, by reload or `lbctl`, or found at an
+    /// `lbd` start on a fresh data path) starts down and takes no new
+    /// connections until `rise` checks pass, like keepalived's `alpha`.
+    /// Default false: it starts up.
+    pub start_down: bool,
 }
 
 impl Default for CheckSpec {
@@ -141,6 +146,7 @@ impl Default for CheckSpec {
             timeout: DEFAULT_TIMEOUT,
             rise: DEFAULT_RISE,
             fall: DEFAULT_FALL,
+            start_down: false,
         }
     }
 }

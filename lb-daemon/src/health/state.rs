@@ -250,6 +250,9 @@ pub struct Pacer<T, R> {
     /// Probes before this one do not bring the next one forward (a pass
     /// was taken since they started: the real answers, slowly).
     calm_before: u64,
+    /// Evidence against the real came (see [`Pacer::hurry`]): the next
+    /// probe is due then, if that is sooner than its turn.
+    hurried: Option<T>,
 }
 
 impl<T, R> Pacer<T, R>
@@ -265,7 +268,22 @@ where
             next_take: 0,
             early: std::collections::BTreeMap::new(),
             calm_before: 0,
+            hurried: None,
         }
+    }
+
+    /// The data path saw the real fail to answer handshakes (retransmitted
+    /// SYNs): the next probe is due at `now` instead of in its turn, unless
+    /// one is in flight (its answer, or its timeout, is the evidence
+    /// awaited). Only brings a probe forward: a passing probe changes
+    /// nothing, so evidence alone (a flood) never takes a real down. Returns
+    /// whether it did.
+    pub fn hurry(&mut self, now: T) -> bool {
+        if self.in_flight() > 0 || self.hurried.is_some() {
+            return false;
+        }
+        self.hurried = Some(now);
+        true
     }
 
     /// A passed probe was taken and no streak is pending: the probes in
@@ -287,6 +305,13 @@ where
     /// change the decision sooner).
     #[must_use]
     pub fn due(&self, state: &HealthState, spec: &CheckSpec) -> Option<T> {
+        if let Some(at) = self.hurried {
+            return Some(if self.next_seq == 0 {
+                at.min(self.last_due)
+            } else {
+                at
+            });
+        }
         if self.next_seq == 0 {
             return Some(self.last_due);
         }
@@ -311,6 +336,7 @@ where
     /// catch-up probes).
     pub fn start(&mut self, due: T, now: T, spec: &CheckSpec) -> u64 {
         self.last_due = if now >= due + spec.interval { now } else { due };
+        self.hurried = None;
         self.next_seq += 1;
         self.next_seq - 1
     }
@@ -797,5 +823,32 @@ mod tests {
         late.start(Duration::ZERO, Duration::from_secs(3), &spec);
         late.finish(0, true);
         assert_eq!(late.due(&state, &spec), Some(Duration::from_secs(4)));
+    }
+
+    /// Evidence from the data path brings the next probe forward once; the
+    /// cadence goes on from that probe; a probe in flight already is the
+    /// one awaited.
+    #[test]
+    fn evidence_brings_the_next_probe_forward() {
+        let spec = CheckSpec::default();
+        let ms = Duration::from_millis;
+        let state = HealthState::new(UP);
+        let mut pacer: Pacer<Duration, bool> = Pacer::new(ms(700));
+        // Before the first probe: due now instead of at 700 ms.
+        assert!(pacer.hurry(ms(50)));
+        assert!(!pacer.hurry(ms(60)), "one early probe at a time");
+        assert_eq!(pacer.due(&state, &spec), Some(ms(50)));
+        let first = pacer.start(ms(50), ms(50), &spec);
+        assert!(!pacer.hurry(ms(80)), "a probe is in flight: nothing to add");
+        pacer.finish(first, true);
+        pacer.calm();
+        assert_eq!(pacer.due(&state, &spec), Some(ms(1050)));
+        // Between probes: due at once, then an interval after that.
+        assert!(pacer.hurry(ms(400)));
+        assert_eq!(pacer.due(&state, &spec), Some(ms(400)));
+        let second = pacer.start(ms(400), ms(401), &spec);
+        pacer.finish(second, true);
+        pacer.calm();
+        assert_eq!(pacer.due(&state, &spec), Some(ms(1400)));
     }
 }

@@ -28,6 +28,7 @@ pub(super) struct Live {
     sync_flows: IntCounterVec,
     sync_rejected: IntCounterVec,
     pub(super) share: super::share::ShareMetrics,
+    vip_announced: IntGaugeVec,
 }
 
 impl Live {
@@ -99,6 +100,16 @@ impl Live {
         build_info.with_label_values(&[version]).set(1);
         let (vrrp_state, vrrp_transitions, sync_flows, sync_rejected) = failover_metrics(&registry);
         let share = super::share::ShareMetrics::new(&registry);
+        let vip_announced = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "lb_vip_announced",
+                    "With [ecmp]: 1 while this director announces the VIP to the router (its route is in lbd's table), 0 while it is withdrawn.",
+                ),
+                &["vip"],
+            ),
+        );
         Self {
             registry,
             probe_duration,
@@ -111,6 +122,19 @@ impl Live {
             sync_flows,
             sync_rejected,
             share,
+            vip_announced,
+        }
+    }
+
+    pub(super) fn set_vip_announced(&self, vip: &str, announced: Option<bool>) {
+        match announced {
+            Some(on) => self
+                .vip_announced
+                .with_label_values(&[vip])
+                .set(i64::from(on)),
+            None => {
+                let _ = self.vip_announced.remove_label_values(&[vip]);
+            }
         }
     }
 

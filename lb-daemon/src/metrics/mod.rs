@@ -85,6 +85,12 @@ impl Metrics {
             .set_vrrp_state(vrid, value, transition.then_some(state.as_str()));
     }
 
+    /// `lb_vip_announced{vip}`: `Some(announced)`, or `None` for a VIP
+    /// that no longer has a service (its series goes).
+    pub fn set_vip_announced(&self, vip: std::net::IpAddr, announced: Option<bool>) {
+        self.live.set_vip_announced(&vip.to_string(), announced);
+    }
+
     /// Connection-table entries synchronised: `direction` is `sent`,
     /// `received` or `applied`.
     pub fn count_sync(&self, direction: &str, flows: u64) {

@@ -88,6 +88,11 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
         "lb_real_inactive_connections",
         "Half-open connections of the real: SYN forwarded, handshake not finished.",
     );
+    let mut syn_retransmits = Family::counter(
+        "lb_real_syn_retransmits_total",
+        "SYNs of the real's half-open connections sent again by their clients (the real did \
+         not answer the first).",
+    );
     let mut weight = Family::gauge(
         "lb_real_weight",
         "Weight the data path schedules the real with now (0 while it takes no new flows).",
@@ -107,6 +112,7 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
         connections.push(&labels, r.connections as f64);
         active.push(&labels, r.active as f64);
         inactive.push(&labels, r.inactive as f64);
+        syn_retransmits.push(&labels, r.syn_retransmits as f64);
         weight.push(&labels, f64::from(r.weight));
         up.push(&labels, f64::from(u8::from(r.up)));
         let current = state_label(r.state);
@@ -123,6 +129,7 @@ fn reals(snapshot: &Snapshot, out: &mut Vec<Family>) {
         connections,
         active,
         inactive,
+        syn_retransmits,
         weight,
         up,
         state,

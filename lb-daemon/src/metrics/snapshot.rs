@@ -45,6 +45,8 @@ pub struct RealSample {
     pub active: u64,
     /// Half-open connections (handshake not finished) of this real.
     pub inactive: u64,
+    /// Retransmitted SYNs of its half-open flows.
+    pub syn_retransmits: u64,
     /// The weight the data path schedules with now (0 while down or draining).
     pub weight: u32,
     /// Whether the real can take traffic (exported as `lb_real_up`).

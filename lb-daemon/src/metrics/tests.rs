@@ -200,6 +200,7 @@ fn real(service: &str, real: &str, state: &str, n: u64) -> RealSample {
         connections: 10 * n,
         active: n,
         inactive: 7 * n,
+        syn_retransmits: 5 * n,
         weight: if state == "up" { 3 } else { 0 },
         up: !matches!(state, "down" | "unresolved" | "removed"),
         state: state.parse().unwrap(),
@@ -263,6 +264,11 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     (
         "lb_real_inactive_connections",
         "gauge",
+        &["real", "service"],
+    ),
+    (
+        "lb_real_syn_retransmits_total",
+        "counter",
         &["real", "service"],
     ),
     ("lb_real_weight", "gauge", &["real", "service"]),
@@ -373,6 +379,7 @@ fn values_come_from_the_snapshot() {
     assert_eq!(exp.value("lb_real_connections_total", &backup), 30.0);
     assert_eq!(exp.value("lb_real_active_connections", &down), 2.0);
     assert_eq!(exp.value("lb_real_inactive_connections", &down), 14.0);
+    assert_eq!(exp.value("lb_real_syn_retransmits_total", &down), 10.0);
     assert_eq!(exp.value("lb_real_weight", &up), 3.0);
     assert_eq!(exp.value("lb_real_weight", &down), 0.0);
     assert_eq!(exp.value("lb_real_up", &up), 1.0);

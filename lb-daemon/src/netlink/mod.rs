@@ -20,12 +20,14 @@ mod macs;
 mod neighbour;
 mod route;
 mod socket;
+mod vip_route;
 
 pub use error::NetlinkError;
 pub use macs::{MacChange, MacTracker, Target, Update};
 pub use neighbour::{Neighbour, NeighbourState};
 pub use route::Route;
 pub use socket::Netlink;
+pub use vip_route::{TableRoute, VIP_ROUTE_PROTOCOL};
 
 /// A MAC address.
 pub type Mac = [u8; 6];

@@ -32,6 +32,7 @@ pub mod map_names {
     pub const REALS: &str = "REALS";
     pub const REAL_CONNS: &str = "REAL_CONNS";
     pub const REAL_STATS: &str = "REAL_STATS";
+    pub const REAL_SYN_RETRANS: &str = "REAL_SYN_RETRANS";
     pub const SERVICE_STATS: &str = "SERVICE_STATS";
     pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
     pub const SCHED_TABLE: &str = "SCHED_TABLE";

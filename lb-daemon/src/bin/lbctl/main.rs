@@ -8,11 +8,11 @@ use std::{process::ExitCode, time::Duration};
 use clap::Parser as _;
 use lb_daemon::{
     admin::{
-        self, ChangeResult, FlowEntry, RealHealthStatus, Request, Status, TraceResult, VrrpStatus,
-        parse_real,
+        self, ChangeResult, EcmpStatus, FlowEntry, RealHealthStatus, Request, Status, TraceResult,
+        VrrpStatus, parse_real,
     },
     balancer::model::ServiceAddr,
-    cli::lbctl::{Cli, Command, RealCommand, ServiceCommand},
+    cli::lbctl::{Cli, Command, DirectorCommand, RealCommand, ServiceCommand},
 };
 
 fn main() -> ExitCode {
@@ -70,6 +70,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             if let Some(line) = vrrp.as_ref().and_then(table::vrrp_summary) {
                 println!("{line}");
             }
+            let ecmp = admin::call(
+                &cli.socket,
+                &Request::Director,
+                Duration::from_secs(cli.timeout),
+            )
+            .ok()
+            .and_then(|v| serde_json::from_value::<EcmpStatus>(v).ok());
+            if let Some(line) = ecmp.as_ref().and_then(table::ecmp_summary) {
+                println!("{line}");
+            }
             print!("{}", table::status(&status));
         }
         Command::Flows { .. } => {
@@ -83,6 +93,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         Command::Vrrp => {
             let vrrp: VrrpStatus = serde_json::from_value(data).map_err(decode)?;
             print!("{}", table::vrrp(&vrrp));
+        }
+        Command::Director { action: None } => {
+            let ecmp: EcmpStatus = serde_json::from_value(data).map_err(decode)?;
+            print!("{}", table::director(&ecmp));
         }
         Command::Trace { .. } => {
             let trace: TraceResult = serde_json::from_value(data).map_err(decode)?;
@@ -112,6 +126,12 @@ fn request(command: &Command) -> Result<Request, String> {
         Command::Reload => Request::Reload,
         Command::Health => Request::Health,
         Command::Vrrp => Request::Vrrp,
+        Command::Director { action: None } => Request::Director,
+        Command::Director {
+            action: Some(action),
+        } => Request::DirectorDrain {
+            drain: matches!(action, DirectorCommand::Drain),
+        },
         Command::Flows {
             service,
             real,

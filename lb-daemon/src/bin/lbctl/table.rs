@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use lb_daemon::admin::{FlowEntry, RealHealthStatus, Status, Transition, VrrpStatus, unix_seconds};
+use lb_daemon::admin::{
+    EcmpStatus, FlowEntry, RealHealthStatus, Status, Transition, VrrpStatus, unix_seconds,
+};
 
 /// `ipvsadm -Ln --stats`-like listing.
 pub fn status(status: &Status) -> String {
@@ -104,6 +106,11 @@ pub fn health(reals: &[RealHealthStatus]) -> String {
         if !r.check.is_empty() {
             let _ = writeln!(out, "    check: {}", r.check);
         }
+        let _ = writeln!(
+            out,
+            "    data path: {} half-open, {} retransmitted SYNs ({} early probes)",
+            r.inactive_connections, r.syn_retransmits, r.early_probes
+        );
         if let Some(held) = r.held_for_seconds {
             let _ = writeln!(
                 out,
@@ -132,6 +139,59 @@ pub fn vrrp_summary(v: &VrrpStatus) -> Option<String> {
                 .unwrap_or_default()
         )
     })
+}
+
+/// One line for `lbctl status` with `[ecmp]`.
+pub fn ecmp_summary(e: &EcmpStatus) -> Option<String> {
+    e.enabled.then(|| {
+        let announced = e.vips.iter().filter(|v| v.announced).count();
+        format!(
+            "ECMP: {announced} of {} VIPs announced{}",
+            e.vips.len(),
+            if e.drained { " (director drained)" } else { "" }
+        )
+    })
+}
+
+/// `lbctl director`: each VIP's announcement and why.
+pub fn director(e: &EcmpStatus) -> String {
+    if !e.enabled {
+        return "ECMP is not configured: this director holds its VIPs itself (or by VRRP).\n"
+            .into();
+    }
+    let mut out = format!(
+        "ECMP: routes in table {}; {}; {}\n",
+        e.table,
+        if e.drained { "DRAINED" } else { "not drained" },
+        if e.learned {
+            "peers' flows learned"
+        } else {
+            "waiting for the peers' flows"
+        }
+    );
+    let width = e.vips.iter().map(|v| v.vip.len()).max().unwrap_or(3).max(3);
+    let _ = writeln!(out, "  {:<width$}  {:>8}  STATE", "VIP", "FOR");
+    for v in &e.vips {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>7.1}s  {}",
+            v.vip, v.for_seconds, v.state
+        );
+    }
+    if !e.history.is_empty() {
+        out.push_str("  recent changes:\n");
+        let now = unix_seconds(std::time::SystemTime::now());
+        for t in &e.history {
+            let _ = writeln!(
+                out,
+                "    {:>6.1} s ago: {} {}",
+                (now - t.at).max(0.0),
+                t.vip,
+                t.state
+            );
+        }
+    }
+    out
 }
 
 /// Director failover, like keepalived's data dump in a few lines.
@@ -271,6 +331,47 @@ mod tests {
         assert_eq!(
             vrrp_summary(&master).as_deref(),
             Some("VRRP vrid 51: MASTER (priority 100)")
+        );
+    }
+
+    #[test]
+    fn director_lists_each_vip_with_its_reason() {
+        let off = EcmpStatus::default();
+        assert!(director(&off).contains("not configured"));
+        assert_eq!(ecmp_summary(&off), None);
+        let on = EcmpStatus {
+            enabled: true,
+            table: 4242,
+            drained: false,
+            learned: true,
+            vips: vec![
+                lb_daemon::admin::VipAnnouncement {
+                    vip: "192.0.2.1".into(),
+                    announced: true,
+                    state: "announced".into(),
+                    for_seconds: 12.0,
+                },
+                lb_daemon::admin::VipAnnouncement {
+                    vip: "192.0.2.2".into(),
+                    announced: false,
+                    state: "withdrawn: 192.0.2.2:80/tcp has 0 healthy reals (min_healthy 1)".into(),
+                    for_seconds: 3.5,
+                },
+            ],
+            history: vec![],
+        };
+        let text = director(&on);
+        assert!(
+            text.starts_with("ECMP: routes in table 4242; not drained;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("192.0.2.2      3.5s  withdrawn: 192.0.2.2:80/tcp has 0"),
+            "{text}"
+        );
+        assert_eq!(
+            ecmp_summary(&on).as_deref(),
+            Some("ECMP: 1 of 2 VIPs announced")
         );
     }
 }

@@ -37,7 +37,7 @@ pub const DEFAULT_MIN_PRIMARIES: u32 = 1;
 pub const MIN_PRIMARIES_RANGE: RangeInclusive<u32> = 1..=65_535;
 /// A service's `min_healthy` when not given, and its allowed range: with
 /// `[ecmp]`, a director announces a VIP only while each of its services has
-/// at least this many healthy reals (spares and the fallback count).
+/// at least this many healthy reals (spares count, the fallback does not).
 pub const DEFAULT_MIN_HEALTHY: u32 = 1;
 pub const MIN_HEALTHY_RANGE: RangeInclusive<u32> = 0..=65_535;
 /// A service's `drain_timeout` when not given.

@@ -53,6 +53,7 @@ interval = "2s"
 timeout = "1s500ms"
 rise = 3
 fall = 4
+start_down = true
 path = "/healthz?full=1"
 host = "www.example.com:8443"
 expect_status = [200, 204]
@@ -98,6 +99,7 @@ address = "10.0.0.1"
             timeout: Duration::from_millis(1500),
             rise: 3,
             fall: 4,
+            start_down: true,
         }
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 use super::history::{History, INTERVAL, SAMPLES, Table, finite};
-use crate::admin::{Status, Transition, VrrpStatus};
+use crate::admin::{EcmpStatus, Status, Transition, VrrpStatus};
 
 /// Health transitions kept for the page (of any real, newest last).
 pub const TRANSITIONS: usize = 50;
@@ -36,6 +36,9 @@ pub struct Failover<'a> {
     /// `lbctl vrrp --json`, with `[vrrp]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vrrp: Option<&'a VrrpStatus>,
+    /// `lbctl director --json`, with `[ecmp]` (the state is then `ecmp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecmp: Option<&'a EcmpStatus>,
 }
 
 /// New connections and bytes per second over the last sample interval
@@ -109,6 +112,7 @@ pub struct Inputs<'a> {
     pub now: f64,
     pub status: &'a Status,
     pub vrrp: &'a VrrpStatus,
+    pub ecmp: &'a EcmpStatus,
     pub history: &'a History,
     pub health_transitions: &'a VecDeque<HealthTransition>,
     /// Only the history samples taken after this Unix time.
@@ -122,6 +126,7 @@ pub fn build(inputs: &Inputs<'_>) -> String {
         now,
         status,
         vrrp,
+        ecmp,
         history,
         health_transitions,
         since,
@@ -163,10 +168,13 @@ pub fn build(inputs: &Inputs<'_>) -> String {
         failover: Failover {
             state: if vrrp.enabled {
                 &vrrp.state
+            } else if ecmp.enabled {
+                "ecmp"
             } else {
                 "standalone"
             },
             vrrp: vrrp.enabled.then_some(vrrp),
+            ecmp: ecmp.enabled.then_some(ecmp),
         },
         rates: Rates {
             reals: rates(&history.reals),
@@ -260,6 +268,7 @@ mod tests {
             now: 1010.0,
             status: &status(),
             vrrp,
+            ecmp: &EcmpStatus::default(),
             history,
             health_transitions: &transitions,
             since,
@@ -341,5 +350,34 @@ mod tests {
         // No sample yet: empty history, no rates.
         assert_eq!(v["history"]["times"], json!([]));
         assert_eq!(v["rates"]["reals"], json!([]));
+    }
+
+    #[test]
+    fn ecmp_announcements_are_the_failover_state() {
+        let ecmp = EcmpStatus {
+            enabled: true,
+            table: 4242,
+            vips: vec![crate::admin::VipAnnouncement {
+                vip: "10.0.0.100".into(),
+                announced: false,
+                state: "withdrawn: director drained (lbctl director undrain)".into(),
+                for_seconds: 1.0,
+            }],
+            drained: true,
+            ..EcmpStatus::default()
+        };
+        let text = build(&Inputs {
+            now: 1010.0,
+            status: &status(),
+            vrrp: &VrrpStatus::default(),
+            ecmp: &ecmp,
+            history: &History::default(),
+            health_transitions: &VecDeque::new(),
+            since: None,
+        });
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["failover"]["state"], "ecmp");
+        assert_eq!(v["failover"]["ecmp"]["vips"][0]["announced"], false);
+        assert!(v["failover"].get("vrrp").is_none());
     }
 }

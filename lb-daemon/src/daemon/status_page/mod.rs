@@ -13,7 +13,7 @@ use api::{HealthTransition, Inputs, TRANSITIONS};
 use history::History;
 
 use crate::{
-    admin::{VrrpStatus, unix_seconds},
+    admin::{EcmpStatus, VrrpStatus, unix_seconds},
     control::{ControlError, Controller},
     health::scheduler::HealthEvent,
 };
@@ -74,6 +74,7 @@ impl StatusPage {
         &self,
         controller: &Controller,
         vrrp: &VrrpStatus,
+        ecmp: &EcmpStatus,
         since: Option<f64>,
     ) -> Result<String, ControlError> {
         let status = controller.status()?;
@@ -81,6 +82,7 @@ impl StatusPage {
             now: unix_seconds(std::time::SystemTime::now()),
             status: &status,
             vrrp,
+            ecmp,
             history: &self.history,
             health_transitions: &self.health,
             since,

@@ -245,11 +245,13 @@ pub fn full_ring(services: usize, per_service: usize) -> FullRing {
         ring.record(f64::from(n) * 5.0, t0 + history::INTERVAL * n, &snapshot);
     }
     let vrrp = VrrpStatus::default();
+    let ecmp = lb_daemon::admin::EcmpStatus::default();
     let transitions = std::collections::VecDeque::new();
     let inputs = |since| api::Inputs {
         now: 900.0,
         status: &status,
         vrrp: &vrrp,
+        ecmp: &ecmp,
         history: &ring,
         health_transitions: &transitions,
         since,

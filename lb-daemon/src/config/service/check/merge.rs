@@ -66,6 +66,10 @@ impl Checker<'_> {
     /// real's), checks what only the merged check can tell and builds it.
     /// `None` when the check is not valid (every error is recorded here or
     /// was before).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one pick and one default per field of a check, in one place"
+    )]
     pub(in crate::config::service) fn check_spec(
         &mut self,
         own: &CheckTable,
@@ -140,6 +144,7 @@ impl Checker<'_> {
         if !valid {
             return None;
         }
+        let start_down = pick!(kind, own, inherited, start_down).ok()?;
         let http = || HttpCheck {
             path: path.map_or_else(|| "/".to_owned(), |(p, ..)| p.clone()),
             host: host.map(|(h, ..)| h.clone()),
@@ -169,6 +174,7 @@ impl Checker<'_> {
             timeout: timeout.0,
             rise: rise.map_or(DEFAULT_RISE, |(r, ..)| *r),
             fall: fall.map_or(DEFAULT_FALL, |(f, ..)| *f),
+            start_down: start_down.is_some_and(|(s, ..)| *s),
         })
     }
 

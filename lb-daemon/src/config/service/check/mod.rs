@@ -51,6 +51,7 @@ struct RawCheck {
     timeout: Option<Text>,
     rise: Option<Int>,
     fall: Option<Int>,
+    start_down: Option<Bool>,
     path: Option<Text>,
     host: Option<Text>,
     expect_status: Option<Spanned<Vec<Int>>>,
@@ -104,7 +105,7 @@ impl Kind {
     /// kind.
     fn takes(self, key: &str) -> bool {
         match key {
-            "port" | "interval" | "timeout" | "rise" | "fall" => self != Kind::None,
+            "port" | "interval" | "timeout" | "rise" | "fall" | "start_down" => self != Kind::None,
             "path" | "host" | "expect_status" | "expect_body" => {
                 matches!(self, Kind::Http | Kind::Https)
             }
@@ -171,6 +172,7 @@ pub(super) struct CheckTable {
     timeout: Slot<Duration>,
     rise: Slot<u32>,
     fall: Slot<u32>,
+    start_down: Slot<bool>,
     path_: Slot<String>,
     host: Slot<String>,
     expect_status: Slot<Vec<u16>>,
@@ -201,6 +203,7 @@ impl CheckTable {
             ("timeout", at(&self.timeout)),
             ("rise", at(&self.rise)),
             ("fall", at(&self.fall)),
+            ("start_down", at(&self.start_down)),
             ("path", at(&self.path_)),
             ("host", at(&self.host)),
             ("expect_status", at(&self.expect_status)),
@@ -284,6 +287,7 @@ impl Checker<'_> {
         table.fall = Slot::read(raw.fall.as_ref(), |v| {
             self.int(&field("fall"), "fall", v, RISE_FALL_RANGE)
         });
+        table.start_down = Slot::read(raw.start_down.as_ref(), |b| Some(*b.get_ref()));
         table.path_ = Slot::read(raw.path.as_ref(), |text| {
             self.request_path(&field("path"), text)
         });

@@ -418,3 +418,27 @@ fn udp_and_dns_errors_name_the_line_and_field() {
     ));
     assert_eq!(at, [(8, "service[0].check.payload".to_owned())]);
 }
+
+#[test]
+fn start_down_is_read_inherited_overridden_and_judged() {
+    let c = ok(&service(
+        "[service.check]\nstart_down = true\n\
+         [[service.real]]\naddress = \"10.0.0.1\"\n\
+         [[service.real]]\naddress = \"10.0.0.2\"\ncheck = { start_down = false }\n\
+         [[service.real]]\naddress = \"10.0.0.3\"\ncheck = { kind = \"http\" }\n",
+    ));
+    let s = &c.services[0];
+    assert!(s.check.start_down);
+    let of = |i: usize| s.check_for(&s.reals[i]).start_down;
+    assert_eq!((of(0), of(1), of(2)), (true, false, true));
+    assert!(!ok(&service("")).services[0].check.start_down, "default");
+    // Not a boolean; and under kind "none" (nothing would ever pass).
+    let (at, messages) = located(&service("[service.check]\nstart_down = \"yes\"\n"));
+    assert_eq!(at, [(7, "service[0].check.start_down".to_owned())]);
+    assert!(messages[0].contains("bool"), "{messages:?}");
+    let (at, messages) = located(&service(
+        "[service.check]\nkind = \"none\"\nstart_down = true\n",
+    ));
+    assert_eq!(at, [(8, "service[0].check.start_down".to_owned())]);
+    assert!(messages[0].contains("does not apply"), "{messages:?}");
+}

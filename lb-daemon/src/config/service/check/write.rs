@@ -58,6 +58,11 @@ pub(in crate::config) fn check_table(spec: &CheckSpec, base: Option<&CheckSpec>)
     if differs(base_or_default.fall == spec.fall) {
         table.insert("fall", value(i64::from(spec.fall)));
     }
+    // Written only when it differs (false is what leaving it out gives
+    // without a base too).
+    if base_or_default.start_down != spec.start_down {
+        table.insert("start_down", value(spec.start_down));
+    }
     if let Some(h) = http(&spec.kind) {
         // The base's HTTP settings are inherited by an http or https
         // check; otherwise leaving a field out gives its default.

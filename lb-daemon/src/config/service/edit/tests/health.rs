@@ -181,6 +181,7 @@ fn added_services_keep_their_health_settings() {
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
         rise: 3,
+        start_down: true,
         ..CheckSpec::default()
     };
     let real = |last: u8, check: Option<CheckSpec>| RealConfig {
@@ -199,6 +200,7 @@ fn added_services_keep_their_health_settings() {
                     ..https.clone()
                 }),
                 fall: 5,
+                start_down: false,
                 ..service.check.clone()
             }),
         ),

@@ -13,6 +13,11 @@
 //!    back;
 //! 5. the master's `lbd` stops (SIGTERM): priority 0, the backup takes over
 //!    at once.
+//!
+//! `--ecmp` runs the other demo instead: several active directors behind
+//! an ECMP router ([`ecmp`]).
+
+mod ecmp;
 
 use std::{
     fmt::Write as _,
@@ -34,7 +39,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
+const DEMO_CONFIG: &str = include_str!("../../../../config/demo.toml");
 const SERVICE: &str = "10.99.0.200:80/tcp";
 
 fn main() -> Result<()> {
@@ -47,6 +52,9 @@ fn main() -> Result<()> {
     };
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    if std::env::args().any(|a| a == "--ecmp") {
+        return ecmp::run(phase_seconds);
+    }
 
     println!("Building the lab: 1 client, 2 directors, 3 reals + 1 spare (nginx), one bridge ...");
     let mut lab = Lab::builder().clients(1).directors(2).reals(4).build()?;
