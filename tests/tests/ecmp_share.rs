@@ -184,6 +184,16 @@ fn flows_opened_at_one_director_are_known_at_the_others() {
         long_at_d2.as_millis(),
         short_at_d2.as_millis()
     );
+    let director = d2.lbctl_json(&["director"]).expect("lbctl director");
+    let share = &director["share"];
+    assert_eq!(share["learned"], true, "{director:#}");
+    for peer in share["peers"].as_array().expect("peers") {
+        assert!(peer["last_full_table"].is_number(), "{director:#}");
+    }
+    println!(
+        "director 2: {}",
+        d2.lbctl_ok(&["director"]).unwrap_or_default().trim_end()
+    );
     let d2_log = d2.log();
     assert!(
         d2_log.matches("a peer's whole table has arrived").count() == 2,

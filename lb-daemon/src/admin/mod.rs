@@ -314,6 +314,9 @@ pub struct EcmpStatus {
     pub vips: Vec<VipAnnouncement>,
     /// Recent announcement changes, oldest first.
     pub history: Vec<VipTransition>,
+    /// Flow sharing with the other directors (`[ecmp.sync]`).
+    #[serde(default)]
+    pub share: Option<ShareStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -218,6 +218,8 @@ impl Announcer {
                 })
                 .collect(),
             history: self.history.iter().cloned().collect(),
+            // The controller adds the sharing thread's.
+            share: None,
         }
     }
 }

@@ -71,7 +71,13 @@ impl Host {
     /// What `lbctl director` shows (disabled without `[ecmp]`).
     fn ecmp_status(&self) -> EcmpStatus {
         match &self.vips {
-            Vips::Ecmp(announcer) => announcer.status(),
+            Vips::Ecmp(announcer) => EcmpStatus {
+                share: self
+                    .share
+                    .as_ref()
+                    .map(super::flow_share::ShareHandle::status),
+                ..announcer.status()
+            },
             Vips::Direct(_) | Vips::Vrrp(_) => EcmpStatus::default(),
         }
     }

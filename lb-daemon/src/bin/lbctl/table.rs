@@ -178,6 +178,9 @@ pub fn director(e: &EcmpStatus) -> String {
             v.vip, v.for_seconds, v.state
         );
     }
+    if let Some(s) = &e.share {
+        out.push_str(&share(s));
+    }
     if !e.history.is_empty() {
         out.push_str("  recent changes:\n");
         let now = unix_seconds(std::time::SystemTime::now());
@@ -190,6 +193,42 @@ pub fn director(e: &EcmpStatus) -> String {
                 t.state
             );
         }
+    }
+    out
+}
+
+/// The flow-sharing lines of `lbctl director`.
+fn share(s: &lb_daemon::admin::ShareStatus) -> String {
+    let mut out = format!(
+        "  flow sharing on {}: {} reports read from the data path, {} dropped (ring full), \
+         {} full sends of own flows (last {} flows), {} received flows unknown here\n",
+        s.listen,
+        s.ringbuf_read,
+        s.ringbuf_dropped,
+        s.refreshes,
+        s.last_refresh_flows,
+        s.flows_unknown
+    );
+    let now = unix_seconds(std::time::SystemTime::now());
+    for p in &s.peers {
+        let table = p.last_full_table.map_or_else(
+            || "whole table not received yet".to_owned(),
+            |at| {
+                format!(
+                    "whole table ({} flows) {:.1} s ago",
+                    p.last_full_table_flows,
+                    (now - at).max(0.0)
+                )
+            },
+        );
+        let _ = writeln!(
+            out,
+            "    peer {}: {} flows sent, {} received ({} applied), {} datagrams rejected; {table}",
+            p.peer, p.records_sent, p.records_received, p.records_applied, p.datagrams_rejected
+        );
+    }
+    if let Some(why) = &s.last_rejection {
+        let _ = writeln!(out, "    last rejected datagram: {why}");
     }
     out
 }
@@ -359,8 +398,28 @@ mod tests {
                 },
             ],
             history: vec![],
+            share: Some(lb_daemon::admin::ShareStatus {
+                listen: "10.0.0.2:9142".into(),
+                peers: vec![lb_daemon::admin::SharePeerStatus {
+                    peer: "10.0.0.3:9142".into(),
+                    records_sent: 530,
+                    records_received: 53,
+                    records_applied: 50,
+                    ..Default::default()
+                }],
+                learned: true,
+                ringbuf_read: 265,
+                ..Default::default()
+            }),
         };
         let text = director(&on);
+        assert!(
+            text.contains(
+                "    peer 10.0.0.3:9142: 530 flows sent, 53 received (50 applied), 0 datagrams \
+                 rejected; whole table not received yet"
+            ),
+            "{text}"
+        );
         assert!(
             text.starts_with("ECMP: routes in table 4242; not drained;"),
             "{text}"
