@@ -24,6 +24,10 @@ use crate::{
     netlink::{Netlink, NetlinkError},
 };
 
+/// While learning, how often the sharing's "every peer's table arrived"
+/// flag is looked at.
+const LEARN_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Announcement changes kept for `lbctl director`.
 const HISTORY: usize = 32;
 
@@ -101,9 +105,10 @@ impl Announcer {
     }
 
     /// When the controller loop must call [`Announcer::update`] even if no
-    /// event comes: the end of the learn delay.
+    /// event comes: while learning, every [`LEARN_POLL`] (the peers' tables
+    /// may arrive any time) and at the end of the learn delay.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        (!self.learned()).then_some(self.learn_until)
+        (!self.learned()).then(|| self.learn_until.min(Instant::now() + LEARN_POLL))
     }
 
     pub(crate) fn set_drained(&mut self, drained: bool) {

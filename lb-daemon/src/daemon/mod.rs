@@ -164,8 +164,10 @@ pub fn shutdown_channel() -> (Trigger, Shutdown) {
 /// finishes the walk at hand; (5) the neighbour thread ends; (6) the admin
 /// socket file is removed, the event reader ends. The data path stays
 /// attached and forwarding (pinned); `lbd teardown` removes it. With
-/// `[ecmp.sync]`, the flow-sharing thread sends what is pending and ends
-/// at (2).
+/// `[ecmp]`, (2) withdraws every VIP from the router first; with
+/// `[ecmp.sync]` the flow-sharing thread goes on for [`WITHDRAW_GRACE`]
+/// (while the router moves the traffic away), sends what is pending and
+/// ends.
 pub fn run(config: DaemonConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let started = Instant::now();
     let DaemonConfig { path, config, text } = config;
@@ -303,6 +305,11 @@ fn log_ready(controller: &Controller, path: &Path, apply_ms: f64, started: Insta
 
 /// How long a stop waits for the last flow reports to go out.
 const SHARE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+/// After withdrawing the VIPs at a graceful stop, the sharing goes on this
+/// long: BIRD and the router take a few milliseconds to move the traffic
+/// (measured: 10-130 ms to leave the router's route), and flows opened
+/// meanwhile must reach the peers.
+const WITHDRAW_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// What [`run`] stops once the controller loop has ended.
 struct Parts {
@@ -341,18 +348,28 @@ impl Parts {
             share,
             ..
         } = host;
-        // (2a) The flows opened up to now go to the other ECMP directors
-        // (before the VIPs are withdrawn: the router then moves them).
-        if let Some(share) = share {
-            share.flush(SHARE_FLUSH_LIMIT);
-            share.stop();
-        }
         // (2) Hand over to the peer director, or withdraw the VIPs from
         // the router (the data path keeps forwarding what still arrives).
-        match vips {
-            Vips::Vrrp(failover) => failover.stop(),
-            Vips::Ecmp(mut announcer) => announcer.withdraw_all(&mut netlink),
-            Vips::Direct(_) => {}
+        let withdrew = match vips {
+            Vips::Vrrp(failover) => {
+                failover.stop();
+                false
+            }
+            Vips::Ecmp(mut announcer) => {
+                announcer.withdraw_all(&mut netlink);
+                true
+            }
+            Vips::Direct(_) => false,
+        };
+        // (2a) With [ecmp.sync]: the flows opened until the router has
+        // moved away (a few ms after the withdrawal) go to the other
+        // directors too, then the last of them.
+        if let Some(share) = share {
+            if withdrew {
+                std::thread::sleep(WITHDRAW_GRACE);
+            }
+            share.flush(SHARE_FLUSH_LIMIT);
+            share.stop();
         }
         // (3) No more probes (nor evidence asking for them).
         evidence.stop();
