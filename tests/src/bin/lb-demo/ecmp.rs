@@ -165,12 +165,15 @@ fn run_phase(
         "time", "client saw"
     );
     let mut last = connections(directors);
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(phase_seconds)
-        && !INTERRUPTED.load(Ordering::SeqCst)
-    {
+    let mut last_at = Instant::now();
+    // Starting a director takes a few seconds: the phase runs that much
+    // longer, and a row covering more than a second shows rates per second.
+    let mut end = Instant::now() + Duration::from_secs(phase_seconds);
+    let mut second = 0;
+    while Instant::now() < end && !INTERRUPTED.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_secs(1));
-        let second = start.elapsed().as_secs();
+        second += 1;
+        let event_started = Instant::now();
         match event {
             Event::Join(i) if second == 2 => {
                 directors[i] = Some(start_joining(lab, i)?);
@@ -200,13 +203,18 @@ fn run_phase(
             }
             _ => {}
         }
+        end += event_started.elapsed();
         let now = connections(directors);
+        let seconds = last_at.elapsed().as_secs_f64();
+        last_at = Instant::now();
         let cells: String = now
             .iter()
             .zip(&last)
             .fold(String::new(), |mut out, (n, l)| {
                 let cell = match (n, l) {
-                    (Some(n), Some(l)) => format!("+{}/s", n.saturating_sub(*l)),
+                    (Some(n), Some(l)) => {
+                        format!("+{:.0}/s", n.saturating_sub(*l) as f64 / seconds)
+                    }
                     _ => "-".into(),
                 };
                 let _ = write!(out, "{cell:>12}");
