@@ -550,21 +550,55 @@ fn a_hung_real_is_out_within_3s_under_load() {
     let back = wait_state(&lbd, &real(&lab, 0), "up", PATIENCE);
     println!("resumed real back after {} ms", back.as_millis());
     std::thread::sleep(Duration::from_secs(1));
+
+    // Nothing answers at all: real 1's link cut (the director's ARP entry
+    // for it stays, so probes and forwarded SYNs vanish).
+    let cut = std::time::Instant::now();
+    lb_lab::exec_ok(lab.real_ns(1), &["ip", "link", "set", "eth0", "down"]).unwrap();
+    wait_state(&lbd, &real(&lab, 1), "down", PATIENCE);
+    let cut_out = cut.elapsed();
+    let cut_down = std::time::Instant::now();
+    assert_within(
+        "real with its link cut out of rotation",
+        cut_out,
+        Duration::from_secs(3),
+        &lbd.log(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let relinked = std::time::Instant::now();
+    lb_lab::exec_ok(lab.real_ns(1), &["ip", "link", "set", "eth0", "up"]).unwrap();
+    let back = wait_state(&lbd, &real(&lab, 1), "up", PATIENCE);
+    println!(
+        "real with its link back in rotation after {} ms",
+        back.as_millis()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+
     let records = clients.finish();
     let end = std::time::Instant::now();
     let before = lb_lab::requests::summarize(&records, loaded, paused);
     let hanging = lb_lab::requests::summarize(&records, paused, down);
     let without = lb_lab::requests::summarize(&records, down, resumed);
-    let after = lb_lab::requests::summarize(&records, resumed, end);
+    let after = lb_lab::requests::summarize(&records, resumed, cut);
+    let cutting = lb_lab::requests::summarize(&records, cut, cut_down);
+    let without_link = lb_lab::requests::summarize(&records, cut_down, relinked);
+    let relinking = lb_lab::requests::summarize(&records, relinked, end);
     println!("requests before the pause: {before}");
     println!("requests until it was out: {hanging}");
     println!("requests while it was out: {without}");
     println!("requests after it resumed: {after}");
+    println!("requests until the cut real was out: {cutting}");
+    println!("requests while it was out: {without_link}");
+    println!("requests after its link came back: {relinking}");
     let log = lbd.log();
     assert!(before.clean(), "{before}\n{log}");
     assert!(
         without.clean(),
         "new connections avoid the hung real: {without}\n{log}"
+    );
+    assert!(
+        without_link.clean(),
+        "new connections avoid the cut real: {without_link}\n{log}"
     );
     assert!(
         log.contains("timed out after 800ms"),
