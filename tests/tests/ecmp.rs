@@ -18,7 +18,8 @@
 //! `maglev` and no sharing at all: every director picks the same real for
 //! a flow without state. Six rate-limited downloads run across the join
 //! and the drain and must finish intact (without sharing, `wlc` broke one).
-//! `LB_ECMP_CAPTURE=FILE` captures the switch's frames (tcpdump).
+//! `LB_ECMP_CAPTURE=FILE` captures the router's frames (tcpdump): both
+//! directions of every connection, to follow a failed one by its port.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -189,13 +190,14 @@ fn settle(lab: &Lab, site: &Site, directors: &[usize]) -> Duration {
 fn scale_out(scheduler: &'static str, share: bool) {
     let mut lab = lab();
     let mut router = Bird::router(&mut lab).expect("start the router's BIRD");
-    // `LB_ECMP_CAPTURE=FILE`: every frame on the switch, to follow a failed
-    // request by its client port (held until the lab stops it).
+    // `LB_ECMP_CAPTURE=FILE`: every frame through the router (the client's
+    // and the reals' sides), to follow a failed request by its client port
+    // (held until the lab stops it).
     let _capture = std::env::var_os("LB_ECMP_CAPTURE").map(|file| {
-        let switch = lab.switch_ns().to_owned();
+        let router = lab.router_ns().to_owned();
         let file = file.to_string_lossy().into_owned();
-        let args = ["tcpdump", "-i", "any", "-s", "128", "-U", "-w", &file];
-        lab.spawn_in(&switch, &args).expect("start tcpdump")
+        let args = ["tcpdump", "-i", "any", "-s", "96", "-B", "65536", "-U", "-w", &file];
+        lab.spawn_in(&router, &args).expect("start tcpdump")
     });
     let mut site = Site::new(scheduler, share);
     for i in 0..FIRST {
