@@ -196,7 +196,9 @@ fn scale_out(scheduler: &'static str, share: bool) {
     let _capture = std::env::var_os("LB_ECMP_CAPTURE").map(|file| {
         let router = lab.router_ns().to_owned();
         let file = file.to_string_lossy().into_owned();
-        let args = ["tcpdump", "-i", "any", "-s", "96", "-B", "65536", "-U", "-w", &file];
+        let args = [
+            "tcpdump", "-i", "any", "-s", "96", "-B", "65536", "-U", "-w", &file,
+        ];
         lab.spawn_in(&router, &args).expect("start tcpdump")
     });
     let mut site = Site::new(scheduler, share);
