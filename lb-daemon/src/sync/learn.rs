@@ -5,7 +5,9 @@
 //! The rules, in [`plan`]: a record is skipped when either table holds the
 //! 5-tuple as this director's own (the data path clears the flag when it
 //! forwards a packet of a flow: the client's packets come here, so this
-//! director's real is the one the connection lives on). Otherwise the
+//! director's real is the one the connection lives on), unless this
+//! director's copy is closing and the record is of a newer connection on
+//! the same 5-tuple (a reused client port). Otherwise the
 //! record lands where the sender keeps the flow: a half-open one in
 //! `HALF_OPEN` (so that a SYN flood at one director evicts only half-open
 //! flows at the others too), an established or closing one in `CONNTRACK`,
@@ -62,12 +64,28 @@ fn learned(v: &FlowValue) -> bool {
     v.flags & FLOW_F_LEARNED != 0
 }
 
+/// This director's own copy is a closed connection's, and the record is
+/// of a newer one on the same 5-tuple that another director saw open (the
+/// client reused its port: with thousands of connections a second it does
+/// every few seconds, and a closing flow stays `tcp_closing`, 2 min). The
+/// new connection wins, or the router moving it here would send its
+/// packets to the old one's real.
+fn superseded(own: &FlowValue, record: &FlowValue) -> bool {
+    own.state == FLOW_CLOSING
+        && record.state != FLOW_CLOSING
+        && record.last_seen_ns > own.last_seen_ns
+}
+
 /// Decides what a record (already turned into this director's `value`)
 /// does, given what `CONNTRACK` (`main`) and `HALF_OPEN` (`half`) hold for
 /// its 5-tuple.
 #[must_use]
 pub fn plan(value: FlowValue, main: Option<FlowValue>, half: Option<FlowValue>) -> Plan {
-    if main.iter().chain(half.iter()).any(|v| !learned(v)) {
+    if main
+        .iter()
+        .chain(half.iter())
+        .any(|own| !learned(own) && !superseded(own, &value))
+    {
         return Plan::Keep;
     }
     let mut value = FlowValue {
@@ -324,6 +342,33 @@ mod tests {
                 Plan::Keep
             );
         }
+    }
+
+    #[test]
+    fn a_newer_connection_on_a_reused_port_replaces_an_own_closed_one() {
+        // Own closing copy (last seen at 50) of an older connection; the
+        // client reused its port through another director (SYN at 100).
+        let closed = v(1, FLOW_CLOSING, 0, 50);
+        let syn = v(2, FLOW_HALF_OPEN, 0, 100);
+        assert_eq!(
+            plan(syn, Some(closed), None),
+            write(Table::HalfOpen, syn, true)
+        );
+        let established = v(2, FLOW_ACTIVE, 0, 100);
+        assert_eq!(
+            plan(established, Some(closed), None),
+            write(Table::Main, established, false)
+        );
+        // Not an older record, nor a closing one, nor over a live flow.
+        assert_eq!(
+            plan(v(2, FLOW_HALF_OPEN, 0, 40), Some(closed), None),
+            Plan::Keep
+        );
+        assert_eq!(
+            plan(v(2, FLOW_CLOSING, 0, 100), Some(closed), None),
+            Plan::Keep
+        );
+        assert_eq!(plan(syn, Some(v(1, FLOW_ACTIVE, 0, 50)), None), Plan::Keep);
     }
 
     #[test]
