@@ -14,7 +14,6 @@ use toml::Spanned;
 
 use super::errors::Checker;
 use super::values::{Int, Text, Value};
-use super::vrrp::MIN_SYNC_KEY_LEN;
 
 /// `ecmp.table` when not given.
 pub const DEFAULT_ROUTE_TABLE: u32 = 4242;
@@ -167,29 +166,12 @@ impl Checker<'_> {
             raw.peers.as_ref(),
         );
         let peers = peers.and_then(|list| self.share_peers(list));
-        let key = self.required(
+        let key = self.sync_key(
             header,
             "ecmp.sync",
-            "key",
-            "a shared secret of at least 16 bytes, the same on every director",
+            "the same on every director",
             raw.key.as_ref(),
         );
-        let key = key.and_then(|k| {
-            if k.get_ref().len() < MIN_SYNC_KEY_LEN {
-                self.error(
-                    k.span().start,
-                    "ecmp.sync.key",
-                    format!(
-                        "the key is {} bytes long; use at least {MIN_SYNC_KEY_LEN} (e.g. the \
-                         output of `openssl rand -hex 16`)",
-                        k.get_ref().len()
-                    ),
-                );
-                None
-            } else {
-                Some(k.get_ref().clone())
-            }
-        });
         let mut share = ShareConfig {
             peers: peers?,
             port: DEFAULT_SHARE_PORT,

@@ -66,6 +66,32 @@ struct RawSync {
 }
 
 impl Checker<'_> {
+    /// `SECTION.key`: required, at least [`MIN_SYNC_KEY_LEN`] bytes (shared
+    /// by `[vrrp.sync]` and `[ecmp.sync]`; `who` says who must share it).
+    pub(in crate::config) fn sync_key(
+        &mut self,
+        header: usize,
+        section: &str,
+        who: &str,
+        text: Option<&Text>,
+    ) -> Option<String> {
+        let what = format!("a shared secret of at least {MIN_SYNC_KEY_LEN} bytes, {who}");
+        let key = self.required(header, section, "key", &what, text)?;
+        if key.get_ref().len() < MIN_SYNC_KEY_LEN {
+            self.error(
+                key.span().start,
+                format!("{section}.key"),
+                format!(
+                    "the key is {} bytes long; use at least {MIN_SYNC_KEY_LEN} (e.g. the \
+                     output of `openssl rand -hex 16`)",
+                    key.get_ref().len()
+                ),
+            );
+            return None;
+        }
+        Some(key.get_ref().clone())
+    }
+
     pub(super) fn sync(&mut self, value: &Value<'_>) -> Option<SyncConfig> {
         let raw = self.section::<RawSync>("vrrp.sync", value)?;
         let header = value.span().start;
@@ -90,29 +116,12 @@ impl Checker<'_> {
             }
             Some(ip)
         });
-        let key = self.required(
+        let key = self.sync_key(
             header,
             "vrrp.sync",
-            "key",
-            "a shared secret of at least 16 bytes, the same on both directors",
+            "the same on both directors",
             raw.key.as_ref(),
         );
-        let key = key.and_then(|k| {
-            if k.get_ref().len() < MIN_SYNC_KEY_LEN {
-                self.error(
-                    k.span().start,
-                    "vrrp.sync.key",
-                    format!(
-                        "the key is {} bytes long; use at least {MIN_SYNC_KEY_LEN} (e.g. the \
-                         output of `openssl rand -hex 16`)",
-                        k.get_ref().len()
-                    ),
-                );
-                None
-            } else {
-                Some(k.get_ref().clone())
-            }
-        });
         let mut sync = SyncConfig {
             peer: peer?,
             port: DEFAULT_SYNC_PORT,
