@@ -139,7 +139,17 @@ impl Announcer {
                 self.states.insert(*vip, (state.clone(), now));
             }
         }
-        self.states.retain(|vip, _| decided.contains_key(vip));
+        let gone: Vec<IpAddr> = self
+            .states
+            .keys()
+            .filter(|vip| !decided.contains_key(vip))
+            .copied()
+            .collect();
+        for vip in gone {
+            // No service left on it: its series goes.
+            self.states.remove(&vip);
+            self.metrics.set_vip_announced(vip, None);
+        }
         let want: BTreeSet<IpAddr> = decided
             .iter()
             .filter(|(_, s)| s.is_announced())
@@ -157,7 +167,8 @@ impl Announcer {
         self.stopping = true;
         self.reconcile(netlink, &BTreeSet::new());
         for vip in self.states.keys() {
-            self.metrics.set_vip_announced(*vip, Some(false));
+            self.metrics
+                .set_vip_announced(*vip, Some(self.routed.contains(vip)));
         }
     }
 
@@ -175,7 +186,6 @@ impl Announcer {
             match netlink.remove_table_route(self.table, *vip, prefix) {
                 Ok(()) => {
                     self.routed.remove(vip);
-                    self.metrics.set_vip_announced(*vip, None);
                 }
                 Err(e) => log_route_error("removing", *vip, &e),
             }
