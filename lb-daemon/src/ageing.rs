@@ -75,6 +75,9 @@ pub struct AgeingPlan {
     pub flows_seen: usize,
     /// Flows in the half-open table when it was read.
     pub half_open_seen: usize,
+    /// Surviving half-open flows of the connection table (see
+    /// [`syn_allowance`]).
+    pub half_open_in_main: usize,
     /// Flows to delete from the connection table, in the order seen.
     pub expired: Vec<FlowKey>,
     /// Flows to delete from the half-open table, in the order seen.
@@ -132,6 +135,8 @@ pub fn plan_tables(
         plan.flows_seen += 1;
         if !plan.keep(now_ns, &key, &flow, t) {
             plan.expired.push(key);
+        } else if flow.state == FLOW_HALF_OPEN {
+            plan.half_open_in_main += 1;
         }
     }
     for (key, flow) in half_open {
@@ -161,6 +166,23 @@ impl AgeingPlan {
         self.services_in_use.insert(flow.service);
         true
     }
+}
+
+/// How many more half-open flows the data path may put into a connection
+/// table of `capacity` that holds `flows` flows, `half_open` of them
+/// half-open (`SYN_ALLOWANCE`, split over the CPUs; beyond it SYNs go to
+/// the `HALF_OPEN` table, as before the allowance existed). Half-open flows
+/// there stay within an eighth of the table, and SYNs never fill it beyond
+/// three quarters: a SYN flood then cannot make the LRU evict an
+/// established flow, while ordinary new connections touch one table
+/// instead of two (the miss in `CONNTRACK` and the insert into `HALF_OPEN`
+/// were the two costliest steps of a new flow).
+#[must_use]
+pub fn syn_allowance(capacity: u32, flows: usize, half_open: usize) -> u64 {
+    let capacity = u64::from(capacity);
+    let by_share = (capacity / 8).saturating_sub(half_open as u64);
+    let by_room = (capacity / 4 * 3).saturating_sub(flows as u64);
+    by_share.min(by_room)
 }
 
 /// The count to write for every configured real, in the order given, with 0
@@ -386,6 +408,37 @@ mod tests {
             ..learned(FLOW_ACTIVE)
         };
         assert_eq!(plan(NOW, [(key(PROTO_TCP, 1), old)], &t).expired.len(), 1);
+    }
+
+    #[test]
+    fn half_open_flows_of_the_connection_table_are_counted_apart() {
+        let t = Timeouts::default();
+        let main = [
+            (key(PROTO_TCP, 1), flow(1, FLOW_ACTIVE, NOW)),
+            (key(PROTO_TCP, 2), flow(1, FLOW_HALF_OPEN, NOW)),
+            (key(PROTO_TCP, 3), flow(2, FLOW_HALF_OPEN, NOW - 61 * SEC)), // expired
+        ];
+        let p = plan(NOW, main, &t);
+        assert_eq!((p.flows_seen, p.half_open_in_main), (3, 1));
+        assert_eq!(p.expired, [key(PROTO_TCP, 3)]);
+        assert_eq!(p.inactive_per_real, HashMap::from([(1, 1)]));
+        assert_eq!(p.active_per_real, HashMap::from([(1, 1)]));
+    }
+
+    #[test]
+    fn syn_allowance_keeps_an_eighth_for_half_open_and_a_quarter_free() {
+        // Empty: an eighth of the table.
+        assert_eq!(syn_allowance(1024, 0, 0), 128);
+        // Half-open flows there use up their eighth.
+        assert_eq!(syn_allowance(1024, 100, 100), 28);
+        assert_eq!(syn_allowance(1024, 200, 128), 0);
+        assert_eq!(syn_allowance(1024, 200, 500), 0);
+        // A table three quarters full takes no more SYNs, whatever fills it.
+        assert_eq!(syn_allowance(1024, 700, 0), 68);
+        assert_eq!(syn_allowance(1024, 768, 0), 0);
+        assert_eq!(syn_allowance(1024, 2000, 0), 0);
+        // Never more than the table.
+        assert_eq!(syn_allowance(u32::MAX, 0, 0), u64::from(u32::MAX) / 8);
     }
 
     #[test]

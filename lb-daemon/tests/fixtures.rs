@@ -905,12 +905,15 @@ fn every_fixture_gets_its_verdict_reason_and_output() {
     );
 }
 
-/// Which table holds a flow, and in what state.
+/// Which table holds a flow, and in what state. A half-open flow is in
+/// `CONNTRACK` while the CPU has `SYN_ALLOWANCE`, in `HALF_OPEN` without
+/// (a SYN flood); `HalfOpen*` name the state it has in either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Held {
-    /// `HALF_OPEN`, [`FLOW_HALF_OPEN`].
+    /// [`FLOW_HALF_OPEN`].
     HalfOpen,
-    /// `HALF_OPEN`, [`FLOW_CLOSING`] (FIN/RST before the handshake ended).
+    /// [`FLOW_CLOSING`] after FIN/RST before the handshake ended: in
+    /// `HALF_OPEN` when the SYN went there.
     HalfOpenClosing,
     /// `CONNTRACK`, [`FLOW_ACTIVE`].
     Established,
@@ -971,6 +974,16 @@ fn half_open_flows_through_their_states() {
         step("a SYN reusing a closed tuple: half-open again", 41002, TCP_SYN, NewFlow, HalfOpen, (0, 1)),
         step("first segment without SYN of an unknown flow: established", 41003, TCP_ACK, NewFlow, Established, (1, 1)),
     ];
+    let mut failures = Vec::new();
+    for to_main in [true, false] {
+        half_open_steps(&steps, to_main, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `steps` with SYNs going into `CONNTRACK` (`to_main`) or, with no
+/// `SYN_ALLOWANCE` left, into `HALF_OPEN`.
+fn half_open_steps(steps: &[Step], to_main: bool, failures: &mut Vec<String>) {
     let mut h = harness();
     let svc = ServiceAddr {
         vip: VIP4.into(),
@@ -980,20 +993,26 @@ fn half_open_flows_through_their_states() {
     let real =
         h.lb.real_id(&RealKey::new(svc, "10.0.1.1:80".parse().unwrap()))
             .unwrap();
-    let mut failures = Vec::new();
+    let allowance = if to_main { 1000 } else { 0 };
+    h.lb.dataplane_mut().set_syn_allowance(allowance).unwrap();
+    let mode = if to_main {
+        "into CONNTRACK"
+    } else {
+        "into HALF_OPEN"
+    };
     for s in steps {
         let input = tcp4(CLIENT4, s.sport, VIP4, 80, s.flags);
         let before = h.count(s.reason);
         let (verdict, out) = h.run(&input);
         if verdict != s.reason.action() || out != forwarded(&input, real_mac(0)) {
             failures.push(format!(
-                "{}: verdict {verdict:?}, or output differs",
+                "{mode}: {}: verdict {verdict:?}, or output differs",
                 s.description
             ));
         }
         if h.count(s.reason) - before != 1 {
             failures.push(format!(
-                "{}: reason {} not counted once",
+                "{mode}: {}: reason {} not counted once",
                 s.description,
                 s.reason.name()
             ));
@@ -1010,17 +1029,25 @@ fn half_open_flows_through_their_states() {
         let dp = h.lb.dataplane();
         let main = dp.flow(&key).unwrap().map(|f| f.state);
         let half = dp.half_open_flow(&key).unwrap().map(|f| f.state);
-        let held = match (main, half) {
-            (None, Some(FLOW_HALF_OPEN)) => Some(Held::HalfOpen),
-            (None, Some(FLOW_CLOSING)) => Some(Held::HalfOpenClosing),
-            (Some(FLOW_ACTIVE), None) => Some(Held::Established),
-            (Some(FLOW_CLOSING), None) => Some(Held::Closing),
+        let held = match (main, half, to_main) {
+            (None, Some(FLOW_HALF_OPEN), false) | (Some(FLOW_HALF_OPEN), None, true) => {
+                Some(Held::HalfOpen)
+            }
+            (None, Some(FLOW_CLOSING), false) => Some(Held::HalfOpenClosing),
+            (Some(FLOW_ACTIVE), None, _) => Some(Held::Established),
+            (Some(FLOW_CLOSING), None, _) => Some(Held::Closing),
             _ => None,
         };
-        if held != Some(s.held) {
+        // Closed before its handshake ended, a flow of `CONNTRACK` is like
+        // any closing flow there.
+        let expected = match s.held {
+            Held::HalfOpenClosing if to_main => Held::Closing,
+            held => held,
+        };
+        if held != Some(expected) {
             failures.push(format!(
-                "{}: flow in CONNTRACK {main:?}, HALF_OPEN {half:?}; expected {:?}",
-                s.description, s.held
+                "{mode}: {}: flow in CONNTRACK {main:?}, HALF_OPEN {half:?}; expected {expected:?}",
+                s.description
             ));
         }
         let counts = (
@@ -1029,12 +1056,18 @@ fn half_open_flows_through_their_states() {
         );
         if counts != s.counts {
             failures.push(format!(
-                "{}: (active, inactive) {counts:?}, expected {:?}",
+                "{mode}: {}: (active, inactive) {counts:?}, expected {:?}",
                 s.description, s.counts
             ));
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Each SYN into CONNTRACK took one, each handshake completed or closed
+    // there gave it back: the last flow is half-open.
+    let left = h.lb.dataplane().syn_allowance().unwrap();
+    let expected = if to_main { allowance - 1 } else { 0 };
+    if left != expected {
+        failures.push(format!("{mode}: SYN allowance {left}, expected {expected}"));
+    }
 }
 
 /// The data path's evidence that a real stopped answering handshakes: a
@@ -1043,7 +1076,17 @@ fn half_open_flows_through_their_states() {
 /// reusing a closed tuple does not.
 #[test]
 fn retransmitted_syns_of_half_open_flows_are_counted_for_their_real() {
+    for to_main in [true, false] {
+        retransmitted_syns_counted(to_main);
+    }
+}
+
+/// With SYNs going into `CONNTRACK` (`to_main`) or `HALF_OPEN`.
+fn retransmitted_syns_counted(to_main: bool) {
     let mut h = harness();
+    h.lb.dataplane_mut()
+        .set_syn_allowance(if to_main { 1000 } else { 0 })
+        .unwrap();
     let key = |sport: u16| FlowKey {
         src: lb_common::addr_words_v4(CLIENT4.octets()),
         dst: lb_common::addr_words_v4(VIP4.octets()),
@@ -1076,7 +1119,7 @@ fn retransmitted_syns_of_half_open_flows_are_counted_for_their_real() {
         let got = total(&h);
         if got != want {
             failures.push(format!(
-                "{description}: {got} counted in all, expected {want}"
+                "{description} (to CONNTRACK: {to_main}): {got} counted in all, expected {want}"
             ));
         }
     }
@@ -1085,6 +1128,73 @@ fn retransmitted_syns_of_half_open_flows_are_counted_for_their_real() {
     let real = dp.flow(&key(42000)).unwrap().expect("established").real;
     assert_eq!(dp.real_syn_retransmits(real).unwrap(), 2);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// SYNs go into `CONNTRACK` while the CPU's `SYN_ALLOWANCE` lasts, then into
+/// `HALF_OPEN` (a flood never fills the connection table); a handshake
+/// completed in `CONNTRACK` gives its place back. Flows of both tables
+/// complete their handshake.
+#[test]
+fn syns_beyond_the_allowance_go_to_the_half_open_table() {
+    let mut h = harness();
+    // 3 for each CPU: the harness runs the program on one.
+    let cpus = aya::util::nr_cpus().expect("CPU count") as u64;
+    h.lb.dataplane_mut().set_syn_allowance(3 * cpus).unwrap();
+    let others = 3 * (cpus - 1);
+    let key = |sport: u16| FlowKey {
+        src: lb_common::addr_words_v4(CLIENT4.octets()),
+        dst: lb_common::addr_words_v4(VIP4.octets()),
+        src_port: sport.to_be(),
+        dst_port: 80u16.to_be(),
+        proto: 6,
+        family: 4,
+        _pad: [0; 2],
+    };
+    let place = |h: &Harness, sport: u16| {
+        let dp = h.lb.dataplane();
+        match (
+            dp.flow(&key(sport)).unwrap().map(|f| f.state),
+            dp.half_open_flow(&key(sport)).unwrap().map(|f| f.state),
+        ) {
+            (Some(FLOW_HALF_OPEN), None) => "CONNTRACK half-open",
+            (None, Some(FLOW_HALF_OPEN)) => "HALF_OPEN half-open",
+            (Some(FLOW_ACTIVE), None) => "CONNTRACK established",
+            _ => "elsewhere",
+        }
+    };
+    for sport in 43000..43005 {
+        let (verdict, _) = h.run(&tcp4(CLIENT4, sport, VIP4, 80, TCP_SYN));
+        assert_eq!(verdict, Reason::NewFlow.action());
+    }
+    let places: Vec<_> = (43000..43005).map(|p| place(&h, p)).collect();
+    assert_eq!(
+        places,
+        [
+            "CONNTRACK half-open",
+            "CONNTRACK half-open",
+            "CONNTRACK half-open",
+            "HALF_OPEN half-open",
+            "HALF_OPEN half-open"
+        ]
+    );
+    assert_eq!(h.lb.dataplane().syn_allowance().unwrap(), others);
+    // One handshake of each table completes.
+    for sport in [43000, 43003] {
+        h.run(&tcp4(CLIENT4, sport, VIP4, 80, TCP_ACK));
+        assert_eq!(place(&h, sport), "CONNTRACK established", "port {sport}");
+    }
+    assert_eq!(h.lb.dataplane().syn_allowance().unwrap(), others + 1);
+    h.run(&tcp4(CLIENT4, 43005, VIP4, 80, TCP_SYN));
+    assert_eq!(place(&h, 43005), "CONNTRACK half-open");
+    let dp = h.lb.dataplane();
+    let real = dp.flow(&key(43000)).unwrap().unwrap().real;
+    assert_eq!(
+        (
+            dp.real_connections(real).unwrap(),
+            dp.real_inactive(real).unwrap()
+        ),
+        (2, 4)
+    );
 }
 
 #[test]

@@ -151,8 +151,11 @@ fn syn_flood_breaks_no_established_connection_and_counts_stay_true() {
 
     // The data path cannot see the LRU evict a half-open flow, so its
     // inactive count runs ahead during a flood; the next ageing pass
-    // rebuilds it from the table (at most the table's capacity).
-    let capacity = lbd.status().unwrap().half_open_capacity;
+    // rebuilds it from the tables: at most the half-open table's capacity
+    // and the eighth of the connection table that SYNs may take
+    // (`SYN_ALLOWANCE`).
+    let status = lbd.status().unwrap();
+    let capacity = status.half_open_capacity + status.conntrack_capacity / 8;
     let rebuilt = wait_for(
         2 * AGEING_INTERVAL + Duration::from_secs(2),
         "inactive rebuilt",
@@ -166,7 +169,10 @@ fn syn_flood_breaks_no_established_connection_and_counts_stay_true() {
         },
     )
     .unwrap();
-    println!("after an ageing pass: inactive {rebuilt} (half-open table: {capacity})");
+    println!(
+        "after an ageing pass: inactive {rebuilt} (half-open table and an eighth of the \
+         connection table: {capacity})"
+    );
 
     // The half-open flows age out within their timeout (plus the sweep).
     let limit = HALF_OPEN_TIMEOUT + 2 * AGEING_INTERVAL + Duration::from_secs(3);

@@ -1,10 +1,11 @@
 //! The connection tables: a flow keeps its real while it lives. Half-open TCP
-//! flows (SYN seen, handshake not finished) live in `HALF_OPEN`, the rest in
-//! `CONNTRACK`. Also keeps the shared per-real counts: active (established)
+//! flows (SYN seen, handshake not finished) live in `CONNTRACK` with the
+//! rest while this CPU's `SYN_ALLOWANCE` lasts, in `HALF_OPEN` beyond it (a
+//! SYN flood). Also keeps the shared per-real counts: active (established)
 //! and inactive (half-open) connections, and the load least-connection reads,
 //! `active * 256 + inactive`.
 
-use crate::maps::{CONNTRACK, HALF_OPEN, REAL_CONNS, REAL_INACTIVE, REAL_LOAD};
+use crate::maps::{CONNTRACK, HALF_OPEN, REAL_CONNS, REAL_INACTIVE, REAL_LOAD, SYN_ALLOWANCE};
 use aya_ebpf::{bindings::BPF_NOEXIST, maps::Array};
 use core::intrinsics::{AtomicOrdering, atomic_xadd, atomic_xsub};
 use lb_common::{ACTIVE_LOAD, FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue};
@@ -18,6 +19,38 @@ pub fn lookup(key: &FlowKey) -> Option<*mut FlowValue> {
 #[inline(always)]
 pub fn insert(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
     CONNTRACK.insert(key, flow, 0)
+}
+
+/// Records a new flow unless the 5-tuple has one already (then an error:
+/// see `schedule_flow`).
+#[inline(always)]
+pub fn insert_new(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
+    CONNTRACK.insert(key, flow, u64::from(BPF_NOEXIST))
+}
+
+/// Whether this CPU may put another half-open flow into `CONNTRACK`.
+#[inline(always)]
+pub fn syn_allowance_left() -> bool {
+    SYN_ALLOWANCE.get(0).is_some_and(|left| *left > 0)
+}
+
+/// A half-open flow went into `CONNTRACK`.
+#[inline(always)]
+pub fn spend_syn_allowance() {
+    if let Some(left) = SYN_ALLOWANCE.get_ptr_mut(0) {
+        let left = unsafe { &mut *left };
+        *left = left.saturating_sub(1);
+    }
+}
+
+/// A half-open flow of `CONNTRACK` completed its handshake or closed. On
+/// another CPU than its SYN's this moves allowance between CPUs; the next
+/// ageing pass evens it out.
+#[inline(always)]
+pub fn return_syn_allowance() {
+    if let Some(left) = SYN_ALLOWANCE.get_ptr_mut(0) {
+        unsafe { *left += 1 };
+    }
 }
 
 /// Forgets a flow of `CONNTRACK` (one already gone is fine).

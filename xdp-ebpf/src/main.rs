@@ -68,14 +68,22 @@ fn process(ctx: &XdpContext) -> Reason {
             Reason::FragmentNotVip
         };
     }
-    // A known flow costs one lookup. A TCP packet that is not in the
-    // connection table may be a half-open flow's (the ACK that completes its
-    // handshake); a SYN that opens a connection is not looked up there (a
-    // retransmitted one is found when its insert fails: `schedule_flow`).
-    // Otherwise only service traffic goes further: the host's own frames pay
-    // for two lookups (three for TCP segments other than SYNs) and nothing
-    // else.
-    let flow = conntrack::lookup(key);
+    // A known flow costs one lookup. A SYN that opens a connection is not
+    // looked up while this CPU may put half-open flows into the connection
+    // table: its insert there fails when the 5-tuple has a flow (a
+    // retransmission, a reused port; `open_in_main`), so a new connection
+    // touches the table once. A TCP packet that is not in the connection
+    // table may be a half-open flow's of `HALF_OPEN` (the ACK that completes
+    // its handshake); a SYN is never looked up there (a retransmitted one is
+    // found when its insert fails: `schedule_flow`). Otherwise only service
+    // traffic goes further: the host's own frames pay for two lookups (three
+    // for TCP segments other than SYNs) and nothing else.
+    let syn_to_main = opens_connection(&packet) && conntrack::syn_allowance_left();
+    let flow = if syn_to_main {
+        None
+    } else {
+        conntrack::lookup(key)
+    };
     let mut half_open = None;
     let mut service = None;
     if flow.is_none() {
@@ -107,8 +115,8 @@ fn process(ctx: &XdpContext) -> Reason {
         {
             return reason;
         }
-        match continue_flow(flow, &packet, now) {
-            Ok(real) => {
+        match continue_flow(flow, &packet, now, Table::Main) {
+            Ok((real, false)) => {
                 return forward(
                     ctx,
                     flow.service,
@@ -118,6 +126,7 @@ fn process(ctx: &XdpContext) -> Reason {
                     Reason::Established,
                 );
             }
+            Ok((real, true)) => return complete_in_place(ctx, key, flow, real, &our_mac, now),
             Err(why) => {
                 reason = why;
                 held_in = Table::Main;
@@ -125,7 +134,7 @@ fn process(ctx: &XdpContext) -> Reason {
         }
     } else if let Some(half) = half_open {
         let half = unsafe { &mut *half };
-        match continue_half_open(half, &packet, now) {
+        match continue_flow(half, &packet, now, Table::HalfOpen) {
             Ok((real, false)) => {
                 return forward(
                     ctx,
@@ -154,7 +163,7 @@ fn process(ctx: &XdpContext) -> Reason {
     {
         return reason;
     }
-    match schedule_flow(&packet, service, now, held_in, reason) {
+    match schedule_flow(&packet, service, now, held_in, syn_to_main, reason) {
         Ok(s) => forward(ctx, s.service, s.real_id, s.real, &our_mac, s.reason),
         Err(reason) => {
             events::flow_dropped(ctx, key, reason);
@@ -241,84 +250,103 @@ fn forward(
     reason
 }
 
-/// A packet of a known flow: its real while the flow lives. Otherwise the
-/// reason to schedule it again: `Rescheduled` when its real is gone or down,
-/// `NewFlow` for a SYN reusing the 5-tuple of a closing flow (a new
-/// connection, as IPVS's `conn_reuse_mode`). A retransmitted SYN of a live
+/// A packet of a known flow (`table` says where it is kept): its real while
+/// the flow lives, and whether the packet completes a half-open flow's
+/// handshake (the client's first packet without SYN, not closing). A
+/// retransmitted SYN of a half-open flow stays on its real and is counted
+/// in the real's `REAL_SYN_RETRANS` (the evidence that the real does not
+/// answer); FIN or RST closes a flow where it is (no longer counted).
+/// Otherwise the reason to schedule it again: `Rescheduled` when its real is
+/// gone or down, `NewFlow` for a SYN reusing the 5-tuple of a closing flow
+/// (a new connection, as IPVS's `conn_reuse_mode`). A SYN of an established
 /// flow stays.
 #[inline(always)]
 fn continue_flow(
     flow: &mut FlowValue,
     packet: &Packet,
     now: u64,
-) -> Result<&'static RealValue, Reason> {
+    table: Table,
+) -> Result<(&'static RealValue, bool), Reason> {
     let is_tcp = packet.key.proto == PROTO_TCP;
     let flags = packet.tcp_flags;
     let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let reused = pure_syn && flow.state == FLOW_CLOSING;
     share::adopt(flow);
     let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
-        if conntrack::is_active(flow) {
-            conntrack::connection_closed(flow.real);
-        }
+        stop_counting(flow, table);
         return Err(if reused {
             Reason::NewFlow
         } else {
             Reason::Rescheduled
         });
     };
-    if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 && conntrack::is_active(flow) {
-        flow.state = FLOW_CLOSING;
-        conntrack::connection_closed(flow.real);
-        lc::load_dropped(real);
-        share::report(&packet.key, flow.real, FLOW_CLOSING);
-    }
-    if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
-        flow.last_seen_ns = now;
-    }
-    Ok(real)
-}
-
-/// A packet of a flow in `HALF_OPEN`: its real, and whether the packet
-/// completes the handshake (the client's first packet without SYN, not
-/// closing). A retransmitted SYN stays half-open on the same real; FIN or RST
-/// closes it (no longer counted). Otherwise, like [`continue_flow`], the
-/// reason to schedule it again.
-#[inline(always)]
-fn continue_half_open(
-    flow: &mut FlowValue,
-    packet: &Packet,
-    now: u64,
-) -> Result<(&'static RealValue, bool), Reason> {
-    let flags = packet.tcp_flags;
-    let pure_syn = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-    let reused = pure_syn && flow.state == FLOW_CLOSING;
-    share::adopt(flow);
-    let half_open = conntrack::is_half_open(flow);
-    let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
-        if half_open {
-            conntrack::handshake_ended(flow.real);
-        }
-        return Err(if reused {
-            Reason::NewFlow
-        } else {
-            Reason::Rescheduled
-        });
-    };
-    if half_open {
-        if flags & (TCP_FIN | TCP_RST) != 0 {
+    if is_tcp && flags & (TCP_FIN | TCP_RST) != 0 {
+        if flow.state == FLOW_ACTIVE || flow.state == FLOW_HALF_OPEN {
+            stop_counting(flow, table);
             flow.state = FLOW_CLOSING;
-            conntrack::handshake_ended(flow.real);
             lc::load_dropped(real);
             share::report(&packet.key, flow.real, FLOW_CLOSING);
-        } else if flags & TCP_SYN == 0 {
+        }
+    } else if is_tcp && flow.state == FLOW_HALF_OPEN {
+        if flags & TCP_SYN == 0 {
             return Ok((real, true));
+        }
+        if pure_syn {
+            stats::count_syn_retransmit(flow.real);
         }
     }
     if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         flow.last_seen_ns = now;
     }
     Ok((real, false))
+}
+
+/// A flow stops counting toward its real: it closes, or its packet is
+/// scheduled again. A half-open flow of `CONNTRACK` gives its place back to
+/// this CPU's `SYN_ALLOWANCE`.
+#[inline(always)]
+fn stop_counting(flow: &FlowValue, table: Table) {
+    if conntrack::is_active(flow) {
+        conntrack::connection_closed(flow.real);
+    } else if conntrack::is_half_open(flow) {
+        conntrack::handshake_ended(flow.real);
+        if table == Table::Main {
+            conntrack::return_syn_allowance();
+        }
+    }
+}
+
+/// The handshake of a half-open flow of `CONNTRACK` completed: it becomes
+/// established where it is and counts active instead of inactive.
+#[inline(always)]
+fn complete_in_place(
+    ctx: &XdpContext,
+    key: &FlowKey,
+    flow: &mut FlowValue,
+    real: &RealValue,
+    our_mac: &[u8; 6],
+    now: u64,
+) -> Reason {
+    flow.state = FLOW_ACTIVE;
+    flow.last_seen_ns = now;
+    conntrack::return_syn_allowance();
+    handshake_done(key, flow.real, real);
+    forward(
+        ctx,
+        flow.service,
+        flow.real,
+        real,
+        our_mac,
+        Reason::Established,
+    )
+}
+
+/// Counts a completed handshake: inactive -> active, and reports it.
+#[inline(always)]
+fn handshake_done(key: &FlowKey, real_id: u32, real: &RealValue) {
+    conntrack::handshake_completed(real_id);
+    lc::load_rose(real);
+    share::report(key, real_id, FLOW_ACTIVE);
 }
 
 /// The handshake of a half-open flow completed: the flow moves to
@@ -344,9 +372,7 @@ fn establish(
         return Reason::ConntrackFull;
     }
     conntrack::remove_half_open(key);
-    conntrack::handshake_completed(flow.real);
-    lc::load_rose(real);
-    share::report(key, flow.real, FLOW_ACTIVE);
+    handshake_done(key, flow.real, real);
     forward(
         ctx,
         flow.service,
@@ -357,17 +383,18 @@ fn establish(
     )
 }
 
-/// Picks a real for a new flow and records the flow: a SYN in `HALF_OPEN`
-/// (counted inactive), anything else in `CONNTRACK` (active, or closing for
-/// FIN/RST). `held_in` is where the flow was kept until now; a flow that
-/// changes tables leaves the old one. `reason` is the one to count.
+/// Picks a real for a new flow and records the flow: a SYN as half-open
+/// (counted inactive) in `CONNTRACK` when `syn_to_main` (see
+/// [`open_in_main`]), else in `HALF_OPEN`; anything else in `CONNTRACK`
+/// (active, or closing for FIN/RST). `held_in` is where the flow was kept
+/// until now; a flow that changes tables leaves the old one. `reason` is
+/// the one to count.
 ///
 /// A SYN's flow may already be in `HALF_OPEN` (a retransmission; `process`
 /// does not look SYNs up there, which saves a lookup for every new flow):
-/// then its insert fails and the flow goes on as [`continue_half_open`]
-/// says, to its own real (counted in its `REAL_SYN_RETRANS`: the evidence
-/// that the real does not answer), or to the real just picked when its own
-/// is gone. A retransmitted SYN thus costs a pick (an rr position, an lc pick) that
+/// then its insert fails and the flow goes on as [`continue_flow`] says, to
+/// its own real, or to the real just picked when its own is gone. A
+/// retransmitted SYN thus costs a pick (an rr position, an lc pick) that
 /// is not used; an lc group's hint then counted a flow that did not come,
 /// so that group may look busier than it is until its next pick.
 #[inline(always)]
@@ -376,6 +403,7 @@ fn schedule_flow(
     service: &ServiceValue,
     now: u64,
     held_in: Table,
+    syn_to_main: bool,
     reason: Reason,
 ) -> Result<Scheduled, Reason> {
     let key = &packet.key;
@@ -408,12 +436,14 @@ fn schedule_flow(
     };
     if opens_connection(packet) {
         flow.state = FLOW_HALF_OPEN;
+        if syn_to_main {
+            return open_in_main(packet, &flow, scheduled, now);
+        }
         if conntrack::insert_half_open_new(key, &flow).is_err() {
             if let Some(existing) = conntrack::lookup_half_open(key) {
                 let existing = unsafe { &mut *existing };
-                match continue_half_open(existing, packet, now) {
+                match continue_flow(existing, packet, now, Table::HalfOpen) {
                     Ok((real, _)) => {
-                        stats::count_syn_retransmit(existing.real);
                         return Ok(Scheduled {
                             service: existing.service,
                             real_id: existing.real,
@@ -448,6 +478,46 @@ fn schedule_flow(
         conntrack::remove_half_open(key);
     }
     share::report(key, real_id, flow.state);
+    Ok(scheduled)
+}
+
+/// Records a SYN's new half-open `flow` in `CONNTRACK` (this CPU had
+/// allowance, and `process` did not look the 5-tuple up). The insert fails
+/// when the 5-tuple has a flow already; the lookup then finds it in the
+/// bucket the insert just read, and the SYN goes on as [`continue_flow`]
+/// says: a retransmission, or a SYN of an established flow, to the flow's
+/// real; a SYN reusing a closing flow's 5-tuple, or of a flow whose real is
+/// gone, replaces it with `flow`.
+#[inline(always)]
+fn open_in_main(
+    packet: &Packet,
+    flow: &FlowValue,
+    mut scheduled: Scheduled,
+    now: u64,
+) -> Result<Scheduled, Reason> {
+    let key = &packet.key;
+    if conntrack::insert_new(key, flow).is_err() {
+        if let Some(existing) = conntrack::lookup(key) {
+            let existing = unsafe { &mut *existing };
+            match continue_flow(existing, packet, now, Table::Main) {
+                Ok((real, _)) => {
+                    return Ok(Scheduled {
+                        service: existing.service,
+                        real_id: existing.real,
+                        real,
+                        reason: Reason::Established,
+                    });
+                }
+                Err(why) => scheduled.reason = why,
+            }
+        }
+        if conntrack::insert(key, flow).is_err() {
+            return Err(Reason::ConntrackFull);
+        }
+    }
+    conntrack::spend_syn_allowance();
+    conntrack::handshake_started(flow.real);
+    share::report(key, flow.real, FLOW_HALF_OPEN);
     Ok(scheduled)
 }
 

@@ -90,11 +90,21 @@ pub static RR_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1024, 0);
 #[map]
 pub static CONNTRACK: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 20, 0);
 
-/// 5-tuple -> half-open TCP flow (client SYN seen, its ACK not yet). Apart
-/// from `CONNTRACK` so that a SYN flood evicts only half-open flows; the
-/// client's ACK moves a flow to `CONNTRACK`.
+/// 5-tuple -> half-open TCP flow (client SYN seen, its ACK not yet) that
+/// found no room in `CONNTRACK` (see `SYN_ALLOWANCE`). Apart from
+/// `CONNTRACK` so that a SYN flood evicts only half-open flows; the client's
+/// ACK moves a flow to `CONNTRACK`.
 #[map]
 pub static HALF_OPEN: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(1 << 18, 0);
+
+/// Slot 0: how many more half-open flows this CPU may put into `CONNTRACK`
+/// (per CPU). A SYN spends one, the flow's handshake completing or closing
+/// gives it back; userspace rewrites it after every ageing pass from what
+/// the table holds (see `lb_daemon::ageing::syn_allowance`). At 0 SYNs go to
+/// `HALF_OPEN` instead: a flood fills at most the share of `CONNTRACK`
+/// userspace allows, never evicting an established flow.
+#[map]
+pub static SYN_ALLOWANCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Slot 0: interfaces and their MACs.
 #[map]

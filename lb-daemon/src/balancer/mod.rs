@@ -641,6 +641,8 @@ impl Balancer {
                 .collect(),
             retired_reals: self.retired.values().copied().collect(),
             retired_services: self.retired_services.clone(),
+            // Unreadable (an object without the map): nothing is deducted.
+            syn_allowance: self.dp.syn_allowance().unwrap_or(0),
         }
     }
 
@@ -686,6 +688,18 @@ impl Balancer {
         }
         self.release_service_ids(&plan.services_in_use, &context.retired_services);
         self.refresh_lc_hints()?;
+        // What the table held when it was read, less what SYNs took from
+        // the allowance while it was being read.
+        let spent_since = context
+            .syn_allowance
+            .saturating_sub(self.dp.syn_allowance()?);
+        let allowance = ageing::syn_allowance(
+            self.dp.limits().conntrack_size,
+            plan.flows_seen - plan.expired.len(),
+            plan.half_open_in_main,
+        );
+        self.dp
+            .set_syn_allowance(allowance.saturating_sub(spent_since))?;
         Ok(AgeingReport {
             flows_seen: plan.flows_seen,
             expired: plan.expired.len(),
@@ -703,6 +717,8 @@ pub struct AgeingContext {
     known_reals: HashSet<u32>,
     retired_reals: HashSet<u32>,
     retired_services: BTreeSet<u32>,
+    /// `SYN_ALLOWANCE` (all CPUs) when the pass began.
+    syn_allowance: u64,
 }
 
 impl Balancer {

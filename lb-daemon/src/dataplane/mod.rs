@@ -7,6 +7,7 @@ mod flow_table;
 mod meta;
 mod object;
 mod pin;
+mod syn_allowance;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -264,7 +265,7 @@ impl Dataplane {
         let real_meta = open_real_meta(pins, limits.max_reals)?;
         let cpus = nr_cpus().map_err(|(what, e)| DataplaneError::Cpus(format!("{what}: {e}")))?;
 
-        Ok(Self {
+        let mut dataplane = Self {
             services: typed(&mut ebpf, names::SERVICES)?,
             vips: typed(&mut ebpf, names::VIPS)?,
             reals: typed(&mut ebpf, names::REALS)?,
@@ -288,7 +289,18 @@ impl Dataplane {
             cpus,
             pins: pins.cloned(),
             origin,
-        })
+        };
+        // Adopted maps keep the previous lbd's allowance; an empty table
+        // has all of it. (An older object without the map, loaded for an
+        // A/B benchmark, has none to set.)
+        if origin == Origin::Fresh && dataplane.ebpf.map(names::SYN_ALLOWANCE).is_some() {
+            dataplane.set_syn_allowance(crate::ageing::syn_allowance(
+                limits.conntrack_size,
+                0,
+                0,
+            ))?;
+        }
+        Ok(dataplane)
     }
 
     /// Every map of the object as this build creates it (`REAL_META`, not
@@ -323,6 +335,7 @@ impl Dataplane {
             // A ring buffer has no key or value; its size is in bytes.
             shape::<(), ()>(names::SHARE_EVENTS, SHARE_RING_BYTES),
             shape::<u32, u64>(names::SHARE_DROPPED, 1),
+            shape::<u32, u64>(names::SYN_ALLOWANCE, 1),
             shape::<u32, RealMeta>(meta::NAME, limits.max_reals),
         ]
     }

@@ -46,6 +46,7 @@ pub mod map_names {
     pub const SETTINGS: &str = "SETTINGS";
     pub const SHARE_EVENTS: &str = "SHARE_EVENTS";
     pub const SHARE_DROPPED: &str = "SHARE_DROPPED";
+    pub const SYN_ALLOWANCE: &str = "SYN_ALLOWANCE";
 }
 
 /// Program names in the object file.
