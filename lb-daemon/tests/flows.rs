@@ -261,6 +261,27 @@ fn removing_a_real_keeps_its_flows_until_they_age_out() {
     assert_eq!(report.released_reals, 1);
 }
 
+/// A SYN is not looked up before its service (while the CPU has SYN
+/// allowance); one whose service is gone is, so a retransmitted SYN of a
+/// flow of a removed service still reaches the flow's real. A SYN of no
+/// flow and no service is the host's.
+#[test]
+fn a_syn_of_a_flow_whose_service_is_gone_still_reaches_its_real() {
+    let mut h = Harness::new();
+    let svc = rr(&mut h, 2);
+    let half_open = send(&mut h, 5200, TCP_SYN);
+    let established = send(&mut h, 5201, TCP_SYN);
+    send(&mut h, 5201, TCP_ACK);
+    h.lb.remove(&svc).unwrap();
+    assert_eq!(send(&mut h, 5200, TCP_SYN), half_open, "retransmitted SYN");
+    assert_eq!(send(&mut h, 5200, TCP_ACK), half_open, "its handshake ends");
+    assert_eq!(send(&mut h, 5201, TCP_SYN), established, "late SYN");
+    let before = h.count(Reason::NoService);
+    let (action, _) = h.run(&tcp4(CLIENT, 5202, VIP, 80, TCP_SYN));
+    assert_eq!(action, Action::Pass);
+    assert_eq!(h.count(Reason::NoService), before + 1);
+}
+
 #[test]
 fn a_removed_services_id_is_not_reused_while_its_flows_live() {
     let mut h = Harness::new();

@@ -79,7 +79,7 @@ fn process(ctx: &XdpContext) -> Reason {
     // traffic goes further: the host's own frames pay for two lookups (three
     // for TCP segments other than SYNs) and nothing else.
     let syn_to_main = opens_connection(&packet) && conntrack::syn_allowance_left();
-    let flow = if syn_to_main {
+    let mut flow = if syn_to_main {
         None
     } else {
         conntrack::lookup(key)
@@ -91,10 +91,19 @@ fn process(ctx: &XdpContext) -> Reason {
             half_open = conntrack::lookup_half_open(key);
         }
         if half_open.is_none() {
-            let Some(found) = (unsafe { SERVICES.get(&service_key(key)) }) else {
-                return Reason::NoService;
-            };
-            service = Some(found);
+            match unsafe { SERVICES.get(&service_key(key)) } {
+                Some(found) => service = Some(found),
+                // A SYN of a flow whose service is gone (a retransmission)
+                // still reaches the flow's real; this lookup is the one
+                // skipped above, paid here by SYNs to the host's own ports.
+                None if syn_to_main => {
+                    flow = conntrack::lookup(key);
+                    if flow.is_none() {
+                        return Reason::NoService;
+                    }
+                }
+                None => return Reason::NoService,
+            }
         }
     }
     let Some(our_mac) = our_mac else {
@@ -163,6 +172,7 @@ fn process(ctx: &XdpContext) -> Reason {
     {
         return reason;
     }
+    let syn_to_main = syn_to_main && held_in == Table::None;
     match schedule_flow(&packet, service, now, held_in, syn_to_main, reason) {
         Ok(s) => forward(ctx, s.service, s.real_id, s.real, &our_mac, s.reason),
         Err(reason) => {
