@@ -525,8 +525,12 @@ fn a_flow_sticks_when_its_packets_arrive_on_different_cpus() {
     let svc = rr(&mut h, 3);
     // The first flows' SYNs go into CONNTRACK (the CPUs have allowance),
     // the others' into HALF_OPEN (none left: a flood).
+    let allowance = h.lb.dataplane().syn_allowance().unwrap();
     for (n, port) in (7000..7040u16).enumerate() {
         if port == 7020 {
+            // Each SYN spent allowance on one CPU, its ACK gave it back on
+            // the other: the sum over the CPUs is what it was.
+            assert_eq!(h.lb.dataplane().syn_allowance().unwrap(), allowance);
             h.lb.dataplane_mut().set_syn_allowance(0).unwrap();
         }
         let (first, second) = if n % 2 == 0 { (a, b) } else { (b, a) };
