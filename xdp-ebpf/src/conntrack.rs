@@ -21,6 +21,14 @@ pub fn insert(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
     CONNTRACK.insert(key, flow, 0)
 }
 
+/// Looks `key` up for its side effect only: the bucket it reads is then
+/// cached for an insert that follows (see `schedule_flow`). A helper call,
+/// which the compiler cannot drop.
+#[inline(always)]
+pub fn warm_up(key: &FlowKey) {
+    let _ = CONNTRACK.get_ptr(key);
+}
+
 /// Records a new flow unless the 5-tuple has one already (then an error:
 /// see `schedule_flow`).
 #[inline(always)]

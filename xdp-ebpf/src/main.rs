@@ -417,6 +417,14 @@ fn schedule_flow(
     reason: Reason,
 ) -> Result<Scheduled, Reason> {
     let key = &packet.key;
+    // Maglev and source hashing read a slot of a big ring at random, a
+    // cache miss; looking the 5-tuple up first puts the miss of its
+    // connection-table bucket in flight beside it, and the insert then finds
+    // the bucket cached (a new Maglev flow: 435 -> 350 ns in single runs).
+    // For the other schedulers the lookup only adds its hashing (~25 ns).
+    if syn_to_main && schedule::reads_ring_at_random(service) {
+        conntrack::warm_up(key);
+    }
     let closing = key.proto == PROTO_TCP && packet.tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let increment = if opens_connection(packet) {
         1
