@@ -68,6 +68,23 @@ fn wait_flow(d: &LabDaemon, client: &str, state: &str, what: &str) -> Duration {
     }
 }
 
+/// Waits until `d` has finished `n` more ageing passes than now.
+fn wait_ageing_passes(d: &LabDaemon, n: u64) {
+    let passes = || d.status().expect("lbctl status").ageing_passes;
+    let target = passes() + n;
+    // An ageing pass every 2 s in this test.
+    let deadline = PATIENCE + Duration::from_secs(2 * n);
+    let started = Instant::now();
+    while passes() < target {
+        assert!(
+            started.elapsed() < deadline,
+            "{n} ageing passes not finished after {deadline:?}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The client's one flow at director `d` through the VIP, once it shows.
 fn the_new_flow(d: &LabDaemon, known: &[String]) -> (String, Duration) {
     let started = Instant::now();
@@ -155,8 +172,12 @@ fn flows_opened_at_one_director_are_known_at_the_others() {
         closed_at.elapsed().as_millis()
     );
 
-    // Learned flows count on the director that carries them only.
-    std::thread::sleep(Duration::from_millis(2500)); // an ageing pass (2 s)
+    // Learned flows count on the director that carries them only, also
+    // once an ageing pass has rebuilt the counts from the tables (two
+    // passes: the first may have read the tables before the flows came).
+    for d in [&d0, &d1] {
+        wait_ageing_passes(d, 2);
+    }
     assert!(
         active_connections(&d0) >= 1,
         "director 0 counts the download: {:?}\n{:?}",

@@ -137,6 +137,10 @@ pub struct Status {
     pub half_open_entries: u64,
     #[serde(default)]
     pub half_open_capacity: u64,
+    /// Ageing passes finished since lbd started (each also rebuilt the
+    /// connection counts and the SYN allowance).
+    #[serde(default)]
+    pub ageing_passes: u64,
     /// Packets the data path handled, by verdict and reason (non-zero only).
     pub xdp: Vec<XdpCounter>,
 }

@@ -104,6 +104,8 @@ pub struct Controller {
     flow_count: Option<u64>,
     /// Flows in the half-open table after the last ageing pass.
     half_open_count: Option<u64>,
+    /// Ageing passes finished (`Status::ageing_passes`).
+    ageing_passes: u64,
 }
 
 impl Controller {
@@ -138,6 +140,7 @@ impl Controller {
             last_known,
             flow_count: None,
             half_open_count: None,
+            ageing_passes: 0,
             generation: 0,
             health,
             drains: std::collections::HashMap::new(),
@@ -476,6 +479,7 @@ impl Controller {
             .age(monotonic_now_ns(), &self.config.timeouts.ageing())?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
         self.half_open_count = Some((report.half_open_seen - report.half_open_expired) as u64);
+        self.ageing_passes += 1;
         Ok(report)
     }
 
@@ -496,6 +500,7 @@ impl Controller {
         let report = self.lb.finish_ageing(plan, context)?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
         self.half_open_count = Some((report.half_open_seen - report.half_open_expired) as u64);
+        self.ageing_passes += 1;
         Ok(report)
     }
 }

@@ -124,6 +124,7 @@ impl Controller {
                 None => dp.half_open_flows().map_err(dp_err)?.len() as u64,
             },
             half_open_capacity: u64::from(dp.limits().half_open_size()),
+            ageing_passes: self.ageing_passes,
         };
         Ok((status, typed_states))
     }

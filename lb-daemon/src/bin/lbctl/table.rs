@@ -49,11 +49,12 @@ pub fn status(status: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "connection table: {} of {} entries; half-open table: {} of {}",
+        "connection table: {} of {} entries; half-open table: {} of {}; ageing passes: {}",
         status.conntrack_entries,
         status.conntrack_capacity,
         status.half_open_entries,
-        status.half_open_capacity
+        status.half_open_capacity,
+        status.ageing_passes
     );
     if !status.xdp.is_empty() {
         out.push_str("data path packets:");
