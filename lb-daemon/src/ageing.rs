@@ -78,6 +78,10 @@ pub struct AgeingPlan {
     /// Surviving half-open flows of the connection table (see
     /// [`syn_allowance`]).
     pub half_open_in_main: usize,
+    /// Surviving half-open flows of the half-open table that are this
+    /// director's own (not learned): while there is one, SYNs go to that
+    /// table (`HALF_OPEN_GEN`), so that its retransmitted SYN finds it.
+    pub own_half_open_waiting: usize,
     /// Flows to delete from the connection table, in the order seen.
     pub expired: Vec<FlowKey>,
     /// Flows to delete from the half-open table, in the order seen.
@@ -143,6 +147,8 @@ pub fn plan_tables(
         plan.half_open_seen += 1;
         if !plan.keep(now_ns, &key, &flow, t) {
             plan.expired_half_open.push(key);
+        } else if flow.state == FLOW_HALF_OPEN && flow.flags & FLOW_F_LEARNED == 0 {
+            plan.own_half_open_waiting += 1;
         }
     }
     plan
@@ -172,11 +178,13 @@ impl AgeingPlan {
 /// table of `capacity` that holds `flows` flows, `half_open` of them
 /// half-open (`SYN_ALLOWANCE`, split over the CPUs; beyond it SYNs go to
 /// the `HALF_OPEN` table, as before the allowance existed). Half-open flows
-/// there stay within an eighth of the table, and SYNs never fill it beyond
-/// three quarters: a SYN flood then cannot make the LRU evict an
-/// established flow, while ordinary new connections touch one table
-/// instead of two (the miss in `CONNTRACK` and the insert into `HALF_OPEN`
-/// were the two costliest steps of a new flow).
+/// there stay within about an eighth of the table, and a pass lets SYNs
+/// fill it to three quarters at most (a handshake that completes or closes
+/// gives its place back at once, though its flow stays until it ends or
+/// idles out): a SYN flood cannot make the LRU evict an established flow,
+/// while ordinary new connections touch one table instead of two (the miss
+/// in `CONNTRACK` and the insert into `HALF_OPEN` were the two costliest
+/// steps of a new flow).
 #[must_use]
 pub fn syn_allowance(capacity: u32, flows: usize, half_open: usize) -> u64 {
     let capacity = u64::from(capacity);
@@ -408,6 +416,23 @@ mod tests {
             ..learned(FLOW_ACTIVE)
         };
         assert_eq!(plan(NOW, [(key(PROTO_TCP, 1), old)], &t).expired.len(), 1);
+    }
+
+    #[test]
+    fn own_half_open_flows_waiting_in_the_half_open_table_are_counted() {
+        let t = Timeouts::default();
+        let learned = FlowValue {
+            flags: FLOW_F_LEARNED,
+            ..flow(3, FLOW_HALF_OPEN, NOW)
+        };
+        let half_open = [
+            (key(PROTO_TCP, 1), flow(1, FLOW_HALF_OPEN, NOW)),
+            (key(PROTO_TCP, 2), flow(1, FLOW_CLOSING, NOW)),
+            (key(PROTO_TCP, 3), learned),
+            (key(PROTO_TCP, 4), flow(2, FLOW_HALF_OPEN, NOW - 61 * SEC)), // expired
+        ];
+        let p = plan_tables(NOW, [], half_open, &t);
+        assert_eq!(p.own_half_open_waiting, 1);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{Harness, packets::*, real_mac};
 use lb_common::{Action, FLOW_ACTIVE, FLOW_CLOSING, FLOW_HALF_OPEN, FlowKey, Reason};
+use lb_daemon::ageing::Timeouts;
 use lb_daemon::balancer::model::{Protocol, RealKey, Scheduler, ServiceAddr};
+use lb_daemon::balancer::monotonic_now_ns;
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100);
@@ -1184,8 +1186,10 @@ fn syns_beyond_the_allowance_go_to_the_half_open_table() {
         assert_eq!(place(&h, sport), "CONNTRACK established", "port {sport}");
     }
     assert_eq!(h.lb.dataplane().syn_allowance().unwrap(), others + 1);
+    // 43004 still waits in HALF_OPEN: new SYNs go there too (so that its
+    // retransmission would find it), allowance or not.
     h.run(&tcp4(CLIENT4, 43005, VIP4, 80, TCP_SYN));
-    assert_eq!(place(&h, 43005), "CONNTRACK half-open");
+    assert_eq!(place(&h, 43005), "HALF_OPEN half-open");
     let dp = h.lb.dataplane();
     let real = dp.flow(&key(43000)).unwrap().unwrap().real;
     assert_eq!(
@@ -1195,6 +1199,14 @@ fn syns_beyond_the_allowance_go_to_the_half_open_table() {
         ),
         (2, 4)
     );
+    // Once their handshakes end and an ageing pass finds none waiting
+    // there, SYNs go into CONNTRACK again.
+    for sport in [43004, 43005] {
+        h.run(&tcp4(CLIENT4, sport, VIP4, 80, TCP_ACK));
+    }
+    h.lb.age(monotonic_now_ns(), &Timeouts::default()).unwrap();
+    h.run(&tcp4(CLIENT4, 43006, VIP4, 80, TCP_SYN));
+    assert_eq!(place(&h, 43006), "CONNTRACK half-open");
 }
 
 #[test]

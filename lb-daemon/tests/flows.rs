@@ -282,6 +282,75 @@ fn a_syn_of_a_flow_whose_service_is_gone_still_reaches_its_real() {
     assert_eq!(h.count(Reason::NoService), before + 1);
 }
 
+/// A SYN that went to `HALF_OPEN` (no allowance left: a flood) keeps its
+/// real when it is sent again after allowance came back: while `HALF_OPEN`
+/// holds a half-open flow of this director's own, SYNs go there. Once an
+/// ageing pass finds none, SYNs go into `CONNTRACK` again.
+#[test]
+fn a_syn_retransmitted_after_the_allowance_came_back_keeps_its_real() {
+    let mut h = Harness::new();
+    rr(&mut h, 3);
+    h.lb.dataplane_mut().set_syn_allowance(0).unwrap();
+    let first = send(&mut h, 5300, TCP_SYN);
+    h.lb.dataplane_mut().set_syn_allowance(1000).unwrap();
+    assert_eq!(send(&mut h, 5300, TCP_SYN), first, "retransmitted SYN");
+    let second = send(&mut h, 5301, TCP_SYN);
+    assert!(
+        h.lb.dataplane().flow(&flow_key(5301)).unwrap().is_none(),
+        "a new flow's SYN goes to HALF_OPEN too while 5300 waits there"
+    );
+    assert_eq!(send(&mut h, 5300, TCP_ACK), first, "ACK");
+    assert_eq!(send(&mut h, 5301, TCP_ACK), second);
+    // Both completed: an ageing pass finds no half-open flow left there.
+    h.lb.age(monotonic_now_ns(), &Timeouts::default()).unwrap();
+    send(&mut h, 5302, TCP_SYN);
+    assert_eq!(any_flow(&h, 5302).map(|f| f.state), Some(FLOW_HALF_OPEN));
+    assert!(
+        h.lb.dataplane().flow(&flow_key(5302)).unwrap().is_some(),
+        "into CONNTRACK again"
+    );
+}
+
+/// A flow whose real is gone and that cannot be scheduled again (no real
+/// left) stops counting once, not at every packet: its counts and the SYN
+/// allowance it gave back stay right.
+#[test]
+fn a_failed_reschedule_uncounts_a_flow_once() {
+    let mut h = Harness::new();
+    let vip: IpAddr = VIP.into();
+    let mut spec = service_spec(vip, 80, Protocol::Tcp, Scheduler::RoundRobin, &reals(1));
+    h.lb.apply(&spec).unwrap();
+    let slot =
+        h.lb.real_id(&RealKey::new(spec.addr, "10.0.1.1:80".parse().unwrap()))
+            .unwrap();
+    send(&mut h, 5400, TCP_SYN);
+    send(&mut h, 5401, TCP_SYN);
+    send(&mut h, 5401, TCP_ACK);
+    let allowance = h.lb.dataplane().syn_allowance().unwrap();
+    spec.reals[0].reroute = true;
+    spec.reals[0].weight = 0;
+    h.lb.apply(&spec).unwrap();
+    for _ in 0..5 {
+        for port in [5400, 5401] {
+            let (action, _) = h.run(&tcp4(CLIENT, port, VIP, 80, TCP_ACK));
+            assert_ne!(action, Action::Tx, "no real to send it to");
+        }
+    }
+    let dp = h.lb.dataplane();
+    assert_eq!(
+        dp.syn_allowance().unwrap(),
+        allowance + 1,
+        "given back once"
+    );
+    assert_eq!(
+        (
+            dp.real_connections(slot).unwrap(),
+            dp.real_inactive(slot).unwrap()
+        ),
+        (0, 0)
+    );
+}
+
 #[test]
 fn a_removed_services_id_is_not_reused_while_its_flows_live() {
     let mut h = Harness::new();

@@ -5,10 +5,15 @@
 //! and inactive (half-open) connections, and the load least-connection reads,
 //! `active * 256 + inactive`.
 
-use crate::maps::{CONNTRACK, HALF_OPEN, REAL_CONNS, REAL_INACTIVE, REAL_LOAD, SYN_ALLOWANCE};
+use crate::maps::{
+    CONNTRACK, HALF_OPEN, HALF_OPEN_GEN, REAL_CONNS, REAL_INACTIVE, REAL_LOAD, SYN_ALLOWANCE,
+};
 use aya_ebpf::{bindings::BPF_NOEXIST, maps::Array};
 use core::intrinsics::{AtomicOrdering, atomic_xadd, atomic_xsub};
-use lb_common::{ACTIVE_LOAD, FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue};
+use lb_common::{
+    ACTIVE_LOAD, FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, HALF_OPEN_GEN_EMPTY_AT,
+    HALF_OPEN_GEN_INSERTS,
+};
 
 #[inline(always)]
 pub fn lookup(key: &FlowKey) -> Option<*mut FlowValue> {
@@ -36,10 +41,29 @@ pub fn insert_new(key: &FlowKey, flow: &FlowValue) -> Result<(), i32> {
     CONNTRACK.insert(key, flow, u64::from(BPF_NOEXIST))
 }
 
-/// Whether this CPU may put another half-open flow into `CONNTRACK`.
+/// Whether a SYN may go into `CONNTRACK`: this CPU has allowance left, and
+/// `HALF_OPEN` holds no half-open flow of this director's own (a
+/// retransmission of one must find it there: see `HALF_OPEN_GEN`).
 #[inline(always)]
-pub fn syn_allowance_left() -> bool {
-    SYN_ALLOWANCE.get(0).is_some_and(|left| *left > 0)
+pub fn syn_to_main() -> bool {
+    let no_own_half_open = match (
+        HALF_OPEN_GEN.get(HALF_OPEN_GEN_INSERTS),
+        HALF_OPEN_GEN.get(HALF_OPEN_GEN_EMPTY_AT),
+    ) {
+        (Some(inserts), Some(empty_at)) => *inserts == *empty_at,
+        _ => false,
+    };
+    no_own_half_open && SYN_ALLOWANCE.get(0).is_some_and(|left| *left > 0)
+}
+
+/// A half-open flow of this director's own went into `HALF_OPEN` (counted
+/// after the insert: userspace reads the count before it reads the table).
+#[inline(always)]
+pub fn half_open_inserted() {
+    if let Some(inserts) = HALF_OPEN_GEN.get_ptr_mut(HALF_OPEN_GEN_INSERTS) {
+        // SAFETY: a live, 8-byte aligned map value.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(inserts, 1) };
+    }
 }
 
 /// A half-open flow went into `CONNTRACK`.

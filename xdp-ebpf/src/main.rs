@@ -78,7 +78,7 @@ fn process(ctx: &XdpContext) -> Reason {
     // found when its insert fails: `schedule_flow`). Otherwise only service
     // traffic goes further: the host's own frames pay for two lookups (three
     // for TCP segments other than SYNs) and nothing else.
-    let syn_to_main = opens_connection(&packet) && conntrack::syn_allowance_left();
+    let syn_to_main = opens_connection(&packet) && conntrack::syn_to_main();
     let mut flow = if syn_to_main {
         None
     } else {
@@ -281,9 +281,16 @@ fn continue_flow(
     let flags = packet.tcp_flags;
     let pure_syn = is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let reused = pure_syn && flow.state == FLOW_CLOSING;
-    share::adopt(flow);
+    if share::adopt(flow) && table == Table::HalfOpen && flow.state == FLOW_HALF_OPEN {
+        conntrack::half_open_inserted();
+    }
     let Some(real) = usable_real(flow.real).filter(|_| !reused) else {
+        // Counted no more, and marked so: if scheduling it again fails, the
+        // flow stays as it is and its next packet must not uncount it again.
         stop_counting(flow, table);
+        if flow.state != FLOW_CLOSING {
+            flow.state = FLOW_CLOSING;
+        }
         return Err(if reused {
             Reason::NewFlow
         } else {
@@ -476,6 +483,7 @@ fn schedule_flow(
                 return Err(Reason::ConntrackFull);
             }
         }
+        conntrack::half_open_inserted();
         conntrack::handshake_started(real_id);
         if held_in == Table::Main {
             conntrack::remove(key);

@@ -106,6 +106,13 @@ pub static HALF_OPEN: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entr
 #[map]
 pub static SYN_ALLOWANCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// Whether `HALF_OPEN` may hold a half-open flow of this director's own:
+/// unless slot `HALF_OPEN_GEN_INSERTS` equals slot `HALF_OPEN_GEN_EMPTY_AT`
+/// (see `lb_common`). While it may, SYNs go to `HALF_OPEN` whatever their
+/// allowance, so that a retransmitted SYN finds its flow there.
+#[map]
+pub static HALF_OPEN_GEN: Array<u64> = Array::with_max_entries(2, 0);
+
 /// Slot 0: interfaces and their MACs.
 #[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);

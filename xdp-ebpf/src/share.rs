@@ -45,15 +45,18 @@ fn write(key: &FlowKey, real: u32, state: u32) {
 }
 
 /// A flow this director is about to forward a packet of: if it was learned
-/// from another director, it is ours from now on and counts here.
+/// from another director, it is ours from now on and counts here (and
+/// `true`).
 #[inline(always)]
-pub fn adopt(flow: &mut FlowValue) {
-    if flow.flags & FLOW_F_LEARNED != 0 {
-        flow.flags &= !FLOW_F_LEARNED;
-        match flow.state {
-            FLOW_ACTIVE => conntrack::connection_opened(flow.real),
-            FLOW_HALF_OPEN => conntrack::handshake_started(flow.real),
-            _ => {}
-        }
+pub fn adopt(flow: &mut FlowValue) -> bool {
+    if flow.flags & FLOW_F_LEARNED == 0 {
+        return false;
     }
+    flow.flags &= !FLOW_F_LEARNED;
+    match flow.state {
+        FLOW_ACTIVE => conntrack::connection_opened(flow.real),
+        FLOW_HALF_OPEN => conntrack::handshake_started(flow.real),
+        _ => {}
+    }
+    true
 }

@@ -132,7 +132,12 @@ pub struct Status {
     /// capacity.
     pub conntrack_entries: u64,
     pub conntrack_capacity: u64,
-    /// The same for the half-open table (TCP handshakes not finished).
+    /// Half-open flows among the connection table's entries (as of the
+    /// last ageing pass; SYNs go there while the SYN allowance lasts).
+    #[serde(default)]
+    pub conntrack_half_open: u64,
+    /// The same for the half-open table (TCP handshakes not finished, of a
+    /// SYN flood beyond the allowance, or learned from other directors).
     #[serde(default)]
     pub half_open_entries: u64,
     #[serde(default)]

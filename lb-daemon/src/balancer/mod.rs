@@ -79,6 +79,8 @@ pub struct AgeingReport {
     /// The same for the half-open table.
     pub half_open_seen: usize,
     pub half_open_expired: usize,
+    /// Half-open flows left in the connection table (SYN allowance).
+    pub half_open_in_main: usize,
     /// Slots of removed reals given back because their last flow ended.
     pub released_reals: usize,
 }
@@ -641,8 +643,10 @@ impl Balancer {
                 .collect(),
             retired_reals: self.retired.values().copied().collect(),
             retired_services: self.retired_services.clone(),
-            // Unreadable (an object without the map): nothing is deducted.
-            syn_allowance: self.dp.syn_allowance().unwrap_or(0),
+            // Unreadable (an object without the maps, A/B benchmarks only):
+            // the pass leaves both alone.
+            syn_allowance: self.dp.syn_allowance().ok(),
+            half_open_inserts: self.dp.half_open_inserts().ok(),
         }
     }
 
@@ -688,23 +692,32 @@ impl Balancer {
         }
         self.release_service_ids(&plan.services_in_use, &context.retired_services);
         self.refresh_lc_hints()?;
-        // What the table held when it was read, less what SYNs took from
-        // the allowance while it was being read.
-        let spent_since = context
-            .syn_allowance
-            .saturating_sub(self.dp.syn_allowance()?);
-        let allowance = ageing::syn_allowance(
-            self.dp.limits().conntrack_size,
-            plan.flows_seen - plan.expired.len(),
-            plan.half_open_in_main,
-        );
-        self.dp
-            .set_syn_allowance(allowance.saturating_sub(spent_since))?;
+        if let Some(before) = context.syn_allowance {
+            // What the table held when it was read, less what SYNs took
+            // from the allowance while it was being read.
+            let spent_since = before.saturating_sub(self.dp.syn_allowance()?);
+            let allowance = ageing::syn_allowance(
+                self.dp.limits().conntrack_size,
+                plan.flows_seen - plan.expired.len(),
+                plan.half_open_in_main,
+            );
+            self.dp
+                .set_syn_allowance(allowance.saturating_sub(spent_since))?;
+        }
+        // No own half-open flow waits in `HALF_OPEN` as of the count read
+        // before the walk: unless the data path put one there since, SYNs
+        // may go into the connection table again.
+        if let Some(inserts) = context.half_open_inserts
+            && plan.own_half_open_waiting == 0
+        {
+            self.dp.set_half_open_empty_at(Some(inserts))?;
+        }
         Ok(AgeingReport {
             flows_seen: plan.flows_seen,
             expired: plan.expired.len(),
             half_open_seen: plan.half_open_seen,
             half_open_expired: plan.expired_half_open.len(),
+            half_open_in_main: plan.half_open_in_main,
             released_reals: released.len(),
         })
     }
@@ -718,7 +731,9 @@ pub struct AgeingContext {
     retired_reals: HashSet<u32>,
     retired_services: BTreeSet<u32>,
     /// `SYN_ALLOWANCE` (all CPUs) when the pass began.
-    syn_allowance: u64,
+    syn_allowance: Option<u64>,
+    /// `HALF_OPEN_GEN`'s insert count when the pass began.
+    half_open_inserts: Option<u64>,
 }
 
 impl Balancer {

@@ -106,6 +106,8 @@ pub struct Controller {
     half_open_count: Option<u64>,
     /// Ageing passes finished (`Status::ageing_passes`).
     ageing_passes: u64,
+    /// Half-open flows left in the connection table by the last pass.
+    conntrack_half_open: u64,
 }
 
 impl Controller {
@@ -141,6 +143,7 @@ impl Controller {
             flow_count: None,
             half_open_count: None,
             ageing_passes: 0,
+            conntrack_half_open: 0,
             generation: 0,
             health,
             drains: std::collections::HashMap::new(),
@@ -479,6 +482,7 @@ impl Controller {
             .age(monotonic_now_ns(), &self.config.timeouts.ageing())?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
         self.half_open_count = Some((report.half_open_seen - report.half_open_expired) as u64);
+        self.conntrack_half_open = report.half_open_in_main as u64;
         self.ageing_passes += 1;
         Ok(report)
     }
@@ -500,6 +504,7 @@ impl Controller {
         let report = self.lb.finish_ageing(plan, context)?;
         self.flow_count = Some((report.flows_seen - report.expired) as u64);
         self.half_open_count = Some((report.half_open_seen - report.half_open_expired) as u64);
+        self.conntrack_half_open = report.half_open_in_main as u64;
         self.ageing_passes += 1;
         Ok(report)
     }

@@ -125,6 +125,7 @@ impl Controller {
             },
             half_open_capacity: u64::from(dp.limits().half_open_size()),
             ageing_passes: self.ageing_passes,
+            conntrack_half_open: self.conntrack_half_open,
         };
         Ok((status, typed_states))
     }

@@ -291,14 +291,19 @@ impl Dataplane {
             origin,
         };
         // Adopted maps keep the previous lbd's allowance; an empty table
-        // has all of it. (An older object without the map, loaded for an
-        // A/B benchmark, has none to set.)
-        if origin == Origin::Fresh && dataplane.ebpf.map(names::SYN_ALLOWANCE).is_some() {
-            dataplane.set_syn_allowance(crate::ageing::syn_allowance(
-                limits.conntrack_size,
-                0,
-                0,
-            ))?;
+        // has all of it. Adopted, `HALF_OPEN` may hold half-open flows (of
+        // an lbd from before `HALF_OPEN_GEN`, too): SYNs go there until the
+        // first ageing pass says otherwise. (An older object without the
+        // maps, loaded for an A/B benchmark, has neither to set.)
+        if dataplane.ebpf.map(names::SYN_ALLOWANCE).is_some() {
+            match origin {
+                Origin::Fresh => dataplane.set_syn_allowance(crate::ageing::syn_allowance(
+                    limits.conntrack_size,
+                    0,
+                    0,
+                ))?,
+                Origin::Adopted => dataplane.set_half_open_empty_at(None)?,
+            }
         }
         Ok(dataplane)
     }
@@ -336,6 +341,7 @@ impl Dataplane {
             shape::<(), ()>(names::SHARE_EVENTS, SHARE_RING_BYTES),
             shape::<u32, u64>(names::SHARE_DROPPED, 1),
             shape::<u32, u64>(names::SYN_ALLOWANCE, 1),
+            shape::<u32, u64>(names::HALF_OPEN_GEN, 2),
             shape::<u32, RealMeta>(meta::NAME, limits.max_reals),
         ]
     }

@@ -25,6 +25,14 @@ pub const ACTIVE_LOAD: u64 = 256;
 /// Marks "no real" in `u32` real-id fields.
 pub const NO_REAL: u32 = u32::MAX;
 
+/// `HALF_OPEN_GEN` slot: how many times the data path put a half-open flow
+/// of its own into `HALF_OPEN` (or adopted a learned one there).
+pub const HALF_OPEN_GEN_INSERTS: u32 = 0;
+/// `HALF_OPEN_GEN` slot: the [`HALF_OPEN_GEN_INSERTS`] count at which
+/// userspace last saw no half-open flow of this director's own in
+/// `HALF_OPEN`; while both are equal there is none.
+pub const HALF_OPEN_GEN_EMPTY_AT: u32 = 1;
+
 /// Map names, as the program declares them and userspace looks them up.
 pub mod map_names {
     pub const SERVICES: &str = "SERVICES";
@@ -47,6 +55,7 @@ pub mod map_names {
     pub const SHARE_EVENTS: &str = "SHARE_EVENTS";
     pub const SHARE_DROPPED: &str = "SHARE_DROPPED";
     pub const SYN_ALLOWANCE: &str = "SYN_ALLOWANCE";
+    pub const HALF_OPEN_GEN: &str = "HALF_OPEN_GEN";
 }
 
 /// Program names in the object file.

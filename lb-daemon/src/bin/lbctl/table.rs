@@ -49,9 +49,10 @@ pub fn status(status: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "connection table: {} of {} entries; half-open table: {} of {}; ageing passes: {}",
+        "connection table: {} of {} entries ({} half-open); half-open table: {} of {}; ageing passes: {}",
         status.conntrack_entries,
         status.conntrack_capacity,
+        status.conntrack_half_open,
         status.half_open_entries,
         status.half_open_capacity,
         status.ageing_passes
