@@ -70,9 +70,9 @@ fn process(ctx: &XdpContext) -> Reason {
     }
     // A known flow costs one lookup. A SYN that opens a connection is not
     // looked up while this CPU may put half-open flows into the connection
-    // table: its insert there fails when the 5-tuple has a flow (a
-    // retransmission, a reused port; `open_in_main`), so a new connection
-    // touches the table once. A TCP packet that is not in the connection
+    // table (`conntrack::syn_to_main`): its insert there fails when the
+    // 5-tuple has a flow (a retransmission, a reused port; `open_in_main`),
+    // so a new connection touches the table once. A TCP packet that is not in the connection
     // table may be a half-open flow's of `HALF_OPEN` (the ACK that completes
     // its handshake); a SYN is never looked up there (a retransmitted one is
     // found when its insert fails: `schedule_flow`). Otherwise only service
