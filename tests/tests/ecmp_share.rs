@@ -151,6 +151,9 @@ fn flows_opened_at_one_director_are_known_at_the_others() {
         Download::start(&mut lab, 0, &url(VIP_V4.into(), "/big"), RATE).expect("curl");
     let (long, seen_at_d0) = the_new_flow(&d0, &[]);
     let at_d1 = wait_flow(&d1, &long, "established", "director 1");
+    // `lbctl flows` tells another director's flow from one's own.
+    assert!(flows_of(&d1, &long).iter().all(|f| f.learned));
+    assert!(flows_of(&d0, &long).iter().all(|f| !f.learned));
     println!(
         "a new connection through director 0: in its table {} ms after curl started, \
          established in director 1's {} ms after that (polling lbctl every 2 ms)",

@@ -221,6 +221,10 @@ pub struct FlowEntry {
     pub idle_seconds: u64,
     /// Seconds until ageing removes it if it stays idle.
     pub expires_in_seconds: u64,
+    /// Learned from another director (flow sharing): this director counts
+    /// it nowhere until it forwards a packet of it.
+    #[serde(default)]
+    pub learned: bool,
 }
 
 /// `Trace` data.

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use lb_common::{FLOW_ACTIVE, FLOW_HALF_OPEN, FlowKey, FlowValue, TrafficStats};
+use lb_common::{FLOW_ACTIVE, FLOW_F_LEARNED, FLOW_HALF_OPEN, FlowKey, FlowValue, TrafficStats};
 
 use super::{ControlError, Controller, health::RealHealth};
 use crate::{
@@ -282,6 +282,7 @@ impl FlowView {
                 .into(),
                 idle_seconds: idle.as_secs(),
                 expires_in_seconds: timeout.saturating_sub(idle).as_secs(),
+                learned: value.flags & FLOW_F_LEARNED != 0,
             });
         }
         entries.sort_by(|a, b| {

@@ -80,8 +80,16 @@ pub fn flows(flows: &[FlowEntry]) -> String {
     for f in flows {
         let _ = writeln!(
             out,
-            "{:<5} {:<12} {:>5}s {:>7}s {:<44} {:<26} {}",
-            f.protocol, f.state, f.idle_seconds, f.expires_in_seconds, f.client, f.service, f.real
+            "{:<5} {:<12} {:>5}s {:>7}s {:<44} {:<26} {}{}",
+            f.protocol,
+            f.state,
+            f.idle_seconds,
+            f.expires_in_seconds,
+            f.client,
+            f.service,
+            f.real,
+            // Flow sharing: another director's flow, counted nowhere here.
+            if f.learned { "  (learned)" } else { "" }
         );
     }
     let _ = writeln!(out, "{} flows", flows.len());
