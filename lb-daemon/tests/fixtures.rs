@@ -907,6 +907,19 @@ fn every_fixture_gets_its_verdict_reason_and_output() {
     );
 }
 
+/// The connection-table key of `CLIENT4:sport` -> `VIP4:80` over TCP.
+fn flow_key4(sport: u16) -> FlowKey {
+    FlowKey {
+        src: lb_common::addr_words_v4(CLIENT4.octets()),
+        dst: lb_common::addr_words_v4(VIP4.octets()),
+        src_port: sport.to_be(),
+        dst_port: 80u16.to_be(),
+        proto: 6,
+        family: 4,
+        _pad: [0; 2],
+    }
+}
+
 /// Which table holds a flow, and in what state. A half-open flow is in
 /// `CONNTRACK` while the CPU has `SYN_ALLOWANCE`, in `HALF_OPEN` without
 /// (a SYN flood); `HalfOpen*` name the state it has in either.
@@ -1019,15 +1032,7 @@ fn half_open_steps(steps: &[Step], to_main: bool, failures: &mut Vec<String>) {
                 s.reason.name()
             ));
         }
-        let key = FlowKey {
-            src: lb_common::addr_words_v4(CLIENT4.octets()),
-            dst: lb_common::addr_words_v4(VIP4.octets()),
-            src_port: s.sport.to_be(),
-            dst_port: 80u16.to_be(),
-            proto: 6,
-            family: 4,
-            _pad: [0; 2],
-        };
+        let key = flow_key4(s.sport);
         let dp = h.lb.dataplane();
         let main = dp.flow(&key).unwrap().map(|f| f.state);
         let half = dp.half_open_flow(&key).unwrap().map(|f| f.state);
@@ -1089,15 +1094,6 @@ fn retransmitted_syns_counted(to_main: bool) {
     h.lb.dataplane_mut()
         .set_syn_allowance(if to_main { 1000 } else { 0 })
         .unwrap();
-    let key = |sport: u16| FlowKey {
-        src: lb_common::addr_words_v4(CLIENT4.octets()),
-        dst: lb_common::addr_words_v4(VIP4.octets()),
-        src_port: sport.to_be(),
-        dst_port: 80u16.to_be(),
-        proto: 6,
-        family: 4,
-        _pad: [0; 2],
-    };
     let total = |h: &Harness| -> u64 {
         let dp = h.lb.dataplane();
         (0..dp.limits().max_reals)
@@ -1127,7 +1123,11 @@ fn retransmitted_syns_counted(to_main: bool) {
     }
     // All of it on the first flow's real.
     let dp = h.lb.dataplane();
-    let real = dp.flow(&key(42000)).unwrap().expect("established").real;
+    let real = dp
+        .flow(&flow_key4(42000))
+        .unwrap()
+        .expect("established")
+        .real;
     assert_eq!(dp.real_syn_retransmits(real).unwrap(), 2);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -1139,24 +1139,18 @@ fn retransmitted_syns_counted(to_main: bool) {
 #[test]
 fn syns_beyond_the_allowance_go_to_the_half_open_table() {
     let mut h = harness();
-    // 3 for each CPU: the harness runs the program on one.
-    let cpus = aya::util::nr_cpus().expect("CPU count") as u64;
+    // 3 for each online CPU (the allowance is split over those): the
+    // harness runs the program on one.
+    let cpus = aya::util::online_cpus().expect("online CPUs").len() as u64;
     h.lb.dataplane_mut().set_syn_allowance(3 * cpus).unwrap();
     let others = 3 * (cpus - 1);
-    let key = |sport: u16| FlowKey {
-        src: lb_common::addr_words_v4(CLIENT4.octets()),
-        dst: lb_common::addr_words_v4(VIP4.octets()),
-        src_port: sport.to_be(),
-        dst_port: 80u16.to_be(),
-        proto: 6,
-        family: 4,
-        _pad: [0; 2],
-    };
     let place = |h: &Harness, sport: u16| {
         let dp = h.lb.dataplane();
         match (
-            dp.flow(&key(sport)).unwrap().map(|f| f.state),
-            dp.half_open_flow(&key(sport)).unwrap().map(|f| f.state),
+            dp.flow(&flow_key4(sport)).unwrap().map(|f| f.state),
+            dp.half_open_flow(&flow_key4(sport))
+                .unwrap()
+                .map(|f| f.state),
         ) {
             (Some(FLOW_HALF_OPEN), None) => "CONNTRACK half-open",
             (None, Some(FLOW_HALF_OPEN)) => "HALF_OPEN half-open",
@@ -1191,7 +1185,7 @@ fn syns_beyond_the_allowance_go_to_the_half_open_table() {
     h.run(&tcp4(CLIENT4, 43005, VIP4, 80, TCP_SYN));
     assert_eq!(place(&h, 43005), "HALF_OPEN half-open");
     let dp = h.lb.dataplane();
-    let real = dp.flow(&key(43000)).unwrap().unwrap().real;
+    let real = dp.flow(&flow_key4(43000)).unwrap().unwrap().real;
     assert_eq!(
         (
             dp.real_connections(real).unwrap(),

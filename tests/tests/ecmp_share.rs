@@ -113,6 +113,7 @@ fn active_connections(d: &LabDaemon) -> u64 {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, told in order")]
 fn flows_opened_at_one_director_are_known_at_the_others() {
     let mut lab = Lab::builder()
         .clients(1)

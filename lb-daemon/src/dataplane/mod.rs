@@ -561,19 +561,35 @@ impl Dataplane {
 
     /// Records the ring buffer had no room for, summed over CPUs.
     pub fn share_dropped(&self) -> Result<u64, DataplaneError> {
-        let map: PerCpuArray<&MapData, u64> = self
-            .ebpf
-            .map(names::SHARE_DROPPED)
-            .ok_or(DataplaneError::MissingMap {
-                name: names::SHARE_DROPPED,
-            })?
-            .try_into()
-            .map_err(map_err(names::SHARE_DROPPED))?;
+        let map: PerCpuArray<&MapData, u64> = self.typed_map(names::SHARE_DROPPED)?;
         Ok(map
             .get(&0, 0)
             .map_err(map_err(names::SHARE_DROPPED))?
             .iter()
             .sum())
+    }
+
+    /// A map the object still holds (not taken into a field), typed.
+    fn typed_map<'a, T>(&'a self, name: &'static str) -> Result<T, DataplaneError>
+    where
+        T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        self.ebpf
+            .map(name)
+            .ok_or(DataplaneError::MissingMap { name })?
+            .try_into()
+            .map_err(map_err(name))
+    }
+
+    fn typed_map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, DataplaneError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        self.ebpf
+            .map_mut(name)
+            .ok_or(DataplaneError::MissingMap { name })?
+            .try_into()
+            .map_err(map_err(name))
     }
 
     /// Whether the rare-event log is on.

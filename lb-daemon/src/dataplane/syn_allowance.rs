@@ -56,26 +56,4 @@ impl Dataplane {
         map.set(HALF_OPEN_GEN_EMPTY_AT, inserts.unwrap_or(u64::MAX), 0)
             .map_err(map_err(names::HALF_OPEN_GEN))
     }
-
-    fn typed_map<'a, T>(&'a self, name: &'static str) -> Result<T, DataplaneError>
-    where
-        T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
-    {
-        self.ebpf
-            .map(name)
-            .ok_or(DataplaneError::MissingMap { name })?
-            .try_into()
-            .map_err(map_err(name))
-    }
-
-    fn typed_map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, DataplaneError>
-    where
-        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
-    {
-        self.ebpf
-            .map_mut(name)
-            .ok_or(DataplaneError::MissingMap { name })?
-            .try_into()
-            .map_err(map_err(name))
-    }
 }

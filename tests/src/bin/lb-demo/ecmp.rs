@@ -28,7 +28,7 @@ use lb_lab::{
     requests::{Clients, summarize},
 };
 
-use crate::{INTERRUPTED, answered_in_last_second};
+use crate::{INTERRUPTED, answered_in_last_second, with_lab_paths};
 
 const CONFIG: &str = include_str!("../../../../config/demo-ecmp.toml");
 const SERVICE: &str = "10.99.0.200:80/tcp";
@@ -129,15 +129,7 @@ fn director_config(lab: &Lab, i: usize) -> String {
         .filter(|&p| p != i)
         .map(|p| format!("\"{}\"", lab.director_addr_v4(p)))
         .collect();
-    CONFIG
-        .replace(
-            "/run/lbd-demo/lbd.sock",
-            &lab.dir().join(format!("lbd{i}.sock")).display().to_string(),
-        )
-        .replace(
-            "/sys/fs/bpf/lbd-demo",
-            &format!("/sys/fs/bpf/{}demo{i}", lab.prefix()),
-        )
+    with_lab_paths(CONFIG, lab, i)
         .replace(
             "listen = \"10.99.0.2\"",
             &format!("listen = \"{}\"", lab.director_addr_v4(i)),

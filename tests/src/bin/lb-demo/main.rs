@@ -322,11 +322,10 @@ fn per_second(
     sums.into_iter().map(|n| format!("+{n}/s"))
 }
 
-/// `config/demo.toml` for director `i`: this lab's own socket and pin
-/// directory (two demos, or a demo that was killed, never share them);
-/// director 1 has the lower priority and director 0 as its sync peer.
-fn director_config(lab: &Lab, i: usize) -> String {
-    let config = DEMO_CONFIG
+/// A shipped demo config with director `i`'s socket and pin directory of
+/// this lab instead of the shipped ones.
+fn with_lab_paths(config: &str, lab: &Lab, i: usize) -> String {
+    config
         .replace(
             "/run/lbd-demo/lbd.sock",
             &lab.dir().join(format!("lbd{i}.sock")).display().to_string(),
@@ -334,7 +333,14 @@ fn director_config(lab: &Lab, i: usize) -> String {
         .replace(
             "/sys/fs/bpf/lbd-demo",
             &format!("/sys/fs/bpf/{}demo{i}", lab.prefix()),
-        );
+        )
+}
+
+/// `config/demo.toml` for director `i`: this lab's own socket and pin
+/// directory (two demos, or a demo that was killed, never share them);
+/// director 1 has the lower priority and director 0 as its sync peer.
+fn director_config(lab: &Lab, i: usize) -> String {
+    let config = with_lab_paths(DEMO_CONFIG, lab, i);
     if i == 0 {
         config
     } else {
