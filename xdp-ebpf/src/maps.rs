@@ -29,12 +29,16 @@ pub static REALS: Array<RealValue> = Array::with_max_entries(65536, 0);
 #[map]
 pub static REAL_CONNS: Array<u64> = Array::with_max_entries(65536, 0);
 
-/// real id -> inactive (half-open) connections, kept like `REAL_CONNS`.
+/// No longer written or read: the inactive (half-open) count is derived
+/// from `REAL_LOAD` and `REAL_CONNS` (see conntrack.rs). Still declared so
+/// that an upgraded lbd adopts the maps an older one pinned, which include
+/// it.
 #[map]
 pub static REAL_INACTIVE: Array<u64> = Array::with_max_entries(65536, 0);
 
 /// real id -> least-connection load, `active * 256 + inactive` (IPVS's
-/// overhead), kept with the two counts so a scan reads one array.
+/// overhead): the half-open flows' count lives only here, and a scan reads
+/// one array.
 #[map]
 pub static REAL_LOAD: Array<u64> = Array::with_max_entries(65536, 0);
 

@@ -174,7 +174,6 @@ pub struct Dataplane {
     vips: HashMap<MapData, VipKey, u32>,
     reals: Array<MapData, RealValue>,
     real_conns: Array<MapData, u64>,
-    real_inactive: Array<MapData, u64>,
     real_load: Array<MapData, u64>,
     real_stats: PerCpuArray<MapData, TrafficStats>,
     real_syn_retrans: PerCpuArray<MapData, u64>,
@@ -270,7 +269,6 @@ impl Dataplane {
             vips: typed(&mut ebpf, names::VIPS)?,
             reals: typed(&mut ebpf, names::REALS)?,
             real_conns: typed(&mut ebpf, names::REAL_CONNS)?,
-            real_inactive: typed(&mut ebpf, names::REAL_INACTIVE)?,
             real_load: typed(&mut ebpf, names::REAL_LOAD)?,
             real_stats: typed(&mut ebpf, names::REAL_STATS)?,
             real_syn_retrans: typed(&mut ebpf, names::REAL_SYN_RETRANS)?,
@@ -781,16 +779,25 @@ impl Dataplane {
         inactive: u64,
     ) -> Result<(), DataplaneError> {
         Self::check(id, "real", self.limits.max_reals)?;
-        self.real_conns
-            .set(id, active, 0)
-            .map_err(map_err(names::REAL_CONNS))?;
-        self.real_inactive
-            .set(id, inactive, 0)
-            .map_err(map_err(names::REAL_INACTIVE))?;
+        // In the order the data path keeps (conntrack.rs): a reader between
+        // the two writes derives an inactive count too low, not too high.
         let load = active.wrapping_mul(ACTIVE_LOAD).wrapping_add(inactive);
-        self.real_load
-            .set(id, load, 0)
-            .map_err(map_err(names::REAL_LOAD))
+        let old_active = self.real_connections(id)?;
+        if active >= old_active {
+            self.real_conns
+                .set(id, active, 0)
+                .map_err(map_err(names::REAL_CONNS))?;
+            self.real_load
+                .set(id, load, 0)
+                .map_err(map_err(names::REAL_LOAD))
+        } else {
+            self.real_load
+                .set(id, load, 0)
+                .map_err(map_err(names::REAL_LOAD))?;
+            self.real_conns
+                .set(id, active, 0)
+                .map_err(map_err(names::REAL_CONNS))
+        }
     }
 
     /// A real's least-connection load as the data path keeps it.
@@ -801,11 +808,14 @@ impl Dataplane {
     }
 
     /// Inactive (half-open) connections of a real as the data path counts
-    /// them.
+    /// them: not kept apart, but the part of its load that its active
+    /// connections do not explain (`load - 256 * active`). Read load first:
+    /// the data path raises the active count before the load and lowers it
+    /// after, so a count changing meanwhile makes this too low, never too high.
     pub fn real_inactive(&self, id: u32) -> Result<u64, DataplaneError> {
-        self.real_inactive
-            .get(&id, 0)
-            .map_err(map_err(names::REAL_INACTIVE))
+        let load = self.real_load(id)?;
+        let active = self.real_connections(id)?;
+        Ok(load.saturating_sub(active.saturating_mul(ACTIVE_LOAD)))
     }
 
     /// Sets a real's inactive count (and its load, keeping the active one).

@@ -295,7 +295,7 @@ pub const FLOW_ACTIVE: u32 = 1;
 pub const FLOW_CLOSING: u32 = 2;
 /// A TCP flow between the client's SYN and its first packet without SYN
 /// (the handshake's ACK): kept in `HALF_OPEN`, counted in its real's
-/// inactive connections (`REAL_INACTIVE`), not in the active ones. The ACK
+/// inactive connections (its load in `REAL_LOAD`), not in the active ones. The ACK
 /// moves it to `CONNTRACK` as [`FLOW_ACTIVE`]; FIN or RST makes it
 /// [`FLOW_CLOSING`] where it is.
 pub const FLOW_HALF_OPEN: u32 = 3;
