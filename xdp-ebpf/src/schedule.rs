@@ -27,13 +27,6 @@ pub fn pick(svc: &ServiceValue, key: &FlowKey, increment: u64) -> Option<u32> {
     if real == NO_REAL { None } else { Some(real) }
 }
 
-/// Whether the pick reads a slot of the service's table at random (Maglev,
-/// source hashing), rather than the next one (rr, wrr) or none (lc).
-#[inline(always)]
-pub fn reads_ring_at_random(svc: &ServiceValue) -> bool {
-    svc.scheduler == sched::MAGLEV || svc.scheduler == sched::SH
-}
-
 #[inline(always)]
 fn table_at(svc: &ServiceValue, index: u32) -> Option<u32> {
     let slot = svc.table_offset.wrapping_add(index);
