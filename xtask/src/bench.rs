@@ -11,7 +11,8 @@ use anyhow::Result;
 
 use crate::{LB_XDP_OBJECT, build, cargo, cargo_target_dir, run_command};
 
-/// `ARGS` go to `lb-bench` only.
+/// `ARGS` go to `lb-bench` only; with `--ab OBJECT_A OBJECT_B` only
+/// `lb-bench` runs (see `lb-bench/ab.rs`).
 pub(crate) fn run(json: bool, args: &[OsString]) -> Result<()> {
     let object = build::build_ebpf()?;
     let mut cmd = cargo();
@@ -30,6 +31,10 @@ pub(crate) fn run(json: bool, args: &[OsString]) -> Result<()> {
     }
     cmd.args(args);
     run_command(&mut cmd)?;
+    // An A/B comparison of two builds (`--ab A B`) is all that was asked.
+    if args.iter().any(|a| a == "--ab") {
+        return Ok(());
+    }
 
     // lbd-scale runs lbd and lbctl from its own directory. Two builds: with
     // both packages selected, `--bins` would build every lb-lab binary too.
