@@ -144,3 +144,31 @@ fn a_restarted_balancer_adopts_pinned_maps_and_keeps_every_flow() {
         "{text}"
     );
 }
+
+/// `lbctl director drain` is recorded in the pinned settings: a restarted
+/// lbd finds it there, whatever else it rewrites in them at start; `lbctl
+/// director undrain` clears it.
+#[test]
+fn a_drain_survives_a_restart_until_undrained() {
+    let pins = Pins(PinDir::new(format!(
+        "/sys/fs/bpf/lbtest-{}-drain",
+        std::process::id()
+    )));
+    let mut dp = open(&pins.0, LIMITS).unwrap();
+    assert_eq!(dp.origin(), Origin::Fresh);
+    assert!(!dp.director_drained().unwrap(), "a fresh data path");
+    dp.set_director_drained(true).unwrap();
+    dp.set_event_log(true).unwrap();
+    drop(dp);
+
+    // `open` rewrites the interfaces, as lbd does at every start.
+    let mut dp = open(&pins.0, LIMITS).unwrap();
+    assert_eq!(dp.origin(), Origin::Adopted);
+    assert!(dp.director_drained().unwrap(), "kept across the restart");
+    assert!(dp.event_log().unwrap(), "the other flags kept too");
+    dp.set_director_drained(false).unwrap();
+    drop(dp);
+
+    let dp = open(&pins.0, LIMITS).unwrap();
+    assert!(!dp.director_drained().unwrap(), "undrained");
+}

@@ -6,7 +6,8 @@
 //!
 //! Under continuous load (a new connection per request, 8 workers, each
 //! request with a 3 s timeout, every request recorded): a fourth director
-//! joins; one is drained (`lbctl director drain`) and then stopped; one is
+//! joins; one is drained (`lbctl director drain`) and then stopped, started
+//! again (it stays drained), undrained, drained and stopped again; one is
 //! killed (its BIRD and lbd gone; its data path, pinned, stays); the link
 //! of another is cut. Join and drain must leave no failed and no hung
 //! request; a kill and a cut are measured: the time until the router's
@@ -32,6 +33,7 @@ use lb_lab::{
     daemon::{LabDaemon, LabService},
     goal::assert_within,
     requests::{Clients, Record, Summary, summarize},
+    wait_for,
     wrk::Download,
 };
 
@@ -188,6 +190,69 @@ fn settle(lab: &Lab, site: &Site, directors: &[usize]) -> Duration {
     took
 }
 
+/// Director 1, drained and stopped, is started again. Maintenance is not
+/// over because lbd restarted: the drain is kept in the pinned maps and the
+/// director stays out of the route, learning done or not, until `lbctl
+/// director undrain`; then it is drained and stopped again.
+fn restart_drained_then_undrain(
+    lab: &mut Lab,
+    site: &mut Site,
+    events: &mut Vec<(String, Instant)>,
+) {
+    events.push(("drained director 1 restarted".into(), Instant::now()));
+    // The same lbd restarted on its pins (a new `LabDaemon` would tear the
+    // old one's pins down).
+    site.daemons[1]
+        .as_mut()
+        .unwrap()
+        .spawn()
+        .expect("restart lbd");
+    site.birds[1] = Some(Bird::director(lab, 1).expect("start BIRD"));
+    let status = wait_for(PATIENCE, "restarted director 1 done learning", || {
+        let status = site.daemon(1).lbctl_json(&["director"])?;
+        if status["learned"] == true {
+            Ok(status)
+        } else {
+            Err(anyhow::anyhow!("still learning: {status}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", site.logs()));
+    let vip_state = &status["vips"][0];
+    assert!(
+        status["drained"] == true
+            && vip_state["announced"] == false
+            && vip_state["state"]
+                .as_str()
+                .is_some_and(|s| s.contains("drained")),
+        "a restarted drained director must stay drained: {status}\n{}",
+        site.logs()
+    );
+    let hops = next_hops(lab.router_ns(), vip()).unwrap();
+    assert!(
+        !hops.contains(&IpAddr::V4(lab.director_addr_v4(1))),
+        "the router routes through the restarted drained director: {hops:?}"
+    );
+    std::thread::sleep(AFTER);
+    events.push(("director 1 undrained".into(), Instant::now()));
+    site.daemon(1)
+        .lbctl_ok(&["director", "undrain"])
+        .expect("lbctl director undrain");
+    let took = settle(lab, site, &[0, 1, 2, 3]);
+    println!(
+        "undrain: back in the router's route after {} ms",
+        took.as_millis()
+    );
+    events.push(("director 1 drained again".into(), Instant::now()));
+    site.daemon(1)
+        .lbctl_ok(&["director", "drain"])
+        .expect("lbctl director drain");
+    settle(lab, site, &[0, 2, 3]);
+    events.push(("drained director 1 stopped again".into(), Instant::now()));
+    site.daemons[1].as_mut().unwrap().stop().unwrap();
+    site.birds[1] = None;
+    std::thread::sleep(AFTER);
+}
+
 fn scale_out(scheduler: &'static str, share: bool) {
     let mut lab = lab();
     let mut router = Bird::router(&mut lab).expect("start the router's BIRD");
@@ -258,6 +323,8 @@ fn scale_out(scheduler: &'static str, share: bool) {
     site.birds[1] = None;
     std::thread::sleep(AFTER);
     finish_downloads(scheduler, downloads, &site);
+
+    restart_drained_then_undrain(&mut lab, &mut site, &mut events);
 
     events.push(("director 2 killed (BIRD and lbd)".into(), Instant::now()));
     let killed = Instant::now();

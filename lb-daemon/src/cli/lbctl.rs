@@ -97,7 +97,9 @@ pub enum Command {
 pub enum DirectorCommand {
     /// Withdraw every VIP from the router (the routing daemon stops
     /// announcing them) and keep forwarding the flows that still arrive:
-    /// before maintenance, wait until they stop, then stop lbd.
+    /// before maintenance, wait until they stop, then stop lbd. The drain
+    /// outlives an lbd restart (it is kept with the pinned maps) until
+    /// `undrain`; `lbd teardown` or a reboot forgets it.
     Drain,
     /// Announce the VIPs again (each where its services are healthy).
     Undrain,

@@ -99,12 +99,22 @@ impl Host {
     }
 
     /// `lbctl director drain|undrain`.
-    fn drain_director(&mut self, controller: &Controller, drain: bool) -> Response {
+    fn drain_director(&mut self, controller: &mut Controller, drain: bool) -> Response {
         let Vips::Ecmp(announcer) = &mut self.vips else {
             return Response::failure(
-                "this director has no [ecmp] table: it holds its VIPs itself (or by VRRP),                  there is nothing to withdraw",
+                "this director has no [ecmp] table: it holds its VIPs itself (or by VRRP), \
+                 there is nothing to withdraw",
             );
         };
+        // Recorded first, in the pinned maps, so that a restarted lbd keeps
+        // it; if that fails nothing changes.
+        if let Err(e) = controller
+            .balancer_mut()
+            .dataplane_mut()
+            .set_director_drained(drain)
+        {
+            return Response::failure(format!("recording the drain in the pinned maps: {e}"));
+        }
         announcer.set_drained(drain);
         announcer.update(&mut self.netlink, &controller.service_health());
         let summary = if drain {

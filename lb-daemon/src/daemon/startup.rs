@@ -126,13 +126,27 @@ pub(super) fn vip_holder(
         // Held by a previous lbd without [ecmp]: the router, not ARP,
         // brings the clients' packets now.
         vips::sync(netlink, interfaces[0].1, previous_vips, &BTreeSet::new());
-        let announcer = super::announcer::Announcer::start(
+        let mut announcer = super::announcer::Announcer::start(
             ecmp,
             netlink,
             // With [ecmp.sync]: every peer's table has arrived.
             share.map(flow_share::ShareHandle::learned_flag),
             Arc::clone(metrics),
         )?;
+        // Drained before a restart (recorded in the adopted pinned maps):
+        // maintenance is not over because lbd restarted.
+        if controller
+            .balancer()
+            .dataplane()
+            .director_drained()
+            .unwrap_or(false)
+        {
+            tracing::warn!(
+                "this director was drained (lbctl director drain) before lbd restarted: \
+                 its VIPs stay withdrawn until lbctl director undrain"
+            );
+            announcer.set_drained(true);
+        }
         return Ok(Vips::Ecmp(Box::new(announcer)));
     }
     Ok(match &config.vrrp {

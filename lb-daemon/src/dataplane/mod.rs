@@ -21,9 +21,9 @@ use aya::{
 };
 use lb_common::{
     ACTIVE_LOAD, FlowKey, FlowValue, IfaceMac, LcHints, LcSet, MAX_IFACES, RealValue, Reason,
-    SETTINGS_F_LOG_EVENTS, SETTINGS_F_SHARE_FLOWS, SHARE_RING_BYTES, ServiceKey, ServiceValue,
-    Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey, map_names as names,
-    program_names,
+    SETTINGS_F_DIRECTOR_DRAINED, SETTINGS_F_LOG_EVENTS, SETTINGS_F_SHARE_FLOWS, SHARE_RING_BYTES,
+    ServiceKey, ServiceValue, Settings, TABLE_CHUNK_SLOTS, TableChunk, TrafficStats, VipKey,
+    map_names as names, program_names,
 };
 
 pub(crate) use batch::{lookup_all, unsupported as batch_unsupported, update_entries};
@@ -535,6 +535,27 @@ impl Dataplane {
         self.settings
             .set(0, settings, 0)
             .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Records whether the director is drained (`lbctl director drain`) in
+    /// the pinned settings, for the next lbd (see
+    /// [`SETTINGS_F_DIRECTOR_DRAINED`]).
+    pub fn set_director_drained(&mut self, drained: bool) -> Result<(), DataplaneError> {
+        let mut settings = self.settings()?;
+        if drained {
+            settings.flags |= SETTINGS_F_DIRECTOR_DRAINED;
+        } else {
+            settings.flags &= !SETTINGS_F_DIRECTOR_DRAINED;
+        }
+        self.settings
+            .set(0, settings, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Whether a drain is recorded (by this lbd or by the one whose pinned
+    /// maps it adopted).
+    pub fn director_drained(&self) -> Result<bool, DataplaneError> {
+        Ok(self.settings()?.flags & SETTINGS_F_DIRECTOR_DRAINED != 0)
     }
 
     /// Switches flow sharing's reports (`SHARE_EVENTS`, see

@@ -324,7 +324,8 @@ pub struct IfaceMac {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     pub iface_count: u32,
-    /// [`SETTINGS_F_LOG_EVENTS`].
+    /// [`SETTINGS_F_LOG_EVENTS`], [`SETTINGS_F_SHARE_FLOWS`],
+    /// [`SETTINGS_F_DIRECTOR_DRAINED`].
     pub flags: u32,
     /// Until when (`CLOCK_MONOTONIC` ns, the clock of
     /// `bpf_ktime_get_coarse_ns`) a mid-connection TCP packet of a flow this
@@ -344,6 +345,11 @@ pub const SETTINGS_F_LOG_EVENTS: u32 = 1;
 /// `Settings::flags`: report flows opened, established and closing into
 /// `SHARE_EVENTS` (flow sharing, `[ecmp.sync]`).
 pub const SETTINGS_F_SHARE_FLOWS: u32 = 2;
+/// `Settings::flags`, for userspace only (the data path ignores it): the
+/// director is drained (`lbctl director drain`). Kept in the pinned map so
+/// that a restarted lbd, which adopts it, stays drained until `lbctl
+/// director undrain`; `lbd teardown` (or a reboot) forgets it.
+pub const SETTINGS_F_DIRECTOR_DRAINED: u32 = 4;
 
 /// Bytes of the `SHARE_EVENTS` ring buffer: about 75,000 records (48 bytes
 /// and the kernel's 8-byte header each), 1.5 s of 50,000 new flows a second
