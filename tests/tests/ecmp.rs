@@ -190,6 +190,27 @@ fn settle(lab: &Lab, site: &Site, directors: &[usize]) -> Duration {
     took
 }
 
+/// `lbctl director ACTION` on director 1 (an event), then [`settle`] on the
+/// route through `directors`.
+fn director_1(
+    lab: &Lab,
+    site: &Site,
+    events: &mut Vec<(String, Instant)>,
+    action: &str,
+    directors: &[usize],
+) -> Duration {
+    let n = events
+        .iter()
+        .filter(|(what, _)| what.contains(action))
+        .count();
+    let again = if n > 0 { " again" } else { "" };
+    events.push((format!("director 1 {action}ed{again}"), Instant::now()));
+    site.daemon(1)
+        .lbctl_ok(&["director", action])
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", site.logs()));
+    settle(lab, site, directors)
+}
+
 /// Director 1, drained and stopped, is started again. Maintenance is not
 /// over because lbd restarted: the drain is kept in the pinned maps and the
 /// director stays out of the route, learning done or not, until `lbctl
@@ -233,20 +254,12 @@ fn restart_drained_then_undrain(
         "the router routes through the restarted drained director: {hops:?}"
     );
     std::thread::sleep(AFTER);
-    events.push(("director 1 undrained".into(), Instant::now()));
-    site.daemon(1)
-        .lbctl_ok(&["director", "undrain"])
-        .expect("lbctl director undrain");
-    let took = settle(lab, site, &[0, 1, 2, 3]);
+    let took = director_1(lab, site, events, "undrain", &[0, 1, 2, 3]);
     println!(
         "undrain: back in the router's route after {} ms",
         took.as_millis()
     );
-    events.push(("director 1 drained again".into(), Instant::now()));
-    site.daemon(1)
-        .lbctl_ok(&["director", "drain"])
-        .expect("lbctl director drain");
-    settle(lab, site, &[0, 2, 3]);
+    director_1(lab, site, events, "drain", &[0, 2, 3]);
     events.push(("drained director 1 stopped again".into(), Instant::now()));
     site.daemons[1].as_mut().unwrap().stop().unwrap();
     site.birds[1] = None;
@@ -308,11 +321,7 @@ fn scale_out(scheduler: &'static str, share: bool) {
         took.as_millis()
     );
 
-    events.push(("director 1 drained".into(), Instant::now()));
-    site.daemon(1)
-        .lbctl_ok(&["director", "drain"])
-        .expect("lbctl director drain");
-    let took = settle(&lab, &site, &[0, 2, 3]);
+    let took = director_1(&lab, &site, &mut events, "drain", &[0, 2, 3]);
     println!(
         "drain: out of the router's route after {} ms",
         took.as_millis()

@@ -526,11 +526,16 @@ impl Dataplane {
     /// Switches the data path's rare-event log (see `xdp-ebpf/src/events.rs`)
     /// on or off, at once, without touching anything else.
     pub fn set_event_log(&mut self, on: bool) -> Result<(), DataplaneError> {
+        self.set_settings_flag(SETTINGS_F_LOG_EVENTS, on)
+    }
+
+    /// Sets or clears one of `Settings::flags`, leaving the rest.
+    fn set_settings_flag(&mut self, flag: u32, on: bool) -> Result<(), DataplaneError> {
         let mut settings = self.settings()?;
         if on {
-            settings.flags |= SETTINGS_F_LOG_EVENTS;
+            settings.flags |= flag;
         } else {
-            settings.flags &= !SETTINGS_F_LOG_EVENTS;
+            settings.flags &= !flag;
         }
         self.settings
             .set(0, settings, 0)
@@ -541,15 +546,7 @@ impl Dataplane {
     /// the pinned settings, for the next lbd (see
     /// [`SETTINGS_F_DIRECTOR_DRAINED`]).
     pub fn set_director_drained(&mut self, drained: bool) -> Result<(), DataplaneError> {
-        let mut settings = self.settings()?;
-        if drained {
-            settings.flags |= SETTINGS_F_DIRECTOR_DRAINED;
-        } else {
-            settings.flags &= !SETTINGS_F_DIRECTOR_DRAINED;
-        }
-        self.settings
-            .set(0, settings, 0)
-            .map_err(map_err(names::SETTINGS))
+        self.set_settings_flag(SETTINGS_F_DIRECTOR_DRAINED, drained)
     }
 
     /// Whether a drain is recorded (by this lbd or by the one whose pinned
@@ -561,15 +558,7 @@ impl Dataplane {
     /// Switches flow sharing's reports (`SHARE_EVENTS`, see
     /// `xdp-ebpf/src/share.rs`) on or off.
     pub fn set_share_flows(&mut self, on: bool) -> Result<(), DataplaneError> {
-        let mut settings = self.settings()?;
-        if on {
-            settings.flags |= SETTINGS_F_SHARE_FLOWS;
-        } else {
-            settings.flags &= !SETTINGS_F_SHARE_FLOWS;
-        }
-        self.settings
-            .set(0, settings, 0)
-            .map_err(map_err(names::SETTINGS))
+        self.set_settings_flag(SETTINGS_F_SHARE_FLOWS, on)
     }
 
     /// The flow-sharing ring buffer, taken out of the object (once per
