@@ -13,6 +13,12 @@
 //! loaded four times (A, B, B, A, A, B, B, A) and its samples are those of
 //! all its copies.
 //!
+//! The first new-flow case (`new_rr`) runs higher here than in the main
+//! bench, and noisier (A/A up to 5%): eight copies' tables warm up side by
+//! side. More untimed flows per copy made every case slower and noisier
+//! (a new flow's cost grows with the memory the tables span), so judge a
+//! change by the other cases too.
+//!
 //! Every case is timed with single runs (`repeat = 1`) as the new-flow
 //! cases of the main bench are; "own" is a case's median minus the same
 //! build's `floor` median.
