@@ -2,7 +2,7 @@
 //! by side in one process, timed case by case in alternating slices of
 //! single runs. The machines here are shared: their speed drifts by tens of
 //! ns between two runs of the same object a minute apart, more than most
-//! changes to the data path are worth. Slices of a few hundred samples,
+//! changes to the data path are worth. Slices of 100 single runs per copy,
 //! alternating A, B then B, A, expose both builds to the same drift, so the
 //! difference of their medians is the change's own.
 //!
@@ -23,14 +23,13 @@
 //! cases of the main bench are; "own" is a case's median minus the same
 //! build's `floor` median.
 
-use std::path::Path;
+use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::{Context, Result};
 use lb_common::program_names;
 use lb_daemon::dataplane::Dataplane;
 
 use super::{Bench, Services, TCP_ACK, TCP_SYN, limits, median, new_client_syn, percentile, tcp4};
-use std::net::Ipv4Addr;
 
 /// Slices per case, and samples per slice of each copy of a build.
 const SLICES: usize = 30;
