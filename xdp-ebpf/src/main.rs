@@ -347,7 +347,22 @@ fn complete_in_place(
     flow.state = FLOW_ACTIVE;
     flow.last_seen_ns = now;
     conntrack::return_syn_allowance();
-    handshake_done(key, flow.real, real);
+    handshake_done(ctx, key, flow, real, our_mac)
+}
+
+/// Counts a completed handshake (inactive -> active), reports it and
+/// forwards the packet that completed it.
+#[inline(always)]
+fn handshake_done(
+    ctx: &XdpContext,
+    key: &FlowKey,
+    flow: &FlowValue,
+    real: &RealValue,
+    our_mac: &[u8; 6],
+) -> Reason {
+    conntrack::handshake_completed(flow.real);
+    lc::load_rose(real);
+    share::report(key, flow.real, FLOW_ACTIVE);
     forward(
         ctx,
         flow.service,
@@ -356,14 +371,6 @@ fn complete_in_place(
         our_mac,
         Reason::Established,
     )
-}
-
-/// Counts a completed handshake: inactive -> active, and reports it.
-#[inline(always)]
-fn handshake_done(key: &FlowKey, real_id: u32, real: &RealValue) {
-    conntrack::handshake_completed(real_id);
-    lc::load_rose(real);
-    share::report(key, real_id, FLOW_ACTIVE);
 }
 
 /// The handshake of a half-open flow completed: the flow moves to
@@ -389,15 +396,7 @@ fn establish(
         return Reason::ConntrackFull;
     }
     conntrack::remove_half_open(key);
-    handshake_done(key, flow.real, real);
-    forward(
-        ctx,
-        flow.service,
-        flow.real,
-        real,
-        our_mac,
-        Reason::Established,
-    )
+    handshake_done(ctx, key, &flow, real, our_mac)
 }
 
 /// Picks a real for a new flow and records the flow: a SYN as half-open
@@ -469,19 +468,10 @@ fn schedule_flow(
             return open_in_main(packet, &flow, scheduled, now);
         }
         if conntrack::insert_half_open_new(key, &flow).is_err() {
-            if let Some(existing) = conntrack::lookup_half_open(key) {
-                let existing = unsafe { &mut *existing };
-                match continue_flow(existing, packet, now, Table::HalfOpen) {
-                    Ok((real, _)) => {
-                        return Ok(Scheduled {
-                            service: existing.service,
-                            real_id: existing.real,
-                            real,
-                            reason: Reason::Established,
-                        });
-                    }
-                    Err(why) => scheduled.reason = why,
-                }
+            if let Some(kept) = conntrack::lookup_half_open(key).and_then(|existing| {
+                keep_existing(existing, packet, now, Table::HalfOpen, &mut scheduled)
+            }) {
+                return Ok(kept);
             }
             if conntrack::insert_half_open(key, &flow).is_err() {
                 return Err(Reason::ConntrackFull);
@@ -527,19 +517,10 @@ fn open_in_main(
 ) -> Result<Scheduled, Reason> {
     let key = &packet.key;
     if conntrack::insert_new(key, flow).is_err() {
-        if let Some(existing) = conntrack::lookup(key) {
-            let existing = unsafe { &mut *existing };
-            match continue_flow(existing, packet, now, Table::Main) {
-                Ok((real, _)) => {
-                    return Ok(Scheduled {
-                        service: existing.service,
-                        real_id: existing.real,
-                        real,
-                        reason: Reason::Established,
-                    });
-                }
-                Err(why) => scheduled.reason = why,
-            }
+        if let Some(kept) = conntrack::lookup(key)
+            .and_then(|existing| keep_existing(existing, packet, now, Table::Main, &mut scheduled))
+        {
+            return Ok(kept);
         }
         if conntrack::insert(key, flow).is_err() {
             return Err(Reason::ConntrackFull);
@@ -549,6 +530,34 @@ fn open_in_main(
     conntrack::handshake_started(flow.real);
     share::report(key, flow.real, FLOW_HALF_OPEN);
     Ok(scheduled)
+}
+
+/// A SYN whose insert found a flow of its 5-tuple already in `table`:
+/// where that flow goes on as [`continue_flow`] says (a retransmission, or
+/// a SYN of an established flow, stays on the flow's real), or `None` with
+/// `scheduled.reason` set when it must be scheduled again (a closing flow's
+/// 5-tuple reused, its real gone).
+#[inline(always)]
+fn keep_existing(
+    existing: *mut FlowValue,
+    packet: &Packet,
+    now: u64,
+    table: Table,
+    scheduled: &mut Scheduled,
+) -> Option<Scheduled> {
+    let existing = unsafe { &mut *existing };
+    match continue_flow(existing, packet, now, table) {
+        Ok((real, _)) => Some(Scheduled {
+            service: existing.service,
+            real_id: existing.real,
+            real,
+            reason: Reason::Established,
+        }),
+        Err(why) => {
+            scheduled.reason = why;
+            None
+        }
+    }
 }
 
 /// The real's forwarding entry when it may carry traffic: configured, MAC

@@ -569,12 +569,13 @@ impl Dataplane {
 
     /// Records the ring buffer had no room for, summed over CPUs.
     pub fn share_dropped(&self) -> Result<u64, DataplaneError> {
-        let map: PerCpuArray<&MapData, u64> = self.typed_map(names::SHARE_DROPPED)?;
-        Ok(map
-            .get(&0, 0)
-            .map_err(map_err(names::SHARE_DROPPED))?
-            .iter()
-            .sum())
+        self.per_cpu_total(names::SHARE_DROPPED)
+    }
+
+    /// Slot 0 of the per-CPU `u64` map `name`, summed over CPUs.
+    fn per_cpu_total(&self, name: &'static str) -> Result<u64, DataplaneError> {
+        let map: PerCpuArray<&MapData, u64> = self.typed_map(name)?;
+        Ok(map.get(&0, 0).map_err(map_err(name))?.iter().sum())
     }
 
     /// A map the object still holds (not taken into a field), typed.
@@ -792,22 +793,18 @@ impl Dataplane {
         // In the order the data path keeps (conntrack.rs): a reader between
         // the two writes derives an inactive count too low, not too high.
         let load = active.wrapping_mul(ACTIVE_LOAD).wrapping_add(inactive);
-        let old_active = self.real_connections(id)?;
-        if active >= old_active {
-            self.real_conns
-                .set(id, active, 0)
-                .map_err(map_err(names::REAL_CONNS))?;
-            self.real_load
-                .set(id, load, 0)
-                .map_err(map_err(names::REAL_LOAD))
-        } else {
-            self.real_load
-                .set(id, load, 0)
-                .map_err(map_err(names::REAL_LOAD))?;
-            self.real_conns
-                .set(id, active, 0)
-                .map_err(map_err(names::REAL_CONNS))
+        let fewer = active < self.real_connections(id)?;
+        let mut writes = [
+            (&mut self.real_conns, names::REAL_CONNS, active),
+            (&mut self.real_load, names::REAL_LOAD, load),
+        ];
+        if fewer {
+            writes.reverse();
         }
+        for (map, name, value) in writes {
+            map.set(id, value, 0).map_err(map_err(name))?;
+        }
+        Ok(())
     }
 
     /// A real's least-connection load as the data path keeps it.

@@ -13,12 +13,7 @@ use super::{Dataplane, DataplaneError, map_err};
 impl Dataplane {
     /// What all CPUs may still put into the connection table.
     pub fn syn_allowance(&self) -> Result<u64, DataplaneError> {
-        let map: PerCpuArray<&MapData, u64> = self.typed_map(names::SYN_ALLOWANCE)?;
-        Ok(map
-            .get(&0, 0)
-            .map_err(map_err(names::SYN_ALLOWANCE))?
-            .iter()
-            .sum())
+        self.per_cpu_total(names::SYN_ALLOWANCE)
     }
 
     /// Sets the allowance to `total`, split evenly over the online CPUs

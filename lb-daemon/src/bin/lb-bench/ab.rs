@@ -23,13 +23,13 @@
 //! cases of the main bench are; "own" is a case's median minus the same
 //! build's `floor` median.
 
-use std::{net::Ipv4Addr, path::Path};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use lb_common::program_names;
 use lb_daemon::dataplane::Dataplane;
 
-use super::{Bench, Services, TCP_ACK, TCP_SYN, limits, median, new_client_syn, percentile, tcp4};
+use super::{Bench, Services, TCP_ACK, TCP_SYN, limits, median, new_client_syn, percentile};
 
 /// Slices per case, and samples per slice of each copy of a build.
 const SLICES: usize = 30;
@@ -69,15 +69,7 @@ impl Side {
         let dp = Dataplane::load_object(&bytes, limits())
             .with_context(|| format!("loading {}", object.display()))?;
         let (mut bench, services) = Bench::new(dp)?;
-        let flow = |flags| {
-            tcp4(
-                Ipv4Addr::new(198, 51, 100, 1),
-                5000,
-                services.v4(0),
-                80,
-                flags,
-            )
-        };
+        let flow = |flags| services.established_v4(flags);
         bench.run_once(program_names::LB, &flow(TCP_SYN))?;
         bench.run_once(program_names::LB, &flow(TCP_ACK))?;
         bench.warm_up(services.v4(0))?;

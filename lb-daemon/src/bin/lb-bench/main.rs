@@ -106,15 +106,7 @@ fn main() -> Result<()> {
     });
 
     // The same established flow is timed with a small and a full table.
-    let hit4 = |flags| {
-        tcp4(
-            Ipv4Addr::new(198, 51, 100, 1),
-            5000,
-            services.v4(0),
-            80,
-            flags,
-        )
-    };
+    let hit4 = |flags| services.established_v4(flags);
     results.push(b.hit_case("hit_tcp4", hit4)?);
     results.push(b.hit_case("hit_tcp6", |flags| {
         tcp6(client6(1), 5000, services.v6, 80, flags)
@@ -197,6 +189,12 @@ struct Services {
 impl Services {
     fn v4(&self, index: usize) -> Ipv4Addr {
         self.v4_vips[index]
+    }
+
+    /// A frame with TCP `flags` of the established IPv4 flow the hit cases
+    /// time (to the first service).
+    fn established_v4(&self, flags: u8) -> Vec<u8> {
+        tcp4(Ipv4Addr::new(198, 51, 100, 1), 5000, self.v4(0), 80, flags)
     }
 }
 
